@@ -1,0 +1,41 @@
+"""Real-time pages for Django in pure Python: typed websocket consumers for django-hypergen."""
+
+from hypergen.liveview import NO_PERM_REQUIRED
+
+from .consumer import HypergenConsumer
+from .decorators import consumer
+from .errors import (
+    FRAME_TOO_LARGE,
+    HANDLER_ERROR,
+    INVALID_FRAME,
+    LAYER_UNAVAILABLE,
+    PERMISSION_DENIED,
+    UNKNOWN_HANDLER,
+    VALIDATION_ERROR,
+    ChannelLayerUnavailable,
+    ConsumerNotMounted,
+)
+from .handlers import handler
+from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
+from .routing import autoconsumers
+
+__all__ = [
+    "HypergenConsumer",
+    "handler",
+    "consumer",
+    "autoconsumers",
+    "group_send",
+    "agroup_send",
+    "consumer_command",
+    "aconsumer_command",
+    "NO_PERM_REQUIRED",
+    "ChannelLayerUnavailable",
+    "ConsumerNotMounted",
+    "INVALID_FRAME",
+    "FRAME_TOO_LARGE",
+    "UNKNOWN_HANDLER",
+    "VALIDATION_ERROR",
+    "PERMISSION_DENIED",
+    "HANDLER_ERROR",
+    "LAYER_UNAVAILABLE",
+]

@@ -1,0 +1,62 @@
+"""Make hypergen's rendering context safe for asyncio.
+
+hypergen keeps what is being rendered (the HTML under construction, the command list)
+in ``hypergen.context.context``, a ``threading.local``. Two async handlers that
+interleave on one event loop thread would share it and write into each other's
+output. We give that same object a ``contextvars`` storage instead: every asyncio
+task and every ``sync_to_async`` call then sees its own copy, and plain threads keep
+their own as before, so hypergen's HTTP liveviews and actions behave exactly as they did.
+
+The swap changes the class of hypergen's existing ``context`` object, because hypergen
+modules hold references to that object (``from hypergen.context import context as c``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any
+
+from hypergen.context import Context, context
+from pyrsistent import pmap
+
+_HYPERGEN_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "hypergen_consumers_hypergen_context", default=pmap()
+)
+
+
+def _get(self: Context) -> Any:
+    return _HYPERGEN_CONTEXT.get()
+
+
+def _set(self: Context, value: Any) -> None:
+    _HYPERGEN_CONTEXT.set(value)
+
+
+class ContextVarContext(Context):
+    """hypergen's ``Context`` with its state in a ContextVar instead of thread-local storage."""
+
+    ctx = property(_get, _set)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return _HYPERGEN_CONTEXT.get()[key]
+        except KeyError:
+            raise AttributeError("No such attribute: " + key) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return _HYPERGEN_CONTEXT.get()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in _HYPERGEN_CONTEXT.get()
+
+
+def install() -> None:
+    """Switch hypergen's global context to ContextVar storage (idempotent)."""
+    if type(context) is ContextVarContext:
+        return
+    # Whatever the importing thread had set (normally nothing) carries over.
+    current = context.__dict__.get("ctx", pmap())
+    # Context.__setattr__ would store "__class__" as a context key, so bypass it.
+    threading.local.__setattr__(context, "__class__", ContextVarContext)
+    _HYPERGEN_CONTEXT.set(current)

@@ -1,0 +1,288 @@
+"""What one websocket connection does: connect, receive, run handlers, reply, disconnect.
+
+Kept apart from ``consumer.py`` (class creation) so each module has one job. The mixin
+runs on Channels' ``AsyncJsonWebsocketConsumer``: Channels delivers one message at a time
+per connection, so a connection's handlers run in order and its replies keep that order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import traceback
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads
+
+from .errors import (
+    ChannelLayerUnavailable,
+    CLOSE_PERMISSION_DENIED,
+    FRAME_TOO_LARGE,
+    HANDLER_ERROR,
+    INVALID_FRAME,
+    LAYER_UNAVAILABLE,
+    PERMISSION_DENIED,
+    UNKNOWN_HANDLER,
+    VALIDATION_ERROR,
+    error_command,
+)
+from .handlers import HandlerArgumentsInvalid, HandlerSpec
+from .layers import FRAME_EVENT, layer_errors
+from .perms import check_user_perms
+from .rendering import render_async, render_sync
+
+__all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+DEFAULT_MAX_FRAME_BYTES = 256 * 1024
+CLOSE_INTERNAL_ERROR = 1011
+
+
+def max_frame_bytes() -> int:
+    return int(getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES))
+
+
+def build_request(scope: dict[str, Any]) -> Any:
+    """A Django ASGIRequest for the handshake, like the request a view gets (user, session)."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.handlers.asgi import ASGIRequest
+
+    request = ASGIRequest({**scope, "method": "WS"}, io.BytesIO())
+    request.user = scope.get("user") or AnonymousUser()
+    if "session" in scope:
+        request.session = scope["session"]
+    return request
+
+
+async def _perms_ok(user: Any, perm: Any, any_perm: bool) -> tuple[bool, frozenset[str]]:
+    if perm == NO_PERM_REQUIRED:
+        return True, frozenset()
+    return await database_sync_to_async(check_user_perms)(user, perm, any_perm)
+
+
+async def _call_hook(func: Any, *args: Any) -> None:
+    """Await an async hook, or run a sync one in a worker thread (so the ORM works)."""
+    if inspect.iscoroutinefunction(func):
+        await func(*args)
+    else:
+        await database_sync_to_async(func)(*args)
+
+
+class ConnectionMixin:
+    """Per-connection behaviour of HypergenConsumer (see consumer.py for configuration)."""
+
+    # --- connect / disconnect --------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Check permissions, join the group, let ``connect()`` accept, then run ``on_connect``."""
+        cls = type(self)
+        self._joined: list[str] = []
+        self._accepted = False
+        if self.channel_layer is None:
+            msg = (
+                f"{cls.__name__} needs a channel layer for its group: set CHANNEL_LAYERS = "
+                f"{{'default': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} in settings "
+                f"(or channels_redis for several processes)."
+            )
+            raise ImproperlyConfigured(msg)
+        self.url_kwargs = dict(self.scope.get("url_route", {}).get("kwargs", {}))
+        self.request = build_request(self.scope)
+        ok, self.matched_perms = await _perms_ok(self.request.user, cls.perm, cls.any_perm)
+        if not ok:
+            logger.info("%s: handshake refused, %s lacks perm %r", cls.__name__, self.request.user, cls.perm)
+            await self.close(code=CLOSE_PERMISSION_DENIED)
+            return
+        self.group = cls._group_for(self)
+        try:
+            for group in [self.group, *self.groups]:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self._joined.append(group)
+        except Exception:
+            logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
+            await self._leave_groups()
+            await self.close(code=CLOSE_INTERNAL_ERROR)
+            return
+        try:
+            await self.connect()
+        except AcceptConnection:
+            await self.accept()
+        except DenyConnection:
+            await self.close()
+        if not self._accepted:
+            await self._leave_groups()
+            return
+        if cls._on_connect is not None:
+            await self._run(cls._on_connect, [], to_group=False)
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        self._accepted = True
+        await super().accept(subprotocol=subprotocol, headers=headers)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""
+        await self._leave_groups()
+        await self.disconnect(message.get("code", 1000))
+        hook = type(self)._on_disconnect
+        if hook is not None and getattr(self, "_accepted", False):
+            try:
+                await _call_hook(hook, self, self.request, message.get("code", 1000))
+            except Exception:
+                logger.exception("%s.on_disconnect raised", type(self).__name__)
+        raise StopConsumer()
+
+    async def _leave_groups(self) -> None:
+        for group in getattr(self, "_joined", []):
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.exception("%s: could not leave group %r", type(self).__name__, group)
+        self._joined = []
+
+    # --- receiving ------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Check and decode one client frame, then hand it to ``receive_json``."""
+        if text_data is None:
+            await self.send_error(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
+            return
+        limit = max_frame_bytes()
+        if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
+            await self.send_error(
+                FRAME_TOO_LARGE,
+                f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES).",
+            )
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except Exception as exc:
+            await self.send_error(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300])
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Dispatch a decoded ``{"args": [...], "meta": {...}}`` frame to its handler."""
+        if not (
+            isinstance(content, dict) and isinstance(content.get("args"), list) and isinstance(content.get("meta"), dict)
+        ):
+            await self.send_error(
+                INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
+            )
+            return
+        args = content["args"]
+        handlers = type(self)._handlers
+        if len(handlers) == 1:
+            (spec,) = handlers.values()
+            await self._run_checked(spec, args, to_group=spec.broadcast)
+            return
+        name = args[0] if args else None
+        await self._dispatch(name, args[1:], to_group=None)
+
+    async def _dispatch(self, name: Any, args: list[Any], *, to_group: bool | None) -> None:
+        handlers = type(self)._handlers
+        spec = handlers.get(name) if isinstance(name, str) else None
+        if spec is None:
+            await self.send_error(
+                UNKNOWN_HANDLER,
+                f"{type(self).__name__} has no handler {name!r}; its handlers are {sorted(handlers)}. "
+                f"With several handlers the first callback argument names one.",
+            )
+            return
+        await self._run_checked(spec, args, to_group=spec.broadcast if to_group is None else to_group)
+
+    async def _run_checked(self, spec: HandlerSpec, args: list[Any], *, to_group: bool) -> None:
+        matched = self.matched_perms
+        if spec.perm is not None:
+            ok, handler_matched = await _perms_ok(self.request.user, spec.perm, spec.any_perm)
+            if not ok:
+                await self.send_error(
+                    PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}."
+                )
+                return
+            matched = matched | handler_matched
+        await self._run(spec, args, to_group=to_group, matched_perms=matched)
+
+    async def _run(
+        self, spec: HandlerSpec, args: list[Any], *, to_group: bool, matched_perms: frozenset[str] | None = None
+    ) -> None:
+        cls = type(self)
+        try:
+            call_args, call_kwargs = spec.bind(args, self.url_kwargs)
+        except HandlerArgumentsInvalid as exc:
+            await self.send_error(
+                VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.", errors=exc.errors
+            )
+            return
+        options = dict(
+            request=self.request,
+            target_id=cls.target_id,
+            user_plugins=cls.user_plugins,
+            matched_perms=self.matched_perms if matched_perms is None else matched_perms,
+            owner=cls.__name__,
+        )
+        positional = [self, self.request, *call_args]
+        try:
+            if spec.is_async:
+                commands = await render_async(spec.func, positional, call_kwargs, **options)
+            else:
+                commands = await database_sync_to_async(render_sync)(spec.func, positional, call_kwargs, **options)
+            text = dumps(commands) if commands else None
+        except Exception as exc:
+            logger.exception("%s.%s raised", cls.__name__, spec.name)
+            extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
+            await self.send_error(
+                HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
+            )
+            return
+        if text is None:
+            return
+        if to_group:
+            await self.send_to_group(text)
+        else:
+            await self.send(text_data=text)
+
+    # --- sending --------------------------------------------------------------------
+
+    async def send_to_group(self, text: str) -> None:
+        """Send an encoded command list to every connection in this connection's group."""
+        try:
+            async with layer_errors("group_send", self.group):
+                await self.channel_layer.group_send(self.group, {"type": FRAME_EVENT, "text": text})
+        except ChannelLayerUnavailable as exc:
+            await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)
+
+    async def send_error(self, code: str, message: str, *, log: bool = True, **extra: Any) -> None:
+        """Send one ``hypergen.websocket.error`` command to this connection alone, and log it."""
+        if log:
+            logger.warning("%s: %s: %s", type(self).__name__, code, message)
+        await self.send(text_data=dumps([error_command(code, message, **extra)]))
+
+    # --- channel layer events -------------------------------------------------------
+
+    async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
+        """An already encoded command list for this connection (a broadcast or consumer_command)."""
+        await self.send(text_data=event["text"])
+
+    async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:
+        """Run a handler as if this connection's client had sent it (``group_send``); reply to it alone."""
+        try:
+            args = loads(event["args"])
+        except Exception as exc:
+            await self.send_error(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}")
+            return
+        await self._dispatch(event.get("handler"), list(args), to_group=False)
+
+    # --- JSON with hypergen's encoding ----------------------------------------------
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return loads(text_data)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return dumps(content)

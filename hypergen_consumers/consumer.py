@@ -1,0 +1,305 @@
+"""``HypergenConsumer`` and the metaclass that registers it.
+
+A subclass declares ``perm``, optionally ``path``/``target_id``/``group_name``/..., and
+``@handler`` methods. At class creation the metaclass checks the configuration, compiles
+each handler's validator, compiles the route and registers the class for
+``autoconsumers()``: every mistake surfaces at import time as ImproperlyConfigured.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ImproperlyConfigured
+from hypergen.liveview import NO_PERM_REQUIRED
+
+from . import _context, routing
+from .connection import ConnectionMixin
+from .groups import default_group_name, safe_group_name
+from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
+
+__all__ = ["HypergenConsumer", "HypergenConsumerMeta"]
+
+_context.install()
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z\d])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+#: Keyword arguments of @consumer and class attributes a subclass may set.
+CONFIG_ATTRIBUTES = (
+    "perm",
+    "any_perm",
+    "path",
+    "target_id",
+    "base_template",
+    "group_name",
+    "broadcast",
+    "user_plugins",
+    "autourl",
+)
+
+
+def snake_case(name: str) -> str:
+    """``ChatRoom`` -> ``chat_room``; ``message_chatgroup`` stays as it is."""
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+class _GroupNameLookup:
+    """``ChatRoom.group_name(room_name="vip")`` on the class; ``self.group_name()`` on a connection."""
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., str]:
+        if instance is not None and hasattr(instance, "group"):
+            group: str = instance.group
+
+            def own_group(*args: Any, **kwargs: Any) -> str:
+                return group if not args and not kwargs else owner.group_name(*args, **kwargs)  # type: ignore[attr-defined]
+
+            return own_group
+
+        def lookup(*args: Any, **kwargs: Any) -> str:
+            return owner._lookup_group_name(args, kwargs)  # type: ignore[attr-defined]
+
+        return lookup
+
+
+class HypergenConsumerMeta(type):
+    """Registers each concrete subclass: route, handlers with validators, group rule."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
+        localns = kwargs.pop("localns", None)
+        if localns is None:
+            localns = sys._getframe(1).f_locals
+        group_rule = namespace.pop("group_name", UNSET)
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, HypergenConsumerMeta) for base in bases):
+            return cls  # HypergenConsumer itself.
+        if group_rule is not UNSET:
+            cls._group_rule = _unwrap_group_rule(cls, group_rule)
+        cls._abstract = bool(namespace.get("abstract", False))
+        _configure(cls, namespace, dict(localns) if localns is not None else {})
+        if not cls._abstract:
+            routing.register(cls)
+        return cls
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        kwargs.pop("localns", None)
+        super().__init__(name, bases, namespace, **kwargs)
+
+
+def _unwrap_group_rule(cls: type, rule: Any) -> Callable[[Any], str] | None:
+    if isinstance(rule, staticmethod):
+        rule = rule.__func__
+    if rule is not None and not callable(rule):
+        msg = (
+            f"{cls.__qualname__}.group_name must be a callable taking the consumer and returning a "
+            f"string (e.g. group_name = lambda consumer: 'lobby'), or None; got {rule!r}."
+        )
+        raise ImproperlyConfigured(msg)
+    return rule
+
+
+def _reserved_names() -> frozenset[str]:
+    return frozenset(name for klass in HypergenConsumer.__mro__ for name in vars(klass))
+
+
+def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -> None:
+    owner = cls.__qualname__
+    if not cls._abstract:
+        _check_perm(owner, "perm", cls.perm)
+    cls.path = namespace.get("path") or f"{snake_case(cls.__name__)}/"
+    cls._route = routing.compile_route(owner, cls.path)
+    if cls.target_id is None and cls.base_template is not None:
+        cls.target_id = getattr(cls.base_template, "target_id", None)
+    for attribute in ("broadcast", "any_perm", "autourl"):
+        if not isinstance(getattr(cls, attribute), bool):
+            msg = f"{owner}.{attribute} must be True or False, not {getattr(cls, attribute)!r}."
+            raise ImproperlyConfigured(msg)
+    cls.user_plugins = tuple(cls.user_plugins or ())
+
+    localns = {**localns, **namespace}
+    reserved = _reserved_names()
+    handlers: dict[str, HandlerSpec] = {}
+    for name in _marked_names(cls):
+        func = inspect.getattr_static(cls, name)
+        options = handler_options(func)
+        if options is None:
+            continue  # A subclass replaced the handler with a plain method.
+        if name.startswith("_") or name in reserved:
+            msg = (
+                f"{owner}.{name}: {name!r} cannot be a handler name, because it is private or "
+                f"already means something to Channels/HypergenConsumer. Rename the method."
+            )
+            raise ImproperlyConfigured(msg)
+        if options.perm is not UNSET:
+            _check_perm(f"{owner}.{name}", "perm", options.perm)
+        handlers[name] = compile_handler(
+            owner,
+            name,
+            func,
+            cls._route.kwarg_names,
+            perm=None if options.perm is UNSET else options.perm,
+            any_perm=False if options.any_perm is UNSET else options.any_perm,
+            broadcast=cls.broadcast if options.broadcast is UNSET else options.broadcast,
+            localns=localns,
+        )
+    if not handlers and not cls._abstract and not _has_custom_receive(cls):
+        msg = (
+            f"{owner} has no handlers: mark the methods clients may call with @handler, "
+            f"e.g. @handler\\n    def send_message(self, request, text: str): ..."
+        )
+        raise ImproperlyConfigured(msg)
+    cls._handlers = handlers
+    cls._on_connect = _compile_hook(cls, "on_connect", localns)
+    overridden = cls.on_disconnect is not HypergenConsumer.on_disconnect
+    cls._on_disconnect = cls.on_disconnect if overridden else None
+
+
+def _has_custom_receive(cls: type) -> bool:
+    return any(
+        getattr(cls, name) is not getattr(HypergenConsumer, name) for name in ("receive", "receive_json")
+    )
+
+
+def _marked_names(cls: type) -> list[str]:
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if handler_options(value) is not None:
+                names[name] = None
+    return list(names)
+
+
+def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec | None:
+    func = getattr(cls, name)
+    if func is getattr(HypergenConsumer, name):
+        return None
+    spec = compile_handler(
+        cls.__qualname__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False, localns=localns
+    )
+    if spec.client_params and name == "on_connect":
+        missing = [p for p in spec.client_params if spec.model.model_fields[_field(spec, p)].is_required()]
+        if missing:
+            msg = (
+                f"{cls.__qualname__}.on_connect(self, request, ...) takes {missing}, which are not URL kwargs "
+                f"of {cls.path!r}. Only URL kwargs are passed to on_connect; give them defaults or remove them."
+            )
+            raise ImproperlyConfigured(msg)
+    return spec
+
+
+def _field(spec: HandlerSpec, param: str) -> str:
+    return next(p.field for p in spec.params if p.name == param)
+
+
+def _check_perm(owner: str, attribute: str, perm: Any) -> None:
+    fix = (
+        f"Set {attribute} = \"app.codename\" (or a list of them), as in @liveview(perm=...), "
+        f"or {attribute} = NO_PERM_REQUIRED to allow everyone."
+    )
+    if perm is None or perm == "" or perm == ():
+        msg = f"{owner} has no {attribute}. {fix}"
+        raise ImproperlyConfigured(msg)
+    if perm == NO_PERM_REQUIRED or isinstance(perm, str):
+        return
+    try:
+        perms = list(perm)
+    except TypeError:
+        perms = [None]
+    if not perms or not all(isinstance(p, str) and p for p in perms):
+        msg = f"{owner}.{attribute} = {perm!r} is not a permission string or a list of them. {fix}"
+        raise ImproperlyConfigured(msg)
+
+
+class HypergenConsumer(ConnectionMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta):
+    """A Channels websocket consumer whose ``@handler`` methods render with hypergen.
+
+    Subclass it, set ``perm`` and mark handlers with ``@handler``. Handler output (HTML
+    morphed into ``target_id`` and ``command(...)`` calls) goes to every connection of the
+    consumer's group, or to the sender only with ``broadcast=False``.
+    """
+
+    #: Required permission(s) to connect, as in ``@liveview``; NO_PERM_REQUIRED to opt out.
+    perm: ClassVar[Any] = None
+    #: With several ``perm``\\s: True means any one of them suffices.
+    any_perm: ClassVar[bool] = False
+    #: Route relative to ``ws/<namespace>/``; default ``<snake_case_of_class_name>/``.
+    path: ClassVar[str | None] = None
+    #: Element id that a handler's rendered HTML is morphed into.
+    target_id: ClassVar[str | None] = None
+    #: A hypergen base template; its ``target_id`` is used when ``target_id`` is not set.
+    base_template: ClassVar[Any] = None
+    #: True: handler output goes to the whole group; False: to the sender only.
+    broadcast: ClassVar[bool] = True
+    #: Extra hypergen plugins used while handlers render.
+    user_plugins: ClassVar[Any] = ()
+    #: False keeps the consumer out of ``autoconsumers()`` (mount it yourself with as_asgi()).
+    autourl: ClassVar[bool] = True
+    #: Lets hypergen's ``callback(ChatRoom, ...)`` call ``ChatRoom.reverse()`` itself.
+    supports_hypergen_callback: ClassVar[bool] = True
+
+    group_name = _GroupNameLookup()
+
+    _group_rule: ClassVar[Callable[[Any], str] | None] = None
+    _handlers: ClassVar[dict[str, HandlerSpec]] = {}
+    _on_connect: ClassVar[HandlerSpec | None] = None
+    _on_disconnect: ClassVar[Callable[..., Any] | None] = None
+    _abstract: ClassVar[bool] = True
+
+    def on_connect(self, request: Any, **url_kwargs: Any) -> Any:
+        """Override to set up per-connection state or render a first update.
+
+        Called once the connection is accepted, with URL kwargs bound by name as in
+        handlers. May be ``def`` (run in a worker thread) or ``async def``. What it renders
+        goes to this connection only.
+        """
+
+    def on_disconnect(self, request: Any, code: int) -> Any:
+        """Override to clean up when the connection closes (after it left its group).
+
+        May be ``def`` (run in a worker thread) or ``async def``.
+        """
+
+    @classmethod
+    def reverse(cls, *args: Any, **kwargs: Any) -> str:
+        """The absolute ``ws://``/``wss://`` URL of this consumer for the given URL kwargs."""
+        return routing.reverse_url(cls, args, kwargs)
+
+    @classmethod
+    def _url_kwargs_from(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        names = cls._route.kwarg_names  # type: ignore[attr-defined]
+        if len(args) > len(names):
+            msg = f"{cls.__name__} takes at most {len(names)} URL args {list(names)}; got {len(args)}."
+            raise TypeError(msg)
+        url_kwargs = dict(zip(names, args))
+        clash = set(url_kwargs) & set(kwargs)
+        if clash:
+            msg = f"{cls.__name__}: URL kwarg(s) {sorted(clash)} given both by position and by name."
+            raise TypeError(msg)
+        url_kwargs.update(kwargs)
+        return url_kwargs
+
+    @classmethod
+    def _lookup_group_name(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        url_kwargs = cls._url_kwargs_from(args, kwargs)
+        if cls._group_rule is None:
+            names = set(cls._route.kwarg_names)  # type: ignore[attr-defined]
+            if set(url_kwargs) != names:
+                msg = (
+                    f"{cls.__name__}.group_name() needs exactly the URL kwargs of {cls.path!r}: "
+                    f"{sorted(names)}; got {sorted(url_kwargs)}."
+                )
+                raise TypeError(msg)
+        stand_in = cls.__new__(cls)
+        stand_in.url_kwargs = url_kwargs
+        stand_in.scope = {"type": "websocket", "url_route": {"args": (), "kwargs": url_kwargs}}
+        return cls._group_for(stand_in)
+
+    @classmethod
+    def _group_for(cls, consumer: Any) -> str:
+        if cls._group_rule is not None:
+            return safe_group_name(cls._group_rule(consumer))
+        return default_group_name(f"{cls.__module__}.{cls.__qualname__}", consumer.url_kwargs)

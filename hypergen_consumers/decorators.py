@@ -1,0 +1,72 @@
+"""``@consumer``: one function becomes a one-handler HypergenConsumer subclass.
+
+Sugar over the class API that adds nothing of its own: the function already has a
+method's shape, ``f(consumer, request, ...)``, so it becomes the class's only handler.
+The decorated name *is* the class, so ``.reverse()``, ``.group_name()`` and
+``.as_asgi()`` work on it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, overload
+
+from .consumer import CONFIG_ATTRIBUTES, HypergenConsumer, HypergenConsumerMeta
+from .handlers import handler
+
+__all__ = ["consumer"]
+
+# @action keyword arguments that have no meaning on a websocket, with the reason.
+_ACTION_ONLY = {
+    "re_path": "regex routes are not supported; use path= with Django path converters",
+    "login_url": "a websocket cannot redirect to a login page; the handshake is refused with close code 4403",
+    "raise_exception": "a refused websocket handshake always closes with code 4403",
+    "redirect_field_name": "a websocket cannot redirect to a login page",
+    "partial": "partial page loading is for HTTP liveviews",
+    "base_view": "there is no page view to re-render on a websocket",
+    "appstate": "per-connection state lives on the consumer instance (consumer.my_state = ...)",
+}
+
+
+@overload
+def consumer(func: Callable[..., Any], /) -> type[HypergenConsumer]: ...
+
+
+@overload
+def consumer(**options: Any) -> Callable[[Callable[..., Any]], type[HypergenConsumer]]: ...
+
+
+def consumer(func: Any = None, /, **options: Any) -> Any:
+    """Turn ``f(consumer, request, ...)`` into a HypergenConsumer with ``f`` as its one handler.
+
+    Takes the class attributes as keyword arguments: ``perm`` (required), ``any_perm``,
+    ``path``, ``target_id``, ``base_template``, ``group_name``, ``broadcast``,
+    ``user_plugins``, ``autourl``.
+    """
+    for name in options:
+        if name in _ACTION_ONLY:
+            msg = f"@consumer does not take {name}=: {_ACTION_ONLY[name]}."
+            raise TypeError(msg)
+        if name not in CONFIG_ATTRIBUTES:
+            msg = f"@consumer got an unexpected keyword argument {name!r}; it takes {', '.join(CONFIG_ATTRIBUTES)}."
+            raise TypeError(msg)
+    localns = sys._getframe(1).f_locals
+
+    def wrap(function: Callable[..., Any]) -> type[HypergenConsumer]:
+        namespace = {
+            **options,
+            function.__name__: handler(function),
+            "__module__": function.__module__,
+            "__qualname__": function.__qualname__,
+            "__doc__": function.__doc__,
+        }
+        cls = HypergenConsumerMeta(function.__name__, (HypergenConsumer,), namespace, localns=localns)
+        return cls  # type: ignore[return-value]
+
+    if func is not None:
+        if options:
+            msg = "Use @consumer(perm=..., ...) with keyword arguments only."
+            raise TypeError(msg)
+        return wrap(func)
+    return wrap

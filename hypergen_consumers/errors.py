@@ -1,0 +1,75 @@
+"""Error codes sent to clients, and the exceptions this package raises.
+
+Every rejection of client input is answered with one frame holding one command,
+``[["hypergen.websocket.error", {"code": CODE, "message": text, ...}]]``, and a log line.
+The codes are module constants so tests and user code can import them instead of
+repeating string literals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "INVALID_FRAME",
+    "FRAME_TOO_LARGE",
+    "UNKNOWN_HANDLER",
+    "VALIDATION_ERROR",
+    "PERMISSION_DENIED",
+    "HANDLER_ERROR",
+    "LAYER_UNAVAILABLE",
+    "ERROR_CODES",
+    "ERROR_COMMAND",
+    "ChannelLayerUnavailable",
+    "ConsumerNotMounted",
+    "error_command",
+]
+
+INVALID_FRAME = "invalid_frame"
+FRAME_TOO_LARGE = "frame_too_large"
+UNKNOWN_HANDLER = "unknown_handler"
+VALIDATION_ERROR = "validation_error"
+PERMISSION_DENIED = "permission_denied"
+HANDLER_ERROR = "handler_error"
+LAYER_UNAVAILABLE = "layer_unavailable"
+
+ERROR_CODES = frozenset(
+    {
+        INVALID_FRAME,
+        FRAME_TOO_LARGE,
+        UNKNOWN_HANDLER,
+        VALIDATION_ERROR,
+        PERMISSION_DENIED,
+        HANDLER_ERROR,
+        LAYER_UNAVAILABLE,
+    }
+)
+
+#: The client command that surfaces a server-side error in the browser.
+ERROR_COMMAND = "hypergen.websocket.error"
+
+#: Close code sent when the handshake is refused for lack of permission.
+CLOSE_PERMISSION_DENIED = 4403
+
+
+def error_command(code: str, message: str, **extra: Any) -> list[Any]:
+    """Return the one client command that reports ``code`` to the sender."""
+    if code not in ERROR_CODES:
+        msg = f"Unknown error code {code!r}; use one of {sorted(ERROR_CODES)}."
+        raise ValueError(msg)
+    return [ERROR_COMMAND, {"code": code, "message": message, **extra}]
+
+
+class ChannelLayerUnavailable(RuntimeError):
+    """The channel layer (Redis, usually) could not be reached.
+
+    Raised by ``group_send``/``consumer_command`` and their async twins, so a view or
+    a Celery task can tell "nobody listening" (silent, as in Channels) from "the
+    message went nowhere because the layer is down" (this exception).
+    """
+
+
+class ConsumerNotMounted(ImproperlyConfigured):
+    """``reverse()`` was called on a consumer that no ``autoconsumers()`` call mounted."""

@@ -1,0 +1,48 @@
+"""Channel-layer event types and the translation of layer failures into one clear error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+from .errors import ChannelLayerUnavailable
+
+__all__ = ["FRAME_EVENT", "RUN_EVENT", "layer_errors", "require_layer"]
+
+#: An encoded command list to send as is (broadcast output, consumer_command).
+FRAME_EVENT = "hypergen_consumers.frame"
+#: Run a named handler on the receiving connection (group_send).
+RUN_EVENT = "hypergen_consumers.run"
+
+# Mistakes in our arguments, not an unreachable layer: let them through unchanged.
+_CALLER_ERRORS = (TypeError, ValueError, AssertionError)
+
+
+def require_layer(alias: str = DEFAULT_CHANNEL_LAYER):  # type: ignore[no-untyped-def]
+    layer = get_channel_layer(alias)
+    if layer is None:
+        msg = (
+            f"No channel layer {alias!r} is configured: set CHANNEL_LAYERS = {{'{alias}': {{'BACKEND': "
+            f"'channels.layers.InMemoryChannelLayer'}}}} (one process) or a channels_redis layer."
+        )
+        raise ImproperlyConfigured(msg)
+    return layer
+
+
+@asynccontextmanager
+async def layer_errors(operation: str, group: str) -> AsyncIterator[None]:
+    """Re-raise a layer failure (Redis down, timeouts) as ChannelLayerUnavailable."""
+    try:
+        yield
+    except _CALLER_ERRORS:
+        raise
+    except Exception as exc:
+        msg = (
+            f"{operation}({group!r}) could not reach the channel layer ({type(exc).__name__}: {exc}). "
+            f"Is Redis running and CHANNEL_LAYERS pointing at it?"
+        )
+        raise ChannelLayerUnavailable(msg) from exc

@@ -1,0 +1,77 @@
+"""Push to a consumer's group from anywhere: views, tasks, management commands, handlers.
+
+``group_send`` runs a handler on every connection of a group, each rendering for itself;
+``consumer_command`` sends raw client commands, encoded once. Both go through the channel
+layer, so they reach connections in other processes when the layer is channels-redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels import DEFAULT_CHANNEL_LAYER
+from hypergen.liveview import dumps
+
+from .groups import is_valid_group_name
+from .layers import FRAME_EVENT, RUN_EVENT, layer_errors, require_layer
+
+__all__ = ["group_send", "agroup_send", "consumer_command", "aconsumer_command"]
+
+
+def _check_group(function: str, group_name: Any) -> None:
+    if not is_valid_group_name(group_name):
+        msg = (
+            f"{function}() got {group_name!r}, which is not a valid Channels group name. "
+            f"Pass the value of YourConsumer.group_name(...)."
+        )
+        raise ValueError(msg)
+
+
+def _check_commands(commands: Any) -> None:
+    if not isinstance(commands, (list, tuple)) or not all(
+        isinstance(command, (list, tuple)) and command and isinstance(command[0], str) for command in commands
+    ):
+        msg = (
+            f"consumer_command() takes a list of commands, each a list starting with the client "
+            f'function\'s name, e.g. [["alert", 42]]; got {commands!r}.'
+        )
+        raise ValueError(msg)
+
+
+async def agroup_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Run ``handler`` with ``args`` on every connection in ``group_name``, as if each client sent it.
+
+    Each connection validates the args, checks the handler's perm for its own user,
+    renders for itself and receives its own output only. Raises ChannelLayerUnavailable
+    when the layer cannot be reached.
+    """
+    _check_group("group_send", group_name)
+    if not isinstance(handler, str):
+        msg = f"group_send() takes the handler's name as a string, e.g. \"send_message\"; got {handler!r}."
+        raise TypeError(msg)
+    message = {"type": RUN_EVENT, "handler": handler, "args": dumps(list(args))}
+    async with layer_errors("group_send", group_name):
+        await require_layer(layer).group_send(group_name, message)
+
+
+async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Send raw client ``commands`` to every connection in ``group_name`` (encoded once).
+
+    Raises ChannelLayerUnavailable when the layer cannot be reached.
+    """
+    _check_group("consumer_command", group_name)
+    _check_commands(commands)
+    message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
+    async with layer_errors("consumer_command", group_name):
+        await require_layer(layer).group_send(group_name, message)
+
+
+def group_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Sync twin of ``agroup_send``, for views, management commands and Celery tasks."""
+    async_to_sync(agroup_send)(group_name, handler, *args, layer=layer)
+
+
+def consumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Sync twin of ``aconsumer_command``."""
+    async_to_sync(aconsumer_command)(group_name, commands, layer=layer)

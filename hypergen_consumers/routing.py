@@ -1,0 +1,224 @@
+"""The consumer registry, ``autoconsumers()`` and ``reverse()``.
+
+Consumers register themselves per module when their class is created; ``autoconsumers``
+turns one module's consumers into a plain list of ``path()`` objects for Channels'
+``URLRouter``, mounted at ``ws/<namespace>/<path>``, and remembers where each was mounted
+so ``reverse()`` can build its URL with Django's own reversing (converters, quoting).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, path
+from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
+from hypergen.context import context
+
+from .errors import ConsumerNotMounted
+
+__all__ = ["autoconsumers", "compile_route", "registry_snapshot"]
+
+_NAMESPACE = re.compile(r"^[a-zA-Z\d_-]+(/[a-zA-Z\d_-]+)*$")
+_GROUP_NAMES_IN_REGEX = re.compile(r"\?P<[^>]+>")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A consumer's path relative to ``ws/<namespace>/``, compiled once."""
+
+    path: str
+    kwarg_names: tuple[str, ...]
+    shape: str  # the regex without group names: equal shapes are the same route
+
+
+@dataclass(frozen=True)
+class Mount:
+    namespace: str
+    route: str
+    resolver: URLResolver
+    name: str
+
+    def reverse_path(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        return "/" + self.resolver.reverse(self.name, *args, **kwargs)
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_module: dict[str, list[type]] = {}
+        self.mounts: dict[type, Mount] = {}
+        self.mounted_shapes: dict[str, type] = {}
+
+
+_registry = _Registry()
+_asgi_application_imported = False
+
+
+def compile_route(owner: str, route: Any) -> Route:
+    """Check a consumer's ``path`` and compile it; mistakes raise ImproperlyConfigured."""
+    fix = 'Use a Django path() route relative to ws/<namespace>/, e.g. path = "room/<slug:room_name>/".'
+    if not isinstance(route, str):
+        msg = f"{owner}.path must be a string, not {route!r}. {fix}"
+        raise ImproperlyConfigured(msg)
+    if route.startswith("/") or route.startswith("ws/"):
+        msg = f"{owner}.path = {route!r} must not start with '/' or 'ws/': autoconsumers() adds ws/<namespace>/. {fix}"
+        raise ImproperlyConfigured(msg)
+    if route.startswith("^") or route.endswith("$"):
+        msg = f"{owner}.path = {route!r} looks like a regular expression; regex routes are not supported. {fix}"
+        raise ImproperlyConfigured(msg)
+    try:
+        pattern = RoutePattern(route, is_endpoint=True)
+        regex = pattern.regex.pattern
+    except ImproperlyConfigured as exc:
+        msg = f"{owner}.path = {route!r} is not a valid route: {exc} {fix}"
+        raise ImproperlyConfigured(msg) from exc
+    return Route(route, tuple(pattern.converters), _GROUP_NAMES_IN_REGEX.sub("", regex))
+
+
+def register(cls: type) -> None:
+    """Add a consumer class to its module's list; two consumers on one route raise."""
+    route: Route = cls._route  # type: ignore[attr-defined]
+    with _registry.lock:
+        siblings = _registry.by_module.setdefault(cls.__module__, [])
+        for other in siblings:
+            if other._route.shape == route.shape and other.__qualname__ != cls.__qualname__:  # type: ignore[attr-defined]
+                msg = (
+                    f"{cls.__qualname__} and {other.__qualname__} in {cls.__module__} both use the route "
+                    f"{route.path!r}. Give one of them another path."
+                )
+                raise ImproperlyConfigured(msg)
+        # Re-defining a class of the same name (a module reload) replaces it.
+        siblings[:] = [other for other in siblings if other.__qualname__ != cls.__qualname__]
+        siblings.append(cls)
+
+
+def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
+    """Mount every consumer defined in ``module`` at ``ws/<namespace>/<path>``.
+
+    Returns a plain list of ``path()`` objects for Channels' ``URLRouter``, like
+    hypergen's ``autourls`` does for views, and makes the consumers' ``reverse()`` work.
+    """
+    if isinstance(module, str):
+        module = import_module(module)
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        msg = (
+            f"autoconsumers({module.__name__}, namespace={namespace!r}): the namespace must be "
+            f"letters, digits, '-' and '_' (optionally separated by '/'), e.g. namespace=\"chat\"."
+        )
+        raise ImproperlyConfigured(msg)
+    with _registry.lock:
+        consumers = [cls for cls in _registry.by_module.get(module.__name__, []) if cls.autourl]  # type: ignore[attr-defined]
+        if not consumers:
+            msg = (
+                f"autoconsumers({module.__name__}) found no HypergenConsumer subclass or @consumer "
+                f"function defined in that module. Pass the module that defines your consumers."
+            )
+            raise ImproperlyConfigured(msg)
+        patterns = []
+        for cls in consumers:
+            route = f"ws/{namespace}/{cls._route.path}"  # type: ignore[attr-defined]
+            shape = f"{namespace}:{cls._route.shape}"  # type: ignore[attr-defined]
+            other = _registry.mounted_shapes.get(shape)
+            if other is not None and other is not cls and _label(other) != _label(cls):
+                msg = (
+                    f"{_label(cls)} and {_label(other)} are both mounted at {route!r}. "
+                    f"Change the path of one, or mount its module under another namespace."
+                )
+                raise ImproperlyConfigured(msg)
+            name = _label(cls)
+            pattern = path(route, cls.as_asgi(), name=name)  # type: ignore[attr-defined]
+            _registry.mounts[cls] = Mount(namespace, route, URLResolver(RegexPattern(r"^/"), [pattern]), name)
+            _registry.mounted_shapes[shape] = cls
+            patterns.append(pattern)
+    return patterns
+
+
+def reverse_route(route: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """The path of a ``path()`` route for these URL args (Django's converters and quoting)."""
+    pattern = path(route, _unused_view, name="route")
+    return "/" + URLResolver(RegexPattern(r"^/"), [pattern]).reverse("route", *args, **kwargs)
+
+
+def _unused_view(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never called
+    raise NotImplementedError
+
+
+def _label(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _import_asgi_application() -> None:
+    """Import ASGI_APPLICATION once, so its routing runs autoconsumers() (as Django loads ROOT_URLCONF)."""
+    global _asgi_application_imported
+    if _asgi_application_imported:
+        return
+    _asgi_application_imported = True
+    from django.conf import settings
+
+    dotted = getattr(settings, "ASGI_APPLICATION", None)
+    if dotted:
+        import_module(dotted.rsplit(".", 1)[0])
+
+
+def mount_of(cls: type) -> Mount:
+    mount = _registry.mounts.get(cls)
+    if mount is None:
+        _import_asgi_application()
+        mount = _registry.mounts.get(cls)
+    if mount is None:
+        msg = (
+            f"{cls.__name__} is not mounted: add autoconsumers({cls.__module__}, namespace=...) "
+            f"to a websocket URLRouter (your routing.py)."
+        )
+        raise ConsumerNotMounted(msg)
+    return mount
+
+
+def reverse_url(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request."""
+    path_ = mount_of(cls).reverse_path(args, kwargs)
+    request = context.request if "request" in context else None
+    if request is None:
+        msg = (
+            f"{cls.__name__}.reverse() builds an absolute ws:// URL from the current request, and there "
+            f"is none. Call it while hypergen renders (a liveview, action or consumer handler), or "
+            f"wrap the call in `with context(request=request):`."
+        )
+        raise RuntimeError(msg)
+    url = request.build_absolute_uri(path_)
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    return url
+
+
+@contextmanager
+def registry_snapshot() -> Iterator[None]:
+    """Restore the registry on exit, so consumers defined inside a test never collide."""
+    global _asgi_application_imported
+    with _registry.lock:
+        saved = (
+            {module: list(classes) for module, classes in _registry.by_module.items()},
+            dict(_registry.mounts),
+            dict(_registry.mounted_shapes),
+            _asgi_application_imported,
+        )
+    try:
+        yield
+    finally:
+        with _registry.lock:
+            _registry.by_module, _registry.mounts, _registry.mounted_shapes, _asgi_application_imported = (
+                saved[0],
+                saved[1],
+                saved[2],
+                saved[3],
+            )

@@ -1,0 +1,200 @@
+/*
+ * hypergen_consumers client: takes over window.hypergen.websocket (open, close, WEBSOCKETS)
+ * so hypergen's callback() to a ws:// URL and the commands hypergen.websocket.open/.close
+ * go through sockets that reconnect forever (exponential backoff, full jitter), queue what
+ * the page sends while down, and report their state:
+ *   - class "hypergen-websocket-offline" on <html> while any opened socket is down;
+ *   - window events hypergen:websocket:open, :close, :error, :message (detail.url).
+ * Load it after hypergen.js. Loading it twice is harmless.
+ */
+(function () {
+  "use strict";
+
+  var hypergen = window.hypergen;
+  if (!hypergen) {
+    console.error("hypergen_consumers/client.js: load it after hypergen's own hypergen.js.");
+    return;
+  }
+  if (hypergen.websocket && hypergen.websocket.isHypergenConsumersClient) {
+    return;
+  }
+
+  var OFFLINE_CLASS = "hypergen-websocket-offline";
+  var BASE_DELAY_MS = 500;
+  var MAX_DELAY_MS = 15000;
+  var MAX_QUEUE = 1000;
+  var WEBSOCKETS = {};
+  var applyingUrl = null;
+
+  function emit(name, url, extra) {
+    var detail = Object.assign({ url: url }, extra || {});
+    window.dispatchEvent(new CustomEvent("hypergen:websocket:" + name, { detail: detail }));
+  }
+
+  function updateOfflineClass() {
+    var down = Object.keys(WEBSOCKETS).some(function (url) {
+      return !WEBSOCKETS[url].isOpen();
+    });
+    document.documentElement.classList.toggle(OFFLINE_CLASS, down);
+  }
+
+  function Connection(url) {
+    this.url = url;
+    this.queue = [];
+    this.attempt = 0;
+    this.closed = false;
+    this.socket = null;
+    this.timer = null;
+  }
+
+  Connection.prototype.isOpen = function () {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  };
+
+  Connection.prototype.connect = function () {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.socket !== null) return; // One live socket per URL, never more.
+    var self = this;
+    var socket = new WebSocket(this.url);
+    this.socket = socket;
+    socket.onopen = function () {
+      self.attempt = 0;
+      self.flush();
+      updateOfflineClass();
+      emit("open", self.url);
+    };
+    socket.onmessage = function (event) {
+      self.receive(event.data);
+    };
+    socket.onerror = function () {
+      emit("error", self.url, { code: "connection_error", message: "The websocket connection failed." });
+    };
+    socket.onclose = function (event) {
+      if (self.socket === socket) self.socket = null;
+      updateOfflineClass();
+      emit("close", self.url, { code: event.code, reason: event.reason });
+      self.scheduleReconnect();
+    };
+  };
+
+  Connection.prototype.scheduleReconnect = function () {
+    if (this.closed || this.timer !== null) return;
+    var ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, this.attempt));
+    this.attempt += 1;
+    var self = this;
+    this.timer = setTimeout(function () {
+      self.timer = null;
+      self.connect();
+    }, Math.random() * ceiling); // Full jitter: spreads reconnects after an outage.
+  };
+
+  Connection.prototype.reconnectNow = function () {
+    if (this.closed || this.socket !== null) return;
+    this.attempt = 0;
+    this.connect();
+  };
+
+  Connection.prototype.send = function (text) {
+    if (this.isOpen() && this.queue.length === 0) {
+      this.socket.send(text);
+      return;
+    }
+    this.queue.push(text);
+    if (this.queue.length > MAX_QUEUE) {
+      this.queue.shift();
+      console.warn("hypergen_consumers: send queue for " + this.url + " is full; dropped the oldest message.");
+    }
+  };
+
+  Connection.prototype.flush = function () {
+    while (this.queue.length > 0 && this.isOpen()) {
+      this.socket.send(this.queue.shift());
+    }
+  };
+
+  Connection.prototype.receive = function (data) {
+    var commands;
+    try {
+      commands = JSON.parse(data, hypergen.reviver);
+    } catch (error) {
+      console.error("hypergen_consumers: frame from " + this.url + " is not JSON:", error);
+      emit("error", this.url, { code: "invalid_frame", message: String(error) });
+      return;
+    }
+    emit("message", this.url, { commands: commands });
+    applyingUrl = this.url;
+    try {
+      hypergen.applyCommands(commands);
+    } finally {
+      applyingUrl = null;
+    }
+  };
+
+  Connection.prototype.close = function () {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.queue = [];
+    if (this.socket !== null) {
+      var socket = this.socket;
+      this.socket = null;
+      socket.onclose = null;
+      socket.close(1000);
+      emit("close", this.url, { code: 1000, reason: "closed by the page" });
+    }
+  };
+
+  function open(url) {
+    if (WEBSOCKETS[url]) return; // Opening one URL twice opens one socket.
+    var connection = new Connection(url);
+    WEBSOCKETS[url] = connection;
+    updateOfflineClass();
+    connection.connect();
+  }
+
+  function close(url) {
+    var connection = WEBSOCKETS[url];
+    if (!connection) return;
+    delete WEBSOCKETS[url];
+    connection.close();
+    updateOfflineClass();
+  }
+
+  // The server's ["hypergen.websocket.error", {"code": ..., "message": ...}] command.
+  function error(payload) {
+    console.error("hypergen_consumers: server error from " + applyingUrl + ":", payload);
+    emit("error", applyingUrl, payload || {});
+  }
+
+  function reconnectAll() {
+    Object.keys(WEBSOCKETS).forEach(function (url) {
+      WEBSOCKETS[url].reconnectNow();
+    });
+  }
+
+  window.addEventListener("online", reconnectAll);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") reconnectAll();
+  });
+
+  var previous = hypergen.websocket;
+  hypergen.websocket = {
+    isHypergenConsumersClient: true,
+    WEBSOCKETS: WEBSOCKETS,
+    open: open,
+    close: close,
+    error: error,
+  };
+
+  // Sockets that hypergen's own client opened before this script loaded move over.
+  if (previous && previous.WEBSOCKETS) {
+    Object.keys(previous.WEBSOCKETS).forEach(function (url) {
+      try {
+        previous.close(url);
+      } catch (ignored) {}
+      open(url);
+    });
+  }
+})();

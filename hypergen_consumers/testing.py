@@ -1,0 +1,148 @@
+"""Test helpers: talk to a consumer the way a page does, over Channels' WebsocketCommunicator.
+
+    async with ConsumerClient(ChatRoom, room_name="vip") as client:
+        commands = await client.call("send_message", "hi")
+        assert client.morphed(commands, "counter") == "<span>...</span>"
+
+``call`` sends exactly the frame hypergen's ``callback()`` sends, ``{"args": [...],
+"meta": {}}``, and returns the next command list the connection receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import TracebackType
+from typing import Any
+
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.urls import path
+from hypergen.liveview import dumps, loads
+
+from . import routing
+from .errors import ERROR_COMMAND
+
+__all__ = ["ConsumerClient", "ConnectionRefused", "frame"]
+
+DEFAULT_HEADERS = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+
+
+def frame(*args: Any, meta: dict[str, Any] | None = None) -> str:
+    """The text hypergen's ``callback(url, *args)`` sends over a websocket."""
+    return dumps({"args": list(args), "meta": meta or {}})
+
+
+class ConnectionRefused(AssertionError):
+    """The consumer refused the handshake; ``code`` is the close code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"handshake refused with close code {code}")
+        self.code = code
+
+
+def _application(consumer_class: Any, user: Any) -> Any:
+    try:
+        route = routing.mount_of(consumer_class).route
+    except routing.ConsumerNotMounted:
+        route = f"ws/test/{consumer_class._route.path}"
+    router = URLRouter([path(route, consumer_class.as_asgi())])
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if user is not None:
+            scope = {**scope, "user": user}
+        return await router(scope, receive, send)
+
+    return application, route
+
+
+class ConsumerClient:
+    """An async context manager that connects to ``consumer_class`` at the given URL kwargs."""
+
+    def __init__(
+        self,
+        consumer_class: Any,
+        *args: Any,
+        user: Any = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        **url_kwargs: Any,
+    ) -> None:
+        self.consumer_class = consumer_class
+        application, route = _application(consumer_class, user)
+        self.path = routing.reverse_route(route, args, url_kwargs)
+        self.communicator = WebsocketCommunicator(application, self.path, headers=headers or DEFAULT_HEADERS)
+        self.connected = False
+
+    async def connect(self) -> None:
+        accepted, code = await self.communicator.connect()
+        if not accepted:
+            raise ConnectionRefused(code)
+        self.connected = True
+
+    async def __aenter__(self) -> ConsumerClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self, code: int = 1000) -> None:
+        if self.connected:
+            self.connected = False
+            await self.communicator.disconnect(code)
+
+    async def send(self, *args: Any, meta: dict[str, Any] | None = None) -> None:
+        """Send a callback frame without waiting for a reply."""
+        await self.communicator.send_to(text_data=frame(*args, meta=meta))
+
+    async def send_text(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def receive(self, timeout: float = 2) -> list[Any]:
+        """The next command list this connection receives."""
+        return loads(await self.communicator.receive_from(timeout))
+
+    async def call(self, *args: Any, meta: dict[str, Any] | None = None, timeout: float = 2) -> list[Any]:
+        """Send a callback frame and return the next command list received."""
+        await self.send(*args, meta=meta)
+        return await self.receive(timeout)
+
+    async def expect_nothing(self, timeout: float = 0.1) -> None:
+        """Assert that nothing arrives within ``timeout`` seconds."""
+        if not await self.communicator.receive_nothing(timeout):
+            got = await self.communicator.receive_output()
+            msg = f"expected nothing, received {json.dumps(got)[:500]}"
+            raise AssertionError(msg)
+
+    async def expect_error(self, code: str, timeout: float = 2) -> dict[str, Any]:
+        """Receive the next frame, assert it is one error command with ``code``; return its payload."""
+        commands = await self.receive(timeout)
+        if len(commands) != 1 or commands[0][0] != ERROR_COMMAND or commands[0][1].get("code") != code:
+            msg = f"expected one {ERROR_COMMAND} command with code {code!r}, received {commands!r}"
+            raise AssertionError(msg)
+        return commands[0][1]
+
+    @staticmethod
+    def morphed(commands: list[Any], target_id: str) -> str | None:
+        """The HTML morphed into ``target_id`` by ``commands``, or None."""
+        for command in commands:
+            if command[0] == "hypergen.morph" and command[1] == target_id:
+                return command[2]
+        return None
+
+    @staticmethod
+    def appended(commands: list[Any], target_id: str) -> list[str]:
+        """Every HTML fragment appended to ``target_id`` by ``commands``."""
+        return [command[2] for command in commands if command[0] == "hypergen.append" and command[1] == target_id]
+
+
+async def wait_for(predicate: Any, timeout: float = 2, interval: float = 0.01) -> None:
+    """Poll ``predicate`` until true (for conditions with no event to await)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            msg = f"condition not met within {timeout}s"
+            raise AssertionError(msg)
+        await asyncio.sleep(interval)

@@ -1,0 +1,31 @@
+"""Fixtures: a fresh in-memory channel layer and a clean consumer registry for every test."""
+
+import pytest
+from django.test import RequestFactory, override_settings
+from hypergen.context import context
+
+from hypergen_consumers.routing import registry_snapshot
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A new InMemoryChannelLayer per test (changing the setting makes Channels rebuild it)."""
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def consumer_registry():
+    """Consumers defined inside a test are forgotten after it, so tests never collide on a route."""
+    with registry_snapshot():
+        yield
+
+
+@pytest.fixture
+def page_request():
+    """Render as if inside a liveview for http://testserver/ (what reverse() reads)."""
+    request = RequestFactory().get("/")
+    with context(request=request):
+        yield request

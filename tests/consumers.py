@@ -1,0 +1,16 @@
+"""Module-level consumers served by tests/asgi.py to a real daphne process."""
+
+from hypergen.imports import command, span
+
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+
+
+class Echo(HypergenConsumer):
+    perm = NO_PERM_REQUIRED
+    path = "echo/<slug:room>/"
+    target_id = "echo"
+
+    @handler
+    def shout(self, request, room: str, text: str):
+        span(room, ": ", text.upper())
+        command("hypergen.append", "log", text)
