@@ -73,10 +73,11 @@ class HypergenConsumerMeta(type):
         localns = kwargs.pop("localns", None)
         if localns is None:
             localns = sys._getframe(1).f_locals
+        if not any(isinstance(base, HypergenConsumerMeta) for base in bases):
+            return super().__new__(mcs, name, bases, namespace, **kwargs)  # HypergenConsumer itself.
+        # A subclass's group_name is its rule; the class keeps the group_name() lookup.
         group_rule = namespace.pop("group_name", UNSET)
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
-        if not any(isinstance(base, HypergenConsumerMeta) for base in bases):
-            return cls  # HypergenConsumer itself.
         if group_rule is not UNSET:
             cls._group_rule = _unwrap_group_rule(cls, group_rule)
         cls._abstract = bool(namespace.get("abstract", False))
@@ -95,7 +96,7 @@ def _unwrap_group_rule(cls: type, rule: Any) -> Callable[[Any], str] | None:
         rule = rule.__func__
     if rule is not None and not callable(rule):
         msg = (
-            f"{cls.__qualname__}.group_name must be a callable taking the consumer and returning a "
+            f"{cls.__name__}.group_name must be a callable taking the consumer and returning a "
             f"string (e.g. group_name = lambda consumer: 'lobby'), or None; got {rule!r}."
         )
         raise ImproperlyConfigured(msg)
@@ -107,7 +108,7 @@ def _reserved_names() -> frozenset[str]:
 
 
 def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -> None:
-    owner = cls.__qualname__
+    owner = cls.__name__
     if not cls._abstract:
         _check_perm(owner, "perm", cls.perm)
     cls.path = namespace.get("path") or f"{snake_case(cls.__name__)}/"
@@ -178,13 +179,13 @@ def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec |
     if func is getattr(HypergenConsumer, name):
         return None
     spec = compile_handler(
-        cls.__qualname__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False, localns=localns
+        cls.__name__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False, localns=localns
     )
     if spec.client_params and name == "on_connect":
         missing = [p for p in spec.client_params if spec.model.model_fields[_field(spec, p)].is_required()]
         if missing:
             msg = (
-                f"{cls.__qualname__}.on_connect(self, request, ...) takes {missing}, which are not URL kwargs "
+                f"{cls.__name__}.on_connect(self, request, ...) takes {missing}, which are not URL kwargs "
                 f"of {cls.path!r}. Only URL kwargs are passed to on_connect; give them defaults or remove them."
             )
             raise ImproperlyConfigured(msg)

@@ -29,3 +29,11 @@ def page_request():
     request = RequestFactory().get("/")
     with context(request=request):
         yield request
+
+
+def pytest_collection_modifyitems(items):
+    """Sync handlers run through database_sync_to_async, which touches the database
+    connection, so every test gets a (transactional) test database, as real handlers would."""
+    for item in items:
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db(transaction=True))
