@@ -51,8 +51,9 @@ async def agroup_send(group_name: str, handler: str, *args: Any, layer: str = DE
         msg = f"group_send() takes the handler's name as a string, e.g. \"send_message\"; got {handler!r}."
         raise TypeError(msg)
     message = {"type": RUN_EVENT, "handler": handler, "args": dumps(list(args))}
+    channel_layer = require_layer(layer)
     async with layer_errors("group_send", group_name):
-        await require_layer(layer).group_send(group_name, message)
+        await channel_layer.group_send(group_name, message)
 
 
 async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
@@ -63,8 +64,9 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     _check_group("consumer_command", group_name)
     _check_commands(commands)
     message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
+    channel_layer = require_layer(layer)
     async with layer_errors("consumer_command", group_name):
-        await require_layer(layer).group_send(group_name, message)
+        await channel_layer.group_send(group_name, message)
 
 
 def group_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

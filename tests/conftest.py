@@ -1,10 +1,15 @@
 """Fixtures: a fresh in-memory channel layer and a clean consumer registry for every test."""
 
+import inspect
+
 import pytest
 from django.test import RequestFactory, override_settings
 from hypergen.context import context
 
 from hypergen_consumers.routing import registry_snapshot
+
+# Registered at import, before any test's registry snapshot, as a real project's would be.
+import tests.consumers  # noqa: E402,F401
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
@@ -35,5 +40,6 @@ def pytest_collection_modifyitems(items):
     """Sync handlers run through database_sync_to_async, which touches the database
     connection, so every test gets a (transactional) test database, as real handlers would."""
     for item in items:
-        if item.get_closest_marker("django_db") is None:
+        is_async = inspect.iscoroutinefunction(getattr(item, "function", None))
+        if is_async and item.get_closest_marker("django_db") is None:
             item.add_marker(pytest.mark.django_db(transaction=True))

@@ -6,7 +6,7 @@ BASE_DIR = Path(__file__).resolve().parent
 
 SECRET_KEY = "hypergen-consumers-tests"
 DEBUG = False
-ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost", "example.com"]
 
 INSTALLED_APPS = [
     "daphne",

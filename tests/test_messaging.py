@@ -1,0 +1,107 @@
+"""group_send / agroup_send and consumer_command / aconsumer_command."""
+
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from hypergen.imports import command
+
+from hypergen_consumers import (
+    NO_PERM_REQUIRED,
+    PERMISSION_DENIED,
+    UNKNOWN_HANDLER,
+    VALIDATION_ERROR,
+    HypergenConsumer,
+    aconsumer_command,
+    agroup_send,
+    consumer_command,
+    group_send,
+    handler,
+)
+from hypergen_consumers.testing import ConsumerClient
+
+
+def define_room(calls):
+    class Room(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "room/<slug:name>/"
+
+        @handler
+        async def post(self, request, n: int):
+            calls.append(n)
+            command("post", n)
+
+        @handler(perm="auth.change_user")
+        def moderate(self, request):
+            calls.append("moderate")
+
+    return Room
+
+
+async def test_async_twins_from_async_code():
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, name="a") as a, ConsumerClient(room, name="b") as b:
+        await agroup_send(room.group_name(name="a"), "post", "5")
+        assert await a.receive() == [["post", 5]]
+        await aconsumer_command(room.group_name(name="a"), [["alert", "hi"], ["console.log", 1]])
+        assert await a.receive() == [["alert", "hi"], ["console.log", 1]]
+        await b.expect_nothing()
+    assert calls == [5]
+
+
+async def test_group_send_checks_each_connection_like_a_client_message():
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, name="a") as a:
+        group = room.group_name(name="a")
+        await agroup_send(group, "post", "not a number")
+        assert (await a.expect_error(VALIDATION_ERROR))["errors"][0]["loc"] == ["n"]
+        await agroup_send(group, "nope")
+        await a.expect_error(UNKNOWN_HANDLER)
+        await agroup_send(group, "moderate")
+        await a.expect_error(PERMISSION_DENIED)
+    assert calls == []
+
+
+async def test_group_send_to_an_empty_group_is_silent_like_channels():
+    await agroup_send("nobody-here", "post", 1)
+
+
+def test_group_send_refuses_what_is_not_a_group_name():
+    with pytest.raises(ValueError, match=re.escape("Pass the value of YourConsumer.group_name(...).")):
+        group_send("room vip", "post", 1)
+    with pytest.raises(TypeError, match=re.escape('group_send() takes the handler\'s name as a string')):
+        group_send("room", 42)
+
+
+@pytest.mark.parametrize("commands", [["alert", 42], "alert", [[]], [[42]]], ids=["one-command", "string", "empty", "no-name"])
+def test_consumer_command_refuses_what_is_not_a_command_list(commands):
+    with pytest.raises(ValueError, match=re.escape('e.g. [["alert", 42]]')):
+        consumer_command("room", commands)
+
+
+@override_settings(CHANNEL_LAYERS={})
+def test_without_a_channel_layer_the_error_says_how_to_configure_one():
+    with pytest.raises(ImproperlyConfigured, match=re.escape("No channel layer 'default' is configured")):
+        consumer_command("room", [["alert", 1]])
+
+
+@override_settings(CHANNEL_LAYERS={})
+async def test_a_consumer_without_a_channel_layer_fails_loudly():
+    room = define_room([])
+    client = ConsumerClient(room, name="a")
+    with pytest.raises(ImproperlyConfigured, match=re.escape("needs a channel layer for its group")):
+        await client.communicator.connect()
+
+
+async def test_sync_twins_work_from_sync_code_in_a_thread():
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, name="a") as a:
+        await sync_to_async(group_send)(room.group_name(name="a"), "post", 1)
+        assert await a.receive() == [["post", 1]]
+        await sync_to_async(consumer_command)(room.group_name(name="a"), [["x"]])
+        assert await a.receive() == [["x"]]

@@ -1,0 +1,133 @@
+"""autoconsumers() and reverse()."""
+
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from channels.routing import URLRouter
+from django.core.exceptions import ImproperlyConfigured
+from django.test import RequestFactory
+from django.urls import NoReverseMatch
+from hypergen.context import context
+
+from hypergen_consumers import NO_PERM_REQUIRED, ConsumerNotMounted, HypergenConsumer, autoconsumers, consumer, handler
+from hypergen_consumers.testing import ConsumerClient
+
+THIS_MODULE = sys.modules[__name__]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def define_room():
+    class ChatRoom(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "room/<str:room_name>/"
+
+        @handler
+        def post(self, request): ...
+
+    return ChatRoom
+
+
+def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
+    room = define_room()
+
+    @consumer(perm=NO_PERM_REQUIRED)
+    def lobby(consumer, request): ...
+
+    @consumer(perm=NO_PERM_REQUIRED, autourl=False)
+    def unlisted(consumer, request): ...
+
+    patterns = autoconsumers(THIS_MODULE, namespace="chat")
+    assert [str(p.pattern) for p in patterns] == ["ws/chat/room/<str:room_name>/", "ws/chat/lobby/"]
+    assert [p.callback.consumer_class for p in patterns] == [room, lobby]
+    URLRouter(patterns)  # Channels accepts the list as it is.
+
+
+def test_autoconsumers_takes_a_dotted_module_path():
+    patterns = autoconsumers("tests.consumers", namespace="dotted")
+    assert [str(p.pattern) for p in patterns] == ["ws/dotted/echo/<slug:room>/"]
+
+
+def test_reverse_builds_ws_and_wss_urls_from_the_current_request():
+    room = define_room()
+    autoconsumers(THIS_MODULE, namespace="chat")
+    with context(request=RequestFactory().get("/")):
+        assert room.reverse(room_name="vip") == "ws://testserver/ws/chat/room/vip/"
+        assert room.reverse("vip") == "ws://testserver/ws/chat/room/vip/"
+        assert room.reverse(room_name="日本 語") == "ws://testserver/ws/chat/room/%E6%97%A5%E6%9C%AC%20%E8%AA%9E/"
+        with pytest.raises(NoReverseMatch):
+            room.reverse(room_name="a/b")
+    with context(request=RequestFactory().get("/", secure=True, HTTP_HOST="example.com")):
+        assert room.reverse(room_name="vip") == "wss://example.com/ws/chat/room/vip/"
+
+
+async def test_a_reversed_unicode_url_connects_to_its_own_group():
+    room = define_room()
+    autoconsumers(THIS_MODULE, namespace="chat")
+    async with ConsumerClient(room, room_name="日本 語") as client:
+        assert client.path == "/ws/chat/room/日本 語/".replace("日本 語", "%E6%97%A5%E6%9C%AC%20%E8%AA%9E")
+        assert client.communicator.scope["path"] == "/ws/chat/room/日本 語/"
+
+
+def test_reverse_of_an_unmounted_consumer_says_what_to_do():
+    room = define_room()
+    message = (
+        "ChatRoom is not mounted: add autoconsumers(tests.test_routing, namespace=...) to a websocket "
+        "URLRouter (your routing.py)."
+    )
+    with context(request=RequestFactory().get("/")), pytest.raises(ConsumerNotMounted, match=re.escape(message)):
+        room.reverse(room_name="vip")
+    assert issubclass(ConsumerNotMounted, ImproperlyConfigured)
+
+
+def test_reverse_outside_a_request_says_what_to_do():
+    room = define_room()
+    autoconsumers(THIS_MODULE, namespace="chat")
+    with pytest.raises(RuntimeError, match=re.escape("ChatRoom.reverse() builds an absolute ws:// URL from the current request")):
+        room.reverse(room_name="vip")
+
+
+def test_reverse_imports_the_asgi_application_like_django_loads_urls():
+    """In a fresh process nothing imported routing.py yet; reverse() imports ASGI_APPLICATION."""
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import RequestFactory\n"
+        "from hypergen.context import context\n"
+        "from tests.consumers import Echo\n"
+        "with context(request=RequestFactory().get('/')):\n"
+        "    print(Echo.reverse(room='x'))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ws://testserver/ws/tests/echo/x/"
+
+
+@pytest.mark.parametrize("namespace", ["", "with space", "/leading", "trailing/", None])
+def test_a_bad_namespace_is_refused(namespace):
+    define_room()
+    with pytest.raises(ImproperlyConfigured, match="the namespace must be letters, digits"):
+        autoconsumers(THIS_MODULE, namespace=namespace)
+
+
+def test_a_module_without_consumers_is_refused():
+    with pytest.raises(ImproperlyConfigured, match=re.escape("autoconsumers(os) found no HypergenConsumer subclass")):
+        autoconsumers(os, namespace="x")
+
+
+def test_two_modules_mounting_one_route_in_one_namespace_are_refused():
+    first, second = types.ModuleType("app_one.consumers"), types.ModuleType("app_two.consumers")
+    for module in (first, second):
+        type(HypergenConsumer)(
+            "Room",
+            (HypergenConsumer,),
+            {"perm": NO_PERM_REQUIRED, "post": handler(lambda self, request: None), "__module__": module.__name__},
+        )
+    autoconsumers(first, namespace="shared")
+    autoconsumers(second, namespace="other")  # Another namespace: fine.
+    with pytest.raises(ImproperlyConfigured, match=re.escape("are both mounted at 'ws/shared/room/'")):
+        autoconsumers(second, namespace="shared")
