@@ -66,12 +66,13 @@ def default_group_name(label: str, url_kwargs: Mapping[str, Any]) -> str:
     clean = _LABEL_IS_CLEAN.match(label) is not None and all(
         _VALUE_IS_CLEAN.match(value) for _, value in items
     )
+    if clean:
+        readable = PREFIX + ".".join([label] + [f"{key}-{value}" for key, value in items])
+        if len(readable) <= MAX_GROUP_NAME_LENGTH:
+            return readable
     readable = PREFIX + ".".join(
-        [_NOT_LABEL_CHARACTER.sub("_", label)]
-        + [f"{key}-{_slug(value)}" for key, value in items]
+        [_NOT_LABEL_CHARACTER.sub("_", label)] + [f"{key}-{_slug(value)}" for key, value in items]
     )
-    if clean and len(readable) <= MAX_GROUP_NAME_LENGTH:
-        return readable
     canonical = json.dumps([label, items], ensure_ascii=False)
     return _with_hash(readable, canonical)
 

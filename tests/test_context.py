@@ -1,0 +1,84 @@
+"""hypergen's rendering context is per task and per thread: concurrent handlers never mix output,
+and hypergen's own HTTP liveviews and actions still render as before."""
+
+import asyncio
+import random
+import sys
+
+from django.test import Client, override_settings
+from django.urls import include, path
+from hypergen.imports import NO_PERM_REQUIRED, action, callback, command, div, li, liveview, loads, span, ul
+from hypergen.hypergen import autourls
+
+from hypergen_consumers import HypergenConsumer, handler
+from hypergen_consumers.testing import ConsumerClient
+
+
+async def test_many_concurrent_async_and_sync_handlers_never_mix_their_output():
+    class Busy(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "busy/<int:who>/"
+        target_id = "out"
+        broadcast = False
+
+        @handler
+        async def interleave(self, request, who: int, n: int):
+            with ul(id_=f"list-{who}"):
+                for index in range(5):
+                    li(f"{who}:{n}:{index}")
+                    await asyncio.sleep(random.random() / 1000)  # Let other handlers run mid-render.
+            command("done", who, n)
+
+        @handler
+        def blocking(self, request, who: int, n: int):
+            with div(id_=f"div-{who}"):
+                for index in range(5):
+                    span(f"{who}:{n}:{index}")
+            command("done", who, n)
+
+    clients = [ConsumerClient(Busy, who=who) for who in range(40)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    try:
+
+        async def converse(who, client):
+            for n in range(10):
+                name = "interleave" if (who + n) % 2 else "blocking"
+                commands = await client.call(name, n)
+                tag = "li" if name == "interleave" else "span"
+                items = "".join(f"<{tag}>{who}:{n}:{index}</{tag}>" for index in range(5))
+                wrapper = f'<ul id="list-{who}">{items}</ul>' if tag == "li" else f'<div id="div-{who}">{items}</div>'
+                assert commands == [["hypergen.morph", "out", wrapper], ["done", who, n]]
+
+        await asyncio.gather(*(converse(who, client) for who, client in enumerate(clients)))
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+
+
+@liveview(perm=NO_PERM_REQUIRED, autourl=False)
+def page(request):
+    with div(id_="content"):
+        span("Hello from a liveview")
+        div("click", id_="clicker", onclick=callback(press))
+
+
+@action(perm=NO_PERM_REQUIRED, target_id="content", autourl=True)
+def press(request):
+    span("pressed")
+
+
+class urls:
+    urlpatterns = [path("page/", page), path("", include((autourls(sys.modules[__name__], namespace="ctx"), "ctx")))]
+
+
+@override_settings(ROOT_URLCONF=urls)
+def test_hypergen_liveviews_and_actions_still_render():
+    from django.urls import clear_url_caches
+
+    clear_url_caches()
+    client = Client()
+    html = client.get("/page/").content.decode()
+    assert "<span>Hello from a liveview</span>" in html
+    assert "clicker__onclick" in html
+    response = client.post("/press/", {"hypergen_data": '{"args": [], "meta": {}}'})
+    assert response.status_code == 200
+    assert ["hypergen.morph", "content", "<span>pressed</span>"] in list(loads(response.content))
