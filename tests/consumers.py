@@ -14,3 +14,23 @@ class Echo(HypergenConsumer):
     def shout(self, request, room: str, text: str):
         span(room, ": ", text.upper())
         command("hypergen.append", "log", text)
+
+
+class Secret(HypergenConsumer):
+    perm = "auth.view_user"
+
+    @handler
+    def peek(self, request):
+        command("secret")
+
+
+class Slow(HypergenConsumer):
+    perm = NO_PERM_REQUIRED
+    target_id = "slow"
+
+    @handler
+    async def wait(self, request, seconds: float):
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        span("waited ", seconds)

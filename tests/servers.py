@@ -1,0 +1,63 @@
+"""Run real server processes on loopback for the wire tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {read_log(process)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s: {read_log(process)}")
+
+
+def read_log(process: subprocess.Popen) -> str:
+    log = getattr(process, "log_path", None)
+    return Path(log).read_text() if log and Path(log).exists() else ""
+
+
+@contextmanager
+def daphne(application: str, *, settings: str = "tests.settings", port: int | None = None,
+           env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+    """Start ``daphne application`` on a free loopback port; stop it on exit."""
+    port = port or free_port()
+    log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"daphne-{port}.log"
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONPATH": str(ROOT), **(env or {})}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
+            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        )
+    process.log_path = log_path  # type: ignore[attr-defined]
+    try:
+        wait_for_port(port, process)
+        yield port, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
