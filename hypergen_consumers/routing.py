@@ -22,6 +22,7 @@ from django.urls import URLPattern, path
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 from hypergen.context import context
 
+from .client_script import ensure_client_script
 from .errors import ConsumerNotMounted
 
 __all__ = ["autoconsumers", "compile_route", "registry_snapshot"]
@@ -193,6 +194,7 @@ def reverse_url(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
             f"wrap the call in `with context(request=request):`."
         )
         raise RuntimeError(msg)
+    ensure_client_script()
     url = request.build_absolute_uri(path_)
     if url.startswith("https://"):
         return "wss://" + url[len("https://") :]

@@ -1,0 +1,63 @@
+"""The example project, served by a real daphne: its pages render and its consumers answer."""
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.servers import ROOT, daphne
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    env = {"PYTHONPATH": f"{ROOT / 'example'}:{ROOT}", "EXAMPLE_DB": str(tmp_path_factory.mktemp("db") / "db.sqlite3")}
+    with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
+        yield port
+
+
+async def receive(socket):
+    return json.loads(await asyncio.wait_for(socket.recv(), timeout=5))
+
+
+@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/counter/", "/push/"])
+def test_pages_render_with_the_client_script(example, path):
+    html = urllib.request.urlopen(f"http://127.0.0.1:{example}{path}").read().decode()
+    assert '<script src="/static/hypergen/dist/hypergen.js"></script>' in html
+    assert '<script src="/static/hypergen_consumers/client.js"></script>' in html
+
+
+def test_the_chat_page_opens_its_room(example):
+    html = urllib.request.urlopen(f"http://127.0.0.1:{example}/chat/lobby/").read().decode()
+    assert f'["hypergen.websocket.open","ws://127.0.0.1:{example}/ws/chat/room/lobby/"]' in html
+
+
+async def test_chat_messages_reach_everyone_in_the_room_and_are_validated(example):
+    url, origin = f"ws://127.0.0.1:{example}/ws/chat/room/lobby/", f"http://127.0.0.1:{example}"
+    async with connect(url, origin=origin) as ann, connect(url, origin=origin) as bob:
+        await ann.send(json.dumps({"args": ["send_message", {"author": "ann", "text": "hi"}], "meta": {}}))
+        expected = [
+            ["hypergen.morph", "chat-status", "<span>Last message in #lobby was from ann</span>"],
+            ["hypergen.append", "messages", "<li><b>ann</b>: hi</li>"],
+        ]
+        assert await receive(ann) == expected
+        assert await receive(bob) == expected
+        await ann.send(json.dumps({"args": ["send_message", {"author": "", "text": "hi"}], "meta": {}}))
+        error = await receive(ann)
+        assert error[0][1]["errors"] == [
+            {"type": "string_too_short", "loc": ["message", "author"], "msg": "String should have at least 1 character"}
+        ]
+        await ann.send(json.dumps({"args": ["my_stats"], "meta": {}}))
+        assert await receive(ann) == [["hypergen.morph", "my-stats", "<span>You sent 1 messages here.</span>"]]
+
+
+async def test_the_counter_is_shared(example):
+    url, origin = f"ws://127.0.0.1:{example}/ws/chat/increment/", f"http://127.0.0.1:{example}"
+    async with connect(url, origin=origin) as first, connect(url, origin=origin) as second:
+        await first.send(json.dumps({"args": [], "meta": {}}))
+        morph = await receive(first)
+        assert morph == await receive(second)
+        assert morph[0][:2] == ["hypergen.morph", "counter"]
