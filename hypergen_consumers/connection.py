@@ -7,6 +7,7 @@ per connection, so a connection's handlers run in order and its replies keep tha
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import io
 import logging
@@ -15,6 +16,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads
@@ -31,8 +34,9 @@ from .errors import (
     VALIDATION_ERROR,
     error_command,
 )
+from . import recovery
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
-from .layers import FRAME_EVENT, layer_errors
+from .layers import FRAME_EVENT, bounded, layer_errors
 from .perms import check_user_perms
 from .rendering import render_async, render_sync
 
@@ -42,6 +46,8 @@ logger = logging.getLogger("hypergen_consumers")
 
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
 CLOSE_INTERNAL_ERROR = 1011
+LAYER_RETRY_FIRST_DELAY = 0.1
+LAYER_RETRY_MAX_DELAY = 5.0
 
 
 def max_frame_bytes() -> int:
@@ -77,6 +83,60 @@ async def _call_hook(func: Any, *args: Any) -> None:
 class ConnectionMixin:
     """Per-connection behaviour of HypergenConsumer (see consumer.py for configuration)."""
 
+    # --- the ASGI entry point -------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__, with a channel-layer receive that survives outages.
+
+        Channels stops the whole consumer when the layer's receive raises (Redis down), which
+        would drop every connection. Here the receive backs off and retries instead, and
+        re-joins the connection's groups once the layer answers again.
+        """
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        if self.channel_layer is None:
+            msg = (
+                f"{type(self).__name__} needs a channel layer for its group: set CHANNEL_LAYERS = "
+                f"{{'default': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} in settings "
+                f"(or channels_redis for several processes)."
+            )
+            raise ImproperlyConfigured(msg)
+        try:
+            self.channel_name = await self.channel_layer.new_channel()
+        except Exception:
+            logger.exception("%s: the channel layer is unavailable; refusing the connection", type(self).__name__)
+            await receive()  # The handshake's websocket.connect.
+            await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+            return
+        self.channel_receive = self._receive_from_layer
+        try:
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        while True:
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "%s: channel layer receive failed (%s: %s); retrying with backoff",
+                    type(self).__name__, type(exc).__name__, exc,
+                )
+                await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
+
+    async def _wait_for_layer(self, failed_at: float) -> None:
+        """Back off until the layer answers and this process's connections are in their groups again."""
+        delay = LAYER_RETRY_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            if await recovery.recover(self.channel_layer, failed_at):
+                return
+            delay = min(delay * 2, LAYER_RETRY_MAX_DELAY)
+
     # --- connect / disconnect --------------------------------------------------------
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
@@ -84,13 +144,6 @@ class ConnectionMixin:
         cls = type(self)
         self._joined: list[str] = []
         self._accepted = False
-        if self.channel_layer is None:
-            msg = (
-                f"{cls.__name__} needs a channel layer for its group: set CHANNEL_LAYERS = "
-                f"{{'default': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} in settings "
-                f"(or channels_redis for several processes)."
-            )
-            raise ImproperlyConfigured(msg)
         self.url_kwargs = dict(self.scope.get("url_route", {}).get("kwargs", {}))
         self.request = build_request(self.scope)
         ok, self.matched_perms = await _perms_ok(self.request.user, cls.perm, cls.any_perm)
@@ -101,7 +154,7 @@ class ConnectionMixin:
         self.group = cls._group_for(self)
         try:
             for group in [self.group, *self.groups]:
-                await self.channel_layer.group_add(group, self.channel_name)
+                await bounded(self.channel_layer.group_add(group, self.channel_name))
                 self._joined.append(group)
         except Exception:
             logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
@@ -117,6 +170,7 @@ class ConnectionMixin:
         if not self._accepted:
             await self._leave_groups()
             return
+        recovery.track(self)
         if cls._on_connect is not None:
             await self._run(cls._on_connect, [], to_group=False)
 
@@ -137,9 +191,10 @@ class ConnectionMixin:
         raise StopConsumer()
 
     async def _leave_groups(self) -> None:
+        recovery.untrack(self)
         for group in getattr(self, "_joined", []):
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await bounded(self.channel_layer.group_discard(group, self.channel_name))
             except Exception:
                 logger.exception("%s: could not leave group %r", type(self).__name__, group)
         self._joined = []
@@ -250,10 +305,19 @@ class ConnectionMixin:
 
     async def send_to_group(self, text: str) -> None:
         """Send an encoded command list to every connection in this connection's group."""
+        message = {"type": FRAME_EVENT, "text": text}
+        layer = self.channel_layer
         try:
             async with layer_errors("group_send", self.group):
-                await self.channel_layer.group_send(self.group, {"type": FRAME_EVENT, "text": text})
+                if not await recovery.ensure_recovered(layer):
+                    raise ConnectionError("the channel layer is still down")
+                try:
+                    await bounded(layer.group_send(self.group, message))
+                except Exception:
+                    # A pooled connection may have died with a restarted Redis: one fresh try.
+                    await bounded(layer.group_send(self.group, message))
         except ChannelLayerUnavailable as exc:
+            recovery.mark_failed(layer)
             await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)
 
     async def send_error(self, code: str, message: str, *, log: bool = True, **extra: Any) -> None:

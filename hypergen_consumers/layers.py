@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .errors import ChannelLayerUnavailable
 
-__all__ = ["FRAME_EVENT", "RUN_EVENT", "layer_errors", "require_layer"]
+__all__ = ["FRAME_EVENT", "RUN_EVENT", "layer_errors", "require_layer", "bounded"]
+
+T = TypeVar("T")
+DEFAULT_LAYER_TIMEOUT = 5.0
 
 #: An encoded command list to send as is (broadcast output, consumer_command).
 FRAME_EVENT = "hypergen_consumers.frame"
@@ -46,3 +52,13 @@ async def layer_errors(operation: str, group: str) -> AsyncIterator[None]:
             f"Is Redis running and CHANNEL_LAYERS pointing at it?"
         )
         raise ChannelLayerUnavailable(msg) from exc
+
+
+async def bounded(operation: Awaitable[T]) -> T:
+    """Await a layer operation for at most HYPERGEN_CONSUMERS_LAYER_TIMEOUT seconds.
+
+    A Redis that died or restarted can leave a pooled connection that hangs instead of
+    failing; a bound turns that into a prompt ChannelLayerUnavailable (via layer_errors).
+    """
+    timeout = float(getattr(settings, "HYPERGEN_CONSUMERS_LAYER_TIMEOUT", DEFAULT_LAYER_TIMEOUT))
+    return await asyncio.wait_for(operation, timeout)

@@ -14,7 +14,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from hypergen.liveview import dumps
 
 from .groups import is_valid_group_name
-from .layers import FRAME_EVENT, RUN_EVENT, layer_errors, require_layer
+from .layers import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
 
 __all__ = ["group_send", "agroup_send", "consumer_command", "aconsumer_command"]
 
@@ -53,7 +53,7 @@ async def agroup_send(group_name: str, handler: str, *args: Any, layer: str = DE
     message = {"type": RUN_EVENT, "handler": handler, "args": dumps(list(args))}
     channel_layer = require_layer(layer)
     async with layer_errors("group_send", group_name):
-        await channel_layer.group_send(group_name, message)
+        await bounded(channel_layer.group_send(group_name, message))
 
 
 async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
@@ -66,7 +66,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
     channel_layer = require_layer(layer)
     async with layer_errors("consumer_command", group_name):
-        await channel_layer.group_send(group_name, message)
+        await bounded(channel_layer.group_send(group_name, message))
 
 
 def group_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

@@ -61,3 +61,25 @@ def daphne(application: str, *, settings: str = "tests.settings", port: int | No
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def redis_server(port: int | None = None) -> Iterator[int]:
+    """A throwaway redis-server on a free loopback port, keeping nothing on disk."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run Python code in another process with the test settings, as a Celery task would run."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)

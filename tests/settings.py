@@ -1,5 +1,6 @@
 """Settings for the test suite: in-memory channel layer, SQLite, hypergen's middleware."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -27,6 +28,15 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.urls"
 ASGI_APPLICATION = "tests.asgi.application"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The Redis tests run daphne and helper scripts with these set (see tests/test_redis.py).
+if os.environ.get("TEST_REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": os.environ.get("TEST_REDIS_LAYER", "channels_redis.core.RedisChannelLayer"),
+            "CONFIG": {"hosts": [os.environ["TEST_REDIS_URL"]]},
+        }
+    }
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "test-db.sqlite3"}}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
