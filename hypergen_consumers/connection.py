@@ -16,10 +16,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
-from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads
 
 from .errors import (
@@ -36,7 +34,7 @@ from .errors import (
 )
 from . import recovery
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
-from .layers import FRAME_EVENT, bounded, layer_errors
+from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .perms import check_user_perms
 from .rendering import render_async, render_sync
 
@@ -94,14 +92,7 @@ class ConnectionMixin:
         """
         self.scope = scope
         self.base_send = send
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        if self.channel_layer is None:
-            msg = (
-                f"{type(self).__name__} needs a channel layer for its group: set CHANNEL_LAYERS = "
-                f"{{'default': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} in settings "
-                f"(or channels_redis for several processes)."
-            )
-            raise ImproperlyConfigured(msg)
+        self.channel_layer = require_layer(self.channel_layer_alias, who=type(self).__name__)
         try:
             self.channel_name = await self.channel_layer.new_channel()
         except Exception:

@@ -28,12 +28,14 @@ RUN_EVENT = "hypergen_consumers.run"
 _CALLER_ERRORS = (TypeError, ValueError, AssertionError)
 
 
-def require_layer(alias: str = DEFAULT_CHANNEL_LAYER):  # type: ignore[no-untyped-def]
+def require_layer(alias: str = DEFAULT_CHANNEL_LAYER, who: str = "group_send"):  # type: ignore[no-untyped-def]
+    """The channel layer ``alias``; ImproperlyConfigured naming ``who`` needs it and the fix."""
     layer = get_channel_layer(alias)
     if layer is None:
         msg = (
-            f"No channel layer {alias!r} is configured: set CHANNEL_LAYERS = {{'{alias}': {{'BACKEND': "
-            f"'channels.layers.InMemoryChannelLayer'}}}} (one process) or a channels_redis layer."
+            f"{who} needs the channel layer {alias!r}, and none is configured: set CHANNEL_LAYERS = "
+            f"{{'{alias}': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} (one process) or a "
+            f"channels_redis layer (several processes)."
         )
         raise ImproperlyConfigured(msg)
     return layer

@@ -51,7 +51,7 @@ async def agroup_send(group_name: str, handler: str, *args: Any, layer: str = DE
         msg = f"group_send() takes the handler's name as a string, e.g. \"send_message\"; got {handler!r}."
         raise TypeError(msg)
     message = {"type": RUN_EVENT, "handler": handler, "args": dumps(list(args))}
-    channel_layer = require_layer(layer)
+    channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):
         await bounded(channel_layer.group_send(group_name, message))
 
@@ -64,7 +64,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     _check_group("consumer_command", group_name)
     _check_commands(commands)
     message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
-    channel_layer = require_layer(layer)
+    channel_layer = require_layer(layer, who="consumer_command")
     async with layer_errors("consumer_command", group_name):
         await bounded(channel_layer.group_send(group_name, message))
 

@@ -341,3 +341,36 @@ async def test_broadcasts_arrive_in_the_same_order_everywhere():
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_broadcast_is_rendered_once_and_encoded_once_for_every_receiver(monkeypatch):
+    from hypergen_consumers import connection
+
+    encodes, renders = [], []
+    real_dumps = connection.dumps
+
+    def counting_dumps(data, *args, **kwargs):
+        encodes.append(data)
+        return real_dumps(data, *args, **kwargs)
+
+    monkeypatch.setattr(connection, "dumps", counting_dumps)
+
+    class Room(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        target_id = "t"
+
+        @handler
+        def post(self, request, text):
+            renders.append(text)
+            span(text)
+
+    clients = [ConsumerClient(Room) for _ in range(20)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    try:
+        await clients[0].send("hello")
+        received = [await client.communicator.receive_from() for client in clients]
+        assert len(set(received)) == 1  # The same text everywhere.
+        assert renders == ["hello"]
+        assert len(encodes) == 1
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))

@@ -85,7 +85,7 @@ def test_consumer_command_refuses_what_is_not_a_command_list(commands):
 
 @override_settings(CHANNEL_LAYERS={})
 def test_without_a_channel_layer_the_error_says_how_to_configure_one():
-    with pytest.raises(ImproperlyConfigured, match=re.escape("No channel layer 'default' is configured")):
+    with pytest.raises(ImproperlyConfigured, match=re.escape("consumer_command needs the channel layer 'default', and none is configured: set CHANNEL_LAYERS")):
         consumer_command("room", [["alert", 1]])
 
 
@@ -93,7 +93,7 @@ def test_without_a_channel_layer_the_error_says_how_to_configure_one():
 async def test_a_consumer_without_a_channel_layer_fails_loudly():
     room = define_room([])
     client = ConsumerClient(room, name="a")
-    with pytest.raises(ImproperlyConfigured, match=re.escape("needs a channel layer for its group")):
+    with pytest.raises(ImproperlyConfigured, match=re.escape("Room needs the channel layer 'default', and none is configured")):
         await client.communicator.connect()
 
 
