@@ -83,3 +83,14 @@ def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run Python code in another process with the test settings, as a Celery task would run."""
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT), **env}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def example_env(db_path: Path) -> dict[str, str]:
+    """Environment that serves example/ with its own SQLite file."""
+    return {"PYTHONPATH": f"{ROOT / 'example'}:{ROOT}", "EXAMPLE_DB": str(db_path)}
+
+
+def migrate_example(env: dict[str, str]) -> None:
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "example.settings", **env}
+    subprocess.run([sys.executable, "example/manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=ROOT, env=environment, check=True, timeout=120)

@@ -1,5 +1,6 @@
 """@consumer: sugar over the class API, with every keyword argument exercised."""
 
+import inspect
 import re
 import sys
 
@@ -26,6 +27,7 @@ def test_the_decorated_name_is_a_consumer_class_with_its_lookups():
     assert list(message_chatgroup._handlers) == ["message_chatgroup"]
     assert message_chatgroup._handlers["message_chatgroup"].client_params == ("message",)
     assert message_chatgroup.as_asgi().consumer_class is message_chatgroup
+    assert "def message_chatgroup(consumer, request, chatgroup_name, message):" in inspect.getsource(message_chatgroup)
     assert message_chatgroup.group_name(chatgroup_name="x").startswith("hc.")
     autoconsumers(sys.modules[__name__], namespace="fn")
     from django.test import RequestFactory

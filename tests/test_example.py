@@ -7,14 +7,15 @@ import urllib.request
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.servers import ROOT, daphne
+from tests.servers import daphne, example_env, migrate_example
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
-    env = {"PYTHONPATH": f"{ROOT / 'example'}:{ROOT}", "EXAMPLE_DB": str(tmp_path_factory.mktemp("db") / "db.sqlite3")}
+    env = example_env(tmp_path_factory.mktemp("db") / "db.sqlite3")
+    migrate_example(env)
     with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
         yield port
 
@@ -23,7 +24,7 @@ async def receive(socket):
     return json.loads(await asyncio.wait_for(socket.recv(), timeout=5))
 
 
-@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/counter/", "/push/"])
+@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/counter/", "/push/", "/login/"])
 def test_pages_render_with_the_client_script(example, path):
     html = urllib.request.urlopen(f"http://127.0.0.1:{example}{path}").read().decode()
     assert '<script src="/static/hypergen/dist/hypergen.js"></script>' in html
@@ -61,3 +62,17 @@ async def test_the_counter_is_shared(example):
         morph = await receive(first)
         assert morph == await receive(second)
         assert morph[0][:2] == ["hypergen.morph", "counter"]
+
+
+def test_the_staff_page_sends_anonymous_users_to_the_login_page(example):
+    response = urllib.request.urlopen(f"http://127.0.0.1:{example}/staff/")
+    assert response.url.split("?")[0] == f"http://127.0.0.1:{example}/login/"
+
+
+async def test_the_staff_room_refuses_anonymous_sockets(example):
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"ws://127.0.0.1:{example}/ws/chat/staff_room/", origin=f"http://127.0.0.1:{example}"):
+            pass  # pragma: no cover - never connected
+    assert refused.value.response.status_code == 403

@@ -43,6 +43,17 @@ class ChatRoom(HypergenConsumer):
         command("hypergen.morph", "my-stats", hypergen(lambda: span("You sent ", self.sent, " messages here.")))
 
 
+class StaffRoom(HypergenConsumer):
+    """Only users with auth.view_user may connect (log in as demo / demo); others are refused."""
+
+    perm = "auth.view_user"
+    target_id = "staff-log"
+
+    @handler
+    def announce(self, request, text: Annotated[str, Field(min_length=1, max_length=200)]):
+        span(request.user.username, " announced: ", text)
+
+
 COUNTER = {"value": 0}
 
 

@@ -1,7 +1,10 @@
 """The example's pages: liveviews that open consumers, and a page that pushes from the backend."""
 
+import inspect
 from contextlib import contextmanager
 
+from django.contrib.auth import authenticate, login
+from django.http import HttpResponseRedirect
 from django.templatetags.static import static
 from hypergen.imports import (
     NO_PERM_REQUIRED,
@@ -10,6 +13,7 @@ from hypergen.imports import (
     body,
     button,
     callback,
+    code,
     command,
     div,
     doctype,
@@ -21,6 +25,7 @@ from hypergen.imports import (
     liveview,
     nav,
     p,
+    pre,
     script,
     span,
     style,
@@ -28,7 +33,8 @@ from hypergen.imports import (
     ul,
 )
 
-from chat.consumers import ChatRoom, increment
+from chat import consumers
+from chat.consumers import ChatRoom, StaffRoom, increment
 from hypergen_consumers import consumer_command, group_send
 
 CSS = """
@@ -36,7 +42,15 @@ body { font-family: sans-serif; max-width: 48rem; margin: 2rem auto; }
 nav a { margin-right: 1rem; }
 .offline-banner { display: none; background: #fdd; padding: .5rem; }
 html.hypergen-websocket-offline .offline-banner { display: block; }
+pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; font-size: .8rem; }
 """
+
+
+def show_source(*objects):
+    """Like hypergen's example site: each page shows the code that makes it."""
+    h2("Source")
+    for obj in objects:
+        pre(code(inspect.getsource(obj)))
 
 
 @contextmanager
@@ -54,6 +68,7 @@ def base_template():
                 a("Chat", href=chat.reverse(room_name="lobby"))
                 a("Counter", href=counter.reverse())
                 a("Push from the backend", href=push.reverse())
+                a("Staff room (login)", href=staff.reverse())
             with div(id_="content"):
                 yield
 
@@ -80,6 +95,7 @@ def chat(request, room_name):
     button("Send", id_="send", onclick=callback(url, "send_message", message))
     button("My stats", id_="stats", onclick=callback(url, "my_stats"))
     p(id_="my-stats")
+    show_source(chat, consumers.Message, ChatRoom)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
@@ -88,6 +104,7 @@ def counter(request):
     h2("Shared counter")
     p("Clicked ? times", id_="counter")
     button("Increment", id_="increment", onclick=callback(increment))
+    show_source(counter, increment)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
@@ -97,6 +114,7 @@ def push(request):
     button("group_send a chat message", id_="push-message", onclick=callback(push_message))
     button("consumer_command an alert", id_="push-alert", onclick=callback(push_alert))
     p(id_="push-result")
+    show_source(push, push_message, push_alert)
 
 
 @action(perm=NO_PERM_REQUIRED, target_id="push-result")
@@ -109,3 +127,35 @@ def push_message(request):
 def push_alert(request):
     consumer_command(ChatRoom.group_name(room_name="lobby"), [["console.log", "Hello from a view!"]])
     span("Logged in every #lobby page's console.")
+
+
+@liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="login/")
+def login_page(request):
+    h2("Log in")
+    p("Demo account: demo / demo.")
+    username = input_(id_="username", value="demo")
+    password = input_(id_="password", type_="password", value="demo")
+    button("Log in", id_="login", onclick=callback(do_login, username, password))
+    p(id_="login-result")
+
+
+@action(perm=NO_PERM_REQUIRED, target_id="login-result")
+def do_login(request, username, password):
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        span("Wrong username or password.")
+        return None
+    login(request, user)
+    return HttpResponseRedirect(staff.reverse())
+
+
+@liveview(perm="auth.view_user", base_template=base_template, login_url="/login/")
+def staff(request):
+    url = StaffRoom.reverse()
+    command("hypergen.websocket.open", url)
+    h2("Staff room")
+    p("Only users with the auth.view_user permission can open this socket; anyone else is refused at the handshake.")
+    text = input_(id_="announcement", placeholder="Announcement")
+    button("Announce", id_="announce", onclick=callback(url, text))  # One handler: no name needed.
+    p(id_="staff-log")
+    show_source(staff, StaffRoom)

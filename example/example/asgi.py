@@ -9,14 +9,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
 django.setup()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from example import routing  # noqa: E402
 
+# Under `daphne example.asgi:application` with DEBUG, serve static files as runserver does.
+http_application = get_asgi_application()
+if settings.DEBUG:
+    http_application = ASGIStaticFilesHandler(http_application)
+
 application = ProtocolTypeRouter(
     {
-        "http": get_asgi_application(),
+        "http": http_application,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
     }
 )

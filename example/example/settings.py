@@ -17,7 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "hypergen",
     "hypergen_consumers",
-    "chat",
+    "chat.apps.ChatConfig",
 ]
 
 MIDDLEWARE = [

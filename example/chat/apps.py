@@ -1,0 +1,23 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def create_demo_user(**kwargs):
+    """A demo account for the permission-protected staff room (demo / demo)."""
+    from django.contrib.auth.models import Permission, User
+
+    user, created = User.objects.get_or_create(username="demo")
+    if created:
+        user.set_password("demo")
+        user.save()
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="auth", codename="view_user"))
+
+
+class ChatConfig(AppConfig):
+    name = "chat"
+
+    def ready(self):
+        from django.apps import apps
+
+        # Sent for the auth app after auth's own handler has created the permissions.
+        post_migrate.connect(create_demo_user, sender=apps.get_app_config("auth"))

@@ -1,0 +1,186 @@
+"""client.js in a real browser: Playwright driving Debian's chromium against the example on daphne."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.servers import daphne, example_env, free_port, migrate_example
+
+pytestmark = pytest.mark.server
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ALL_OPEN = "() => Object.values(hypergen.websocket.WEBSOCKETS).length > 0 && Object.values(hypergen.websocket.WEBSOCKETS).every(c => c.isOpen())"
+RECORD_EVENTS = """() => {
+    window.recorded = [];
+    for (const name of ["open", "close", "error", "message"]) {
+        window.addEventListener("hypergen:websocket:" + name, e => window.recorded.push({name, url: e.detail.url, code: e.detail.code}));
+    }
+}"""
+
+
+@pytest.fixture(scope="module")
+def example_db(tmp_path_factory):
+    env = example_env(tmp_path_factory.mktemp("browser") / "db.sqlite3")
+    migrate_example(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(example_db):
+    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Open pages in fresh contexts; fail the test on any uncaught page error."""
+    errors, contexts = [], []
+
+    def opener(url, wait_open=True):
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        if wait_open:
+            page.wait_for_function(ALL_OPEN)
+        return page
+
+    yield opener
+    for context in contexts:
+        context.close()
+    assert errors == [], f"uncaught page errors: {errors}"
+
+
+def send_chat(page, text, author=None):
+    if author is not None:
+        page.fill("#author", author)
+    page.fill("#text", text)
+    page.click("#send")
+
+
+def test_a_chat_message_typed_in_one_page_appears_in_both(server, open_page):
+    first, second = open_page(f"{server}/chat/browser-room/"), open_page(f"{server}/chat/browser-room/")
+    elsewhere = open_page(f"{server}/chat/other-room/")
+    send_chat(first, "hello from first", author="ann")
+    for page in (first, second):
+        expect(page.locator("#messages li")).to_have_text(["ann: hello from first"])
+        expect(page.locator("#chat-status")).to_have_text("Last message in #browser-room was from ann")
+    send_chat(second, "and back", author="bob")
+    expect(first.locator("#messages li")).to_have_text(["ann: hello from first", "bob: and back"])
+    expect(elsewhere.locator("#messages li")).to_have_count(0)
+
+
+def test_the_counter_increments_on_every_open_page(server, open_page):
+    pages = [open_page(f"{server}/counter/") for _ in range(3)]
+    for clicks in range(1, 4):  # This module's server counts from zero; only this test clicks.
+        pages[clicks % 3].click("#increment")
+        for page in pages:
+            expect(page.locator("#counter")).to_have_text(f"Clicked {clicks} times")
+
+
+def test_a_validation_error_reaches_the_error_event_and_the_page_keeps_working(server, open_page):
+    page = open_page(f"{server}/chat/errors/")
+    page.evaluate(RECORD_EVENTS)
+    send_chat(page, "nobody wrote this", author="")
+    page.wait_for_function("() => window.recorded.some(e => e.name === 'error')")
+    errors = page.evaluate("window.recorded.filter(e => e.name === 'error')")
+    assert errors == [{"name": "error", "url": page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]"), "code": "validation_error"}]
+    expect(page.locator("#messages li")).to_have_count(0)
+    send_chat(page, "now it works", author="ann")
+    expect(page.locator("#messages li")).to_have_text(["ann: now it works"])
+
+
+def test_loading_the_client_twice_and_opening_twice_keep_one_socket(server, open_page):
+    page = open_page(f"{server}/chat/twice/")
+    url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.add_script_tag(url="/static/hypergen_consumers/client.js")
+    page.evaluate("url => hypergen.websocket.open(url)", url)
+    assert page.evaluate("hypergen.websocket.isHypergenConsumersClient") is True
+    assert page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS).length") == 1
+    send_chat(page, "still one socket", author="ann")
+    expect(page.locator("#messages li")).to_have_text(["ann: still one socket"])
+    assert sockets == []
+
+
+def test_the_staff_room_needs_a_login_and_then_works(server, open_page):
+    page = open_page(f"{server}/staff/", wait_open=False)
+    expect(page).to_have_url(re.compile(r"/login/"))
+    page.click("#login")  # The demo account is filled in.
+    expect(page).to_have_url(f"{server}/staff/")
+    page.wait_for_function(ALL_OPEN)
+    page.fill("#announcement", "coffee is ready")
+    page.click("#announce")
+    expect(page.locator("#staff-log")).to_have_text("demo announced: coffee is ready")
+
+
+@pytest.fixture
+def restartable(example_db):
+    """A daphne on a fixed port that a test can stop and start again."""
+    port = free_port()
+    state = {"server": None}
+
+    def start():
+        state["server"] = daphne("example.asgi:application", settings="example.settings", env=example_db, port=port)
+        state["server"].__enter__()
+
+    def stop():
+        state["server"].__exit__(None, None, None)
+        state["server"] = None
+
+    start()
+    yield f"http://127.0.0.1:{port}", start, stop
+    if state["server"] is not None:
+        stop()
+
+
+def test_offline_messages_are_queued_and_sent_after_the_server_returns(restartable, open_page):
+    base, start, stop = restartable
+    page = open_page(f"{base}/chat/outage/")
+    html = page.locator("html")
+    expect(html).not_to_have_class(re.compile("hypergen-websocket-offline"))
+    stop()
+    expect(html).to_have_class(re.compile("hypergen-websocket-offline"))
+    expect(page.locator(".offline-banner")).to_be_visible()
+    send_chat(page, "sent while offline", author="ann")
+    assert page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].queue.length") == 1
+    start()
+    expect(html).not_to_have_class(re.compile("hypergen-websocket-offline"), timeout=30_000)
+    expect(page.locator("#messages li")).to_have_text(["ann: sent while offline"], timeout=10_000)
+
+
+def test_close_stops_reconnecting_for_good(restartable, open_page):
+    base, start, stop = restartable
+    page = open_page(f"{base}/chat/closing/")
+    chat_url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
+    control_url = chat_url.replace("/room/closing/", "/room/control/")
+    page.evaluate("url => hypergen.websocket.open(url)", control_url)  # Keeps reconnecting: the control.
+    page.wait_for_function(ALL_OPEN)
+    page.evaluate("url => hypergen.websocket.close(url)", chat_url)
+    opened = []
+    page.on("websocket", lambda ws: opened.append(ws.url))
+    stop()
+    start()
+    page.wait_for_function(ALL_OPEN, timeout=30_000)  # The control socket came back...
+    assert opened and set(opened) == {control_url}  # ...and the closed URL never tried again.
+    assert page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)") == [control_url]
+    expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
