@@ -184,3 +184,47 @@ def test_close_stops_reconnecting_for_good(restartable, open_page):
     assert opened and set(opened) == {control_url}  # ...and the closed URL never tried again.
     assert page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)") == [control_url]
     expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
+
+
+def test_coming_back_online_or_visible_reconnects_at_once(restartable, open_page):
+    base, start, stop = restartable
+    page = open_page(f"{base}/chat/online/")
+    stop()
+    expect(page.locator("html")).to_have_class(re.compile("hypergen-websocket-offline"))
+    start()
+    for event in ["window.dispatchEvent(new Event('online'))",
+                  "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
+                  "document.dispatchEvent(new Event('visibilitychange'))"]:
+        # Make the backoff long, wait until the socket is down with a retry pending, then fire the event:
+        # the socket must be created by the event itself, not by the timer.
+        page.wait_for_function("() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];"
+                               " c.attempt = 30; return c.socket === null && c.timer !== null; }", timeout=30_000)
+        created = page.evaluate("() => { " + event + "; return Object.values(hypergen.websocket.WEBSOCKETS)[0].socket !== null; }")
+        assert created is True
+        page.wait_for_function(ALL_OPEN, timeout=30_000)
+        page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")  # Down again for the next event.
+
+
+def test_the_offline_queue_is_bounded_and_warns(restartable, open_page):
+    base, start, stop = restartable
+    page = open_page(f"{base}/chat/bounded/")
+    warnings = []
+    page.on("console", lambda message: message.type == "warning" and warnings.append(message.text))
+    stop()
+    expect(page.locator("html")).to_have_class(re.compile("hypergen-websocket-offline"))
+    length = page.evaluate("""() => {
+        const connection = Object.values(hypergen.websocket.WEBSOCKETS)[0];
+        for (let i = 0; i < 1001; i++) connection.send(JSON.stringify({args: [i], meta: {}}));
+        return [connection.queue.length, JSON.parse(connection.queue[0]).args[0]];
+    }""")
+    assert length == [1000, 1]  # The oldest (0) was dropped.
+    assert any("send queue for" in warning and "dropped the oldest message" in warning for warning in warnings)
+
+
+def test_every_frame_fires_a_message_event_with_its_url(server, open_page):
+    page = open_page(f"{server}/chat/events/")
+    page.evaluate(RECORD_EVENTS)
+    send_chat(page, "hello", author="ann")
+    page.wait_for_function("() => window.recorded.some(e => e.name === 'message')")
+    url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
+    assert page.evaluate("window.recorded.filter(e => e.name === 'message').map(e => e.url)") == [url]
