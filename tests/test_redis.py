@@ -65,10 +65,15 @@ async def test_messages_cross_processes_and_pushes_come_from_a_third_process(red
                 assert await receive(socket) == [["alert", 42]]
 
 
-@pytest.mark.parametrize("layer", LAYERS[:1], ids=["core"])
+@pytest.mark.parametrize("layer", LAYERS, ids=["core", "pubsub"])
 async def test_a_redis_outage_keeps_connections_up_and_broadcasts_resume(layer):
-    """Core layer only for now: after an outage channels-redis's pub/sub layer stops reading
-    its subscriptions (its receive loop idles on an unsubscribed PubSub); see issue 4."""
+    """Redis stops under live connections and comes back.
+
+    Core layer: nothing sent after Redis is back is lost (groups are re-joined first).
+    Pub/sub layer: Redis pub/sub delivers at most once, so a broadcast published while the
+    layer's subscriber is still reconnecting may be lost; broadcasts must resume, though.
+    """
+    lossy = "pubsub" in layer
     redis_port = free_port()
     env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "TEST_REDIS_LAYER": layer}
     redis = redis_server(redis_port)
@@ -82,7 +87,7 @@ async def test_a_redis_outage_keeps_connections_up_and_broadcasts_resume(layer):
 
                 redis.__exit__(None, None, None)
                 await sender.send(frame("during"))
-                error = await receive(sender)
+                error = await receive(sender, timeout=15)
                 assert error[0][0] == "hypergen.websocket.error"
                 assert error[0][1]["code"] == "layer_unavailable"
 
@@ -93,18 +98,26 @@ async def test_a_redis_outage_keeps_connections_up_and_broadcasts_resume(layer):
 
                 redis = redis_server(redis_port)
                 redis.__enter__()
-                deadline = time.monotonic() + 30
-                while True:  # The layer reconnects with backoff; broadcasts resume without a restart.
-                    await sender.send(frame("after"))
-                    reply = await receive(sender, timeout=10)
-                    if reply[0][0] == "hypergen.morph":
+                deadline = time.monotonic() + 45
+                attempt = 0
+                while True:  # Broadcasts resume without restarting anything.
+                    attempt += 1
+                    await sender.send(frame(f"after{attempt}"))
+                    try:
+                        reply = await receive(sender, timeout=15 if not lossy else 3)
+                    except asyncio.TimeoutError:
+                        assert lossy, "the core layer lost a broadcast sent after Redis came back"
+                        reply = None
+                    if reply and reply[0][0] == "hypergen.morph":
                         break
-                    assert reply[0][1]["code"] == "layer_unavailable"
+                    if reply:
+                        assert reply[0][1]["code"] == "layer_unavailable"
                     assert time.monotonic() < deadline, "broadcasts did not resume"
                     await asyncio.sleep(0.2)
+                received = reply[1][2]
                 while True:
-                    reply = await receive(member, timeout=10)
-                    if reply[1][2] == "after":
+                    text = (await receive(member, timeout=15))[1][2]
+                    if text == received:
                         break
                 assert process.poll() is None
     finally:
