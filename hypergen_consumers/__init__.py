@@ -10,6 +10,7 @@ from .errors import (
     INVALID_FRAME,
     LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
+    RATE_LIMITED,
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
     ChannelLayerUnavailable,
@@ -38,4 +39,5 @@ __all__ = [
     "PERMISSION_DENIED",
     "HANDLER_ERROR",
     "LAYER_UNAVAILABLE",
+    "RATE_LIMITED",
 ]

@@ -28,6 +28,7 @@ from .errors import (
     INVALID_FRAME,
     LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
+    RATE_LIMITED,
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
     error_command,
@@ -36,6 +37,7 @@ from . import recovery
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .perms import check_user_perms
+from .ratelimit import RateLimiter, rate_limit_setting
 from .rendering import render_async, render_sync
 
 __all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES"]
@@ -162,6 +164,8 @@ class ConnectionMixin:
             await self._leave_groups()
             return
         recovery.track(self)
+        per_second = rate_limit_setting()
+        self._rate_limiter = RateLimiter(per_second) if per_second else None
         if cls._on_connect is not None:
             await self._run(cls._on_connect, [], to_group=False)
 
@@ -194,6 +198,12 @@ class ConnectionMixin:
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Check and decode one client frame, then hand it to ``receive_json``."""
+        limiter = getattr(self, "_rate_limiter", None)
+        if limiter is not None and not limiter.allow():
+            await self.send_error(
+                RATE_LIMITED, f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT)."
+            )
+            return
         if text_data is None:
             await self.send_error(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
             return

@@ -20,6 +20,7 @@ __all__ = [
     "PERMISSION_DENIED",
     "HANDLER_ERROR",
     "LAYER_UNAVAILABLE",
+    "RATE_LIMITED",
     "ERROR_CODES",
     "ERROR_COMMAND",
     "ChannelLayerUnavailable",
@@ -34,6 +35,8 @@ VALIDATION_ERROR = "validation_error"
 PERMISSION_DENIED = "permission_denied"
 HANDLER_ERROR = "handler_error"
 LAYER_UNAVAILABLE = "layer_unavailable"
+#: Added to SPEC's list: the connection sent more than HYPERGEN_CONSUMERS_RATE_LIMIT messages/s.
+RATE_LIMITED = "rate_limited"
 
 ERROR_CODES = frozenset(
     {
@@ -44,6 +47,7 @@ ERROR_CODES = frozenset(
         PERMISSION_DENIED,
         HANDLER_ERROR,
         LAYER_UNAVAILABLE,
+        RATE_LIMITED,
     }
 )
 

@@ -21,6 +21,7 @@ from hypergen_consumers import (
     INVALID_FRAME,
     NO_PERM_REQUIRED,
     PERMISSION_DENIED,
+    RATE_LIMITED,
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
     HypergenConsumer,
@@ -246,3 +247,28 @@ async def test_frames_are_exactly_one_error_command():
         (command,) = json.loads(raw)
         assert command[0] == "hypergen.websocket.error"
         assert set(command[1]) == {"code", "message"}
+
+
+@override_settings(HYPERGEN_CONSUMERS_RATE_LIMIT=5)
+async def test_a_flooding_client_is_rate_limited_and_its_budget_still_works():
+    calls = []
+    async with ConsumerClient(make_room(calls)) as client:
+        for n in range(8):
+            await client.send("add", n, 0)
+        replies = [await client.receive() for _ in range(8)]
+        worked = [reply for reply in replies if reply[0][0] == "hypergen.morph"]
+        limited = [reply for reply in replies if reply[0][0] == "hypergen.websocket.error"]
+        assert len(worked) == 5, "a bucket of one second's worth (5) passes"
+        assert [reply[0][1] for reply in limited] == [
+            {"code": RATE_LIMITED, "message": "More than 5 messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT)."}
+        ] * 3
+        assert calls == [(n, 0) for n in range(5)]
+
+
+async def test_without_the_setting_there_is_no_rate_limit():
+    calls = []
+    async with ConsumerClient(make_room(calls)) as client:
+        for n in range(50):
+            await client.send("add", n, 0)
+        replies = [await client.receive() for _ in range(50)]
+        assert all(reply[0][0] == "hypergen.morph" for reply in replies)

@@ -1,0 +1,35 @@
+"""A per-connection token bucket: HYPERGEN_CONSUMERS_RATE_LIMIT messages per second.
+
+Off unless the setting is a positive number. The bucket holds one second's worth of
+messages, so short bursts pass and a client flooding the socket gets ``rate_limited``
+errors for the excess while its in-budget messages keep working.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+__all__ = ["RateLimiter", "rate_limit_setting"]
+
+
+def rate_limit_setting() -> float | None:
+    value = getattr(settings, "HYPERGEN_CONSUMERS_RATE_LIMIT", None)
+    return float(value) if value else None
+
+
+class RateLimiter:
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self.tokens = per_second
+        self.updated = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.per_second, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
