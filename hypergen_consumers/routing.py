@@ -8,6 +8,7 @@ so ``reverse()`` can build its URL with Django's own reversing (converters, quot
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -144,8 +145,14 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
 
 def reverse_route(route: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """The path of a ``path()`` route for these URL args (Django's converters and quoting)."""
-    pattern = path(route, _unused_view, name="route")
-    return "/" + URLResolver(RegexPattern(r"^/"), [pattern]).reverse("route", *args, **kwargs)
+    return "/" + _route_resolver(route).reverse("route", *args, **kwargs)
+
+
+@functools.lru_cache(maxsize=256)
+def _route_resolver(route: str) -> URLResolver:
+    # One resolver per route: each URLResolver holds an asgiref Local (a ContextVar), so
+    # building one per call would grow the calling task's context.
+    return URLResolver(RegexPattern(r"^/"), [path(route, _unused_view, name="route")])
 
 
 def _unused_view(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never called
