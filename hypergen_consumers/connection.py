@@ -329,6 +329,18 @@ class ConnectionMixin:
 
     # --- channel layer events -------------------------------------------------------
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, minus its per-message database hop for pre-encoded frames.
+
+        Channels runs ``close_old_connections`` in a worker thread before every message. A
+        broadcast frame only forwards text and never touches the database, and fan-out makes
+        it the most common message, so it skips that hop. Everything else goes through Channels.
+        """
+        if message["type"] == FRAME_EVENT:
+            await self.send(text_data=message["text"])
+            return
+        await super().dispatch(message)
+
     async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
         """An already encoded command list for this connection (a broadcast or consumer_command)."""
         await self.send(text_data=event["text"])

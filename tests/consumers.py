@@ -34,3 +34,18 @@ class Slow(HypergenConsumer):
 
         await asyncio.sleep(seconds)
         span("waited ", seconds)
+
+
+class Load(HypergenConsumer):
+    """For the load test: one broadcast and one sender-only handler."""
+
+    perm = NO_PERM_REQUIRED
+    path = "load/<int:team>/"
+
+    @handler
+    async def everyone(self, request, team: int, sender: int, n: int):
+        command("e", sender, n)
+
+    @handler(broadcast=False)
+    async def mine(self, request, team: int, sender: int, n: int):
+        command("m", sender, n)

@@ -27,7 +27,12 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "tests.urls"
 ASGI_APPLICATION = "tests.asgi.application"
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": int(os.environ.get("HYPERGEN_TEST_CAPACITY", 100))},
+    }
+}
 
 # The Redis tests run daphne and helper scripts with these set (see tests/test_redis.py).
 if os.environ.get("TEST_REDIS_URL"):
