@@ -49,7 +49,9 @@ def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
 
 def test_autoconsumers_takes_a_dotted_module_path():
     patterns = autoconsumers("tests.consumers", namespace="dotted")
-    assert [str(p.pattern) for p in patterns] == ["ws/dotted/echo/<slug:room>/", "ws/dotted/secret/", "ws/dotted/slow/"]
+    assert [str(p.pattern) for p in patterns] == [
+        "ws/dotted/echo/<slug:room>/", "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/load/<int:team>/"
+    ]
 
 
 def test_reverse_builds_ws_and_wss_urls_from_the_current_request():
