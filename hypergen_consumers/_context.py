@@ -20,17 +20,17 @@ from typing import Any
 from hypergen.context import Context, context
 from pyrsistent import pmap
 
-_HYPERGEN_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar(
+HYPERGEN_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "hypergen_consumers_hypergen_context", default=pmap()
 )
 
 
 def _get(self: Context) -> Any:
-    return _HYPERGEN_CONTEXT.get()
+    return HYPERGEN_CONTEXT.get()
 
 
 def _set(self: Context, value: Any) -> None:
-    _HYPERGEN_CONTEXT.set(value)
+    HYPERGEN_CONTEXT.set(value)
 
 
 class ContextVarContext(Context):
@@ -38,17 +38,25 @@ class ContextVarContext(Context):
 
     ctx = property(_get, _set)
 
+    def __init__(self) -> None:
+        """Do nothing, unlike hypergen's ``Context.__init__``.
+
+        ``threading.local`` calls ``__init__`` again the first time each new thread touches
+        the object; hypergen's resets ``ctx`` there, which with ContextVar storage would wipe
+        the state a worker thread was just given. A fresh context gets the ContextVar's default.
+        """
+
     def __getattr__(self, key: str) -> Any:
         try:
-            return _HYPERGEN_CONTEXT.get()[key]
+            return HYPERGEN_CONTEXT.get()[key]
         except KeyError:
             raise AttributeError("No such attribute: " + key) from None
 
     def __getitem__(self, key: str) -> Any:
-        return _HYPERGEN_CONTEXT.get()[key]
+        return HYPERGEN_CONTEXT.get()[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in _HYPERGEN_CONTEXT.get()
+        return key in HYPERGEN_CONTEXT.get()
 
 
 def install() -> None:
@@ -59,4 +67,4 @@ def install() -> None:
     current = context.__dict__.get("ctx", pmap())
     # Context.__setattr__ would store "__class__" as a context key, so bypass it.
     threading.local.__setattr__(context, "__class__", ContextVarContext)
-    _HYPERGEN_CONTEXT.set(current)
+    HYPERGEN_CONTEXT.set(current)

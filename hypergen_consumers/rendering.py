@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from hypergen.context import context
-from hypergen.hypergen import plugins_exit_stack, plugins_method_call
+from hypergen.context import context, contextlist
+from hypergen.hypergen import plugins_method_call
 from hypergen.liveview import LiveviewPluginBase
 from hypergen.template import TemplatePlugin, join_html
+from pyrsistent import pmap
+
+from ._context import HYPERGEN_CONTEXT
 
 __all__ = ["render_sync", "render_async"]
 
@@ -62,17 +65,37 @@ class ConsumerPlugin(LiveviewPluginBase):
 def _rendering(
     request: Any, target_id: str | None, user_plugins: Sequence[Any], matched_perms: frozenset[str], owner: str
 ) -> Iterator[None]:
+    """hypergen's rendering state for one message, set in one step.
+
+    Equivalent to ``context(request=...)`` + ``context(at="hypergen", ...)`` + entering
+    TemplatePlugin's and ConsumerPlugin's ``context()``, which is what ``hypergen()`` does,
+    but built as one map: this runs for every message, and the nested context managers
+    cost more than the handler's own rendering. User plugins' ``context()`` still run.
+    """
     plugins = [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins]
-    with context(request=request), context(
-        at="hypergen",
-        plugins=plugins,
-        base_template=None,
-        matched_perms=set(matched_perms),
-        partial_base_template=None,
-    ):
-        with plugins_exit_stack("context"):
+    state = pmap(
+        {
+            "plugins": plugins,
+            "base_template": None,
+            "matched_perms": set(matched_perms),
+            "partial_base_template": None,
+            "into": contextlist("target_id"),  # TemplatePlugin.context
+            "ids": set(),
+            "event_handler_callbacks": {},  # ConsumerPlugin.context
+            "commands": deque(),
+            "target_id": target_id,
+        }
+    )
+    token = HYPERGEN_CONTEXT.set(HYPERGEN_CONTEXT.get().set("request", request).set("hypergen", state))
+    try:
+        with ExitStack() as stack:
+            for plugin in user_plugins:
+                if hasattr(plugin, "context"):
+                    stack.enter_context(plugin.context())
             plugins_method_call("template_before")
             yield
+    finally:
+        HYPERGEN_CONTEXT.reset(token)
 
 
 def _finish(template_result: Any) -> list[Any]:

@@ -82,3 +82,24 @@ def test_hypergen_liveviews_and_actions_still_render():
     response = client.post("/press/", {"hypergen_data": '{"args": [], "meta": {}}'})
     assert response.status_code == 200
     assert ["hypergen.morph", "content", "<span>pressed</span>"] in list(loads(response.content))
+
+
+def test_a_new_thread_touching_the_context_first_keeps_the_state_it_was_given():
+    """threading.local re-runs __init__ per thread; that must not wipe ContextVar state."""
+    import contextvars
+    import threading
+
+    from hypergen.context import context
+
+    from hypergen_consumers._context import HYPERGEN_CONTEXT
+
+    seen = []
+
+    def worker():
+        HYPERGEN_CONTEXT.set(HYPERGEN_CONTEXT.get().set("request", "given"))
+        seen.append(context.request)  # The first touch of `context` in this thread.
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(worker,))
+    thread.start()
+    thread.join()
+    assert seen == ["given"]

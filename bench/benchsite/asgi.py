@@ -1,0 +1,37 @@
+"""The benchmark server: every endpoint behind the same middleware stack as a real site."""
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+django.setup()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+from hypergen.imports import NO_PERM_REQUIRED  # noqa: E402
+
+from benchsite import consumers as c  # noqa: E402
+
+ROUTES = {
+    "roundtrip": {
+        "raw": c.RawEcho.as_asgi(),
+        "upstream": c.Upstream.as_asgi(perm=NO_PERM_REQUIRED),
+        "ours_async": c.OursAsync.as_asgi(),
+        "ours_sync": c.OursSync.as_asgi(),
+        "ours_function": c.ours_function.as_asgi(),
+    },
+    "fanout": {
+        "raw": c.RawFanout.as_asgi(),
+        "upstream": c.UpstreamFanout.as_asgi(perm=NO_PERM_REQUIRED),
+        "ours_async": c.OursAsyncFanout.as_asgi(),
+        "ours_sync": c.OursSyncFanout.as_asgi(),
+        "ours_function": c.ours_function_fanout.as_asgi(),
+    },
+}
+
+websocket_urlpatterns = [
+    path(f"ws/{scenario}/{endpoint}/", app) for scenario, apps in ROUTES.items() for endpoint, app in apps.items()
+]
+application = ProtocolTypeRouter({"websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))})
