@@ -1,8 +1,11 @@
 """Test helpers: talk to a consumer the way a page does, over Channels' WebsocketCommunicator.
 
     async with ConsumerClient(ChatRoom, room_name="vip") as client:
-        commands = await client.call("send_message", "hi")
-        assert client.morphed(commands, "counter") == "<span>...</span>"
+        await client.call("send_message", "hi")
+        assert client.morphed("counter") == "<span>Messages in vip: 1</span>"
+        assert client.appended("messages") == ["<li>hi</li>"]
+        await client.send("send_message", "x" * 5000)
+        await client.expect_error("validation_error")
 
 ``call`` sends exactly the frame hypergen's ``callback()`` sends, ``{"args": [...],
 "meta": {}}``, and returns the next command list the connection receives.
@@ -72,6 +75,8 @@ class ConsumerClient:
         self.path = routing.reverse_route(route, args, url_kwargs)
         self.communicator = WebsocketCommunicator(application, self.path, headers=headers or DEFAULT_HEADERS)
         self.connected = False
+        #: The last command list received (what morphed() and appended() read).
+        self.last: list[Any] = []
 
     async def connect(self) -> None:
         accepted, code = await self.communicator.connect()
@@ -102,7 +107,8 @@ class ConsumerClient:
 
     async def receive(self, timeout: float = 2) -> list[Any]:
         """The next command list this connection receives."""
-        return loads(await self.communicator.receive_from(timeout))
+        self.last = list(loads(await self.communicator.receive_from(timeout)))
+        return self.last
 
     async def call(self, *args: Any, meta: dict[str, Any] | None = None, timeout: float = 2) -> list[Any]:
         """Send a callback frame and return the next command list received."""
@@ -124,18 +130,20 @@ class ConsumerClient:
             raise AssertionError(msg)
         return commands[0][1]
 
-    @staticmethod
-    def morphed(commands: list[Any], target_id: str) -> str | None:
-        """The HTML morphed into ``target_id`` by ``commands``, or None."""
-        for command in commands:
+    def morphed(self, target_id: str, commands: list[Any] | None = None) -> str | None:
+        """The HTML the last command list (or ``commands``) morphed into ``target_id``, or None."""
+        for command in self.last if commands is None else commands:
             if command[0] == "hypergen.morph" and command[1] == target_id:
                 return command[2]
         return None
 
-    @staticmethod
-    def appended(commands: list[Any], target_id: str) -> list[str]:
-        """Every HTML fragment appended to ``target_id`` by ``commands``."""
-        return [command[2] for command in commands if command[0] == "hypergen.append" and command[1] == target_id]
+    def appended(self, target_id: str, commands: list[Any] | None = None) -> list[str]:
+        """Every HTML fragment the last command list (or ``commands``) appended to ``target_id``."""
+        return [
+            command[2]
+            for command in (self.last if commands is None else commands)
+            if command[0] == "hypergen.append" and command[1] == target_id
+        ]
 
 
 async def wait_for(predicate: Any, timeout: float = 2, interval: float = 0.01) -> None:

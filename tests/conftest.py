@@ -10,6 +10,7 @@ from hypergen_consumers.routing import registry_snapshot
 
 # Registered at import, before any test's registry snapshot, as a real project's would be.
 import tests.consumers  # noqa: E402,F401
+import tests.routing  # noqa: E402,F401  (mounts them, as ASGI_APPLICATION would at start-up)
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 

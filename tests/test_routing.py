@@ -50,7 +50,8 @@ def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
 def test_autoconsumers_takes_a_dotted_module_path():
     patterns = autoconsumers("tests.consumers", namespace="dotted")
     assert [str(p.pattern) for p in patterns] == [
-        "ws/dotted/echo/<slug:room>/", "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/load/<int:team>/"
+        "ws/dotted/echo/<slug:room>/", "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/load/<int:team>/",
+        "ws/dotted/database_probe/",
     ]
 
 

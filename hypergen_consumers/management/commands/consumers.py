@@ -1,0 +1,21 @@
+"""``manage.py consumers``: list mounted consumers, or print them as an AsyncAPI 3.0 document."""
+
+import json
+
+from django.core.management.base import BaseCommand
+
+from hypergen_consumers.schema import asyncapi_document, describe
+
+
+class Command(BaseCommand):
+    help = "List every mounted consumer (route, group rule, handlers, perms); --asyncapi prints AsyncAPI 3.0 JSON."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--asyncapi", action="store_true", help="print an AsyncAPI 3.0 document (JSON)")
+        parser.add_argument("--title", default="Websocket consumers", help="the document's info.title")
+
+    def handle(self, *args, **options):
+        if options["asyncapi"]:
+            self.stdout.write(json.dumps(asyncapi_document(options["title"]), indent=2))
+        else:
+            self.stdout.write(describe())
