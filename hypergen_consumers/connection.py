@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
+from channels.consumer import get_handler_name
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads
@@ -34,6 +35,7 @@ from .errors import (
     error_command,
 )
 from . import recovery
+from .db_cleanup import aclose_old_connections_if_any_open
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .perms import check_user_perms
@@ -330,16 +332,21 @@ class ConnectionMixin:
     # --- channel layer events -------------------------------------------------------
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch, minus its per-message database hop for pre-encoded frames.
+        """Channels' dispatch, with its per-message database clean-up only when it can do something.
 
-        Channels runs ``close_old_connections`` in a worker thread before every message. A
-        broadcast frame only forwards text and never touches the database, and fan-out makes
-        it the most common message, so it skips that hop. Everything else goes through Channels.
+        Channels hops to a worker thread to run ``close_old_connections`` before every message;
+        here that hop is made only while a database connection is open (see ``db_cleanup``).
+        A pre-encoded frame (a broadcast, the most common message under fan-out) only
+        forwards text and never touches the database, so it skips the clean-up entirely.
         """
         if message["type"] == FRAME_EVENT:
             await self.send(text_data=message["text"])
             return
-        await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await aclose_old_connections_if_any_open()
+        await handler(message)
 
     async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
         """An already encoded command list for this connection (a broadcast or consumer_command)."""

@@ -19,9 +19,7 @@ from hypergen.context import context, contextlist
 from hypergen.hypergen import plugins_method_call
 from hypergen.liveview import LiveviewPluginBase
 from hypergen.template import TemplatePlugin, join_html
-from pyrsistent import pmap
-
-from ._context import HYPERGEN_CONTEXT
+from ._context import HYPERGEN_CONTEXT, fast_pmap
 
 __all__ = ["render_sync", "render_async"]
 
@@ -73,7 +71,7 @@ def _rendering(
     cost more than the handler's own rendering. User plugins' ``context()`` still run.
     """
     plugins = [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins]
-    state = pmap(
+    state = fast_pmap(
         {
             "plugins": plugins,
             "base_template": None,
@@ -86,7 +84,7 @@ def _rendering(
             "target_id": target_id,
         }
     )
-    token = HYPERGEN_CONTEXT.set(HYPERGEN_CONTEXT.get().set("request", request).set("hypergen", state))
+    token = HYPERGEN_CONTEXT.set(fast_pmap({**HYPERGEN_CONTEXT.get(), "request": request, "hypergen": state}))
     try:
         with ExitStack() as stack:
             for plugin in user_plugins:

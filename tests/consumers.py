@@ -1,8 +1,11 @@
 """Module-level consumers served by tests/asgi.py to a real daphne process."""
 
+from asgiref.sync import sync_to_async
+from django.db import connections
 from hypergen.imports import command, span
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.db_cleanup import cleanup_needed
 
 
 class Echo(HypergenConsumer):
@@ -49,3 +52,20 @@ class Load(HypergenConsumer):
     @handler(broadcast=False)
     async def mine(self, request, team: int, sender: int, n: int):
         command("m", sender, n)
+
+
+class DatabaseProbe(HypergenConsumer):
+    """For the database clean-up test: open a connection the way the async ORM does, and report."""
+
+    perm = NO_PERM_REQUIRED
+    target_id = "probe"
+
+    @handler
+    async def use_database(self, request):
+        await sync_to_async(lambda: connections["default"].cursor().execute("SELECT 1"))()
+        span("used, cleanup_needed=", cleanup_needed())
+
+    @handler
+    async def report(self, request):
+        is_open = await sync_to_async(lambda: connections["default"].connection is not None)()
+        span("open=", is_open, " cleanup_needed=", cleanup_needed())

@@ -103,3 +103,16 @@ def test_a_new_thread_touching_the_context_first_keeps_the_state_it_was_given():
     thread.start()
     thread.join()
     assert seen == ["given"]
+
+
+def test_the_rendering_state_map_behaves_like_the_pmap_hypergen_expects():
+    from pyrsistent import pmap
+
+    from hypergen_consumers._context import fast_pmap
+
+    state = fast_pmap({"into": [1], "target_id": "t"})
+    assert state == pmap({"into": [1], "target_id": "t"})
+    assert (state.into, state["target_id"], state.get("missing", 7), "into" in state, len(state)) == ([1], "t", 7, True, 2)
+    assert dict(state.update(pmap({"target_id": "u"}))) == {"into": [1], "target_id": "u"}  # What context(at=...) does.
+    assert dict(state.set("ids", set())) == {"into": [1], "target_id": "t", "ids": set()}
+    assert dict(state) == {"into": [1], "target_id": "t"}  # Unchanged: immutable.

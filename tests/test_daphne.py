@@ -83,3 +83,17 @@ async def test_a_client_that_disconnects_mid_handler_does_not_hurt_the_server(se
         assert await receive(again) == [["hypergen.morph", "slow", "<span>waited 0.0</span>"]]
     assert process.poll() is None
     assert "Traceback" not in read_log(process)
+
+
+async def test_a_database_connection_a_handler_opened_is_closed_before_the_next_message(server):
+    """Channels' per-message clean-up still happens when there is something to clean (db_cleanup.py)."""
+    port, _ = server
+    async with connect(url(port, "database_probe/"), origin=origin(port)) as socket:
+
+        async def call(name):
+            await socket.send(json.dumps({"args": [name], "meta": {}}))
+            return (await receive(socket))[0][2]
+
+        assert await call("report") == "<span>open=False cleanup_needed=False</span>"
+        assert await call("use_database") == "<span>used, cleanup_needed=True</span>"
+        assert await call("report") == "<span>open=False cleanup_needed=False</span>"
