@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,22 +33,8 @@ LOAD = BENCH / "load.py"
 ENDPOINTS = ["raw", "upstream", "ours_async", "ours_sync", "ours_function"]
 ENV = {**os.environ, "PYTHONPATH": f"{BENCH}:{ROOT}", "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on {port}")
+sys.path.insert(0, str(ROOT))
+from tests.servers import free_port, redis_server as redis_server_port, stop, wait_for_port  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -65,21 +51,13 @@ def server(kind: str, layer: str = "memory", redis_url: str = "") -> Iterator[tu
         wait_for_port(port, process)
         yield port, process.pid
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, process)
+    with redis_server_port() as port:
         yield f"redis://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def load(*args: object) -> dict:
@@ -138,7 +116,8 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
                                           *[url(port, "fanout", endpoint) for port in ports],
                                           "--receivers", receivers, "--messages", config.messages)
                         except RuntimeError as exc:  # Recorded and reported, not hidden.
-                            failures.append(f"fanout/{receivers}recv/{layer}/{processes}proc {endpoint}: {exc}"[:500])
+                            cause = str(exc).strip().splitlines()[-1]  # The exception, not the traceback's head.
+                            failures.append(f"fanout/{receivers}recv/{layer}/{processes}proc {endpoint}: {cause}"[:500])
                             continue
                     runs[f"fanout/{receivers}recv/{layer}/{processes}proc"][endpoint].append(result)
 
@@ -212,6 +191,9 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="skip the channels-redis fan-out scenarios")
     config = parser.parse_args()
     config.servers = ["daphne"] if config.quick else ["daphne", "uvicorn"]
+    if "uvicorn" in config.servers and importlib.util.find_spec("uvicorn") is None:
+        print("uvicorn is not installed, so only daphne is measured: bash scripts/bench.sh installs it.")
+        config.servers.remove("uvicorn")
     config.reps = 1 if config.quick else 3
     config.fanout_reps = 1 if config.quick else 2
     config.seconds = 1 if config.quick else 3

@@ -28,12 +28,19 @@ __all__ = [
     "error_command",
 ]
 
+#: Not JSON, not ``{"args": [...], "meta": {...}}``, a binary frame or a bad hypergen encoding.
 INVALID_FRAME = "invalid_frame"
+#: Larger than HYPERGEN_CONSUMERS_MAX_FRAME_BYTES.
 FRAME_TOO_LARGE = "frame_too_large"
+#: No ``@handler`` of that name.
 UNKNOWN_HANDLER = "unknown_handler"
+#: pydantic rejected the arguments; the error's ``errors`` holds its list.
 VALIDATION_ERROR = "validation_error"
+#: The user lacks the handler's ``perm``.
 PERMISSION_DENIED = "permission_denied"
+#: The handler raised (``traceback`` included only with DEBUG).
 HANDLER_ERROR = "handler_error"
+#: A broadcast could not reach the channel layer.
 LAYER_UNAVAILABLE = "layer_unavailable"
 #: Added to SPEC's list: the connection sent more than HYPERGEN_CONSUMERS_RATE_LIMIT messages/s.
 RATE_LIMITED = "rate_limited"

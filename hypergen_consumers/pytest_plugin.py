@@ -10,23 +10,14 @@ Clients are connected on creation and closed when the test ends.
 
 from __future__ import annotations
 
-from typing import Any
-
+from collections.abc import AsyncIterator
 import pytest
 
-from .testing import ConsumerClient
+from .testing import ConsumerClients
 
 
 @pytest.fixture
-async def consumer_client():  # type: ignore[no-untyped-def]
-    clients: list[ConsumerClient] = []
-
-    async def connect(consumer_class: Any, *args: Any, **kwargs: Any) -> ConsumerClient:
-        client = ConsumerClient(consumer_class, *args, **kwargs)
-        await client.connect()
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        await client.close()
+async def consumer_client() -> AsyncIterator[ConsumerClients]:
+    clients = ConsumerClients()
+    yield clients
+    await clients.close()

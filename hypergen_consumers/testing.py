@@ -26,7 +26,7 @@ from hypergen.liveview import dumps, loads
 from . import routing
 from .errors import ERROR_COMMAND
 
-__all__ = ["ConsumerClient", "ConnectionRefused", "frame"]
+__all__ = ["ConsumerClient", "ConsumerClients", "ConnectionRefused", "frame"]
 
 DEFAULT_HEADERS = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
 
@@ -144,6 +144,24 @@ class ConsumerClient:
             for command in (self.last if commands is None else commands)
             if command[0] == "hypergen.append" and command[1] == target_id
         ]
+
+
+class ConsumerClients:
+    """Makes connected ``ConsumerClient`` objects and closes them all at the end (the pytest fixture)."""
+
+    def __init__(self) -> None:
+        self.clients: list[ConsumerClient] = []
+
+    async def __call__(self, consumer_class: Any, *args: Any, **kwargs: Any) -> ConsumerClient:
+        client = ConsumerClient(consumer_class, *args, **kwargs)
+        await client.connect()
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+        self.clients.clear()
 
 
 async def wait_for(predicate: Any, timeout: float = 2, interval: float = 0.01) -> None:

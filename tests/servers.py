@@ -1,4 +1,4 @@
-"""Run real server processes on loopback for the wire tests."""
+"""Run real server processes on loopback for the wire tests (and for bench/run.py)."""
 
 from __future__ import annotations
 
@@ -55,12 +55,17 @@ def daphne(application: str, *, settings: str = "tests.settings", port: int | No
         wait_for_port(port, process)
         yield port, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a server still draining a backlog must not hang the caller."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -75,8 +80,7 @@ def redis_server(port: int | None = None) -> Iterator[int]:
         wait_for_port(port, process)
         yield port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:

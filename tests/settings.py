@@ -39,7 +39,8 @@ if os.environ.get("TEST_REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": os.environ.get("TEST_REDIS_LAYER", "channels_redis.core.RedisChannelLayer"),
-            "CONFIG": {"hosts": [os.environ["TEST_REDIS_URL"]]},
+            # redis-py 8 caps a pool at 100 connections and fails the excess (docs/deployment.rst).
+            "CONFIG": {"hosts": [{"address": os.environ["TEST_REDIS_URL"], "max_connections": 1000}]},
         }
     }
 

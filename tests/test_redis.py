@@ -5,6 +5,7 @@ are covered.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -63,6 +64,21 @@ async def test_messages_cross_processes_and_pushes_come_from_a_third_process(red
                     ["hypergen.append", "log", "from a script"],
                 ]
                 assert await receive(socket) == [["alert", 42]]
+
+
+async def test_a_burst_of_500_handshakes_all_join_the_group(redis_env):
+    """Every client reconnecting at once (after a deploy) must not be refused.
+
+    Each handshake adds a group member in Redis at the same moment; redis-py 8 caps a
+    connection pool at 100 by default and fails the excess, so the settings raise
+    ``max_connections`` as docs/deployment.rst recommends.
+    """
+    with daphne("tests.asgi:application", env=redis_env) as (port, _):
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = await asyncio.gather(*(stack.enter_async_context(echo(port)) for _ in range(500)))
+            await sockets[0].send(frame("all here?"))
+            replies = await asyncio.gather(*(receive(socket, timeout=20) for socket in sockets))
+            assert all(reply[1] == ["hypergen.append", "log", "all here?"] for reply in replies)
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=["core", "pubsub"])

@@ -28,7 +28,8 @@ _backend = {
 }[_layer]
 _config: dict = {"capacity": 10_000}
 if _layer != "memory":
-    _config["hosts"] = [_redis]
+    # redis-py 8 caps a pool at 100 connections and fails the excess (docs/deployment.rst).
+    _config["hosts"] = [{"address": _redis, "max_connections": 2000}]
 if _layer == "pubsub":
     _config.pop("capacity")
 CHANNEL_LAYERS = {"default": {"BACKEND": _backend, "CONFIG": _config}}

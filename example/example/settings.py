@@ -36,7 +36,8 @@ if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+            # redis-py 8 caps a pool at 100 connections and fails the excess (docs/deployment.rst).
+            "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}]},
         }
     }
 else:
