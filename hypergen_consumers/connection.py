@@ -340,7 +340,7 @@ class ConnectionMixin:
         forwards text and never touches the database, so it skips the clean-up entirely.
         """
         if message["type"] == FRAME_EVENT:
-            await self.send(text_data=message["text"])
+            await self.hypergen_consumers_frame(message)
             return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
