@@ -14,9 +14,9 @@ import logging
 import traceback
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
-from channels.consumer import get_handler_name
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads

@@ -11,6 +11,7 @@ Clients are connected on creation and closed when the test ends.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import pytest
 
 from .testing import ConsumerClients

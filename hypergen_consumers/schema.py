@@ -24,8 +24,7 @@ _REF_TEMPLATE = "#/components/schemas/{model}"
 def mounted_consumers() -> list[tuple[type, routing.Mount]]:
     """Every consumer mounted by autoconsumers(), importing ASGI_APPLICATION first."""
     routing._import_asgi_application()
-    mounts = sorted(routing._registry.mounts.items(), key=lambda item: item[1].route)
-    return [(cls, mount) for cls, mount in mounts]
+    return sorted(routing._registry.mounts.items(), key=lambda item: item[1].route)
 
 
 def _perm_text(perm: Any, any_perm: bool) -> str:
