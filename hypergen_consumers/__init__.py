@@ -7,6 +7,7 @@ from .decorators import consumer
 from .errors import (
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
+    HANDLER_TIMEOUT,
     INVALID_FRAME,
     LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
@@ -14,7 +15,10 @@ from .errors import (
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
     ChannelLayerUnavailable,
+    CloseCode,
     ConsumerNotMounted,
+    ErrorCode,
+    Rejected,
 )
 from .handlers import handler
 from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
@@ -32,12 +36,16 @@ __all__ = [
     "NO_PERM_REQUIRED",
     "ChannelLayerUnavailable",
     "ConsumerNotMounted",
+    "ErrorCode",
+    "CloseCode",
+    "Rejected",
     "INVALID_FRAME",
     "FRAME_TOO_LARGE",
     "UNKNOWN_HANDLER",
     "VALIDATION_ERROR",
     "PERMISSION_DENIED",
     "HANDLER_ERROR",
+    "HANDLER_TIMEOUT",
     "LAYER_UNAVAILABLE",
     "RATE_LIMITED",
 ]

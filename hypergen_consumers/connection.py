@@ -12,6 +12,8 @@ import inspect
 import io
 import logging
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -23,7 +25,9 @@ from hypergen.liveview import NO_PERM_REQUIRED, dumps, loads
 
 from .errors import (
     ChannelLayerUnavailable,
-    CLOSE_PERMISSION_DENIED,
+    CloseCode,
+    ErrorCode,
+    Rejected,
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
     INVALID_FRAME,
@@ -47,7 +51,6 @@ __all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES"]
 logger = logging.getLogger("hypergen_consumers")
 
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
-CLOSE_INTERNAL_ERROR = 1011
 LAYER_RETRY_FIRST_DELAY = 0.1
 LAYER_RETRY_MAX_DELAY = 5.0
 
@@ -72,6 +75,16 @@ async def _perms_ok(user: Any, perm: Any, any_perm: bool) -> tuple[bool, frozens
     if perm == NO_PERM_REQUIRED:
         return True, frozenset()
     return await database_sync_to_async(check_user_perms)(user, perm, any_perm)
+
+
+def _unknown_handler_message(cls: type, name: Any) -> str:
+    handlers = sorted(cls._handlers)  # type: ignore[attr-defined]
+    shown = repr(name[:60] + "...") if isinstance(name, str) and len(name) > 60 else repr(name)[:80]
+    example = handlers[0] if handlers else "handler_name"
+    return (
+        f"{cls.__name__} has no handler {shown}; its handlers are {handlers}. The first callback "
+        f"argument of a class consumer always names the handler: callback(url, {example!r}, ...)."
+    )
 
 
 async def _call_hook(func: Any, *args: Any) -> None:
@@ -102,7 +115,7 @@ class ConnectionMixin:
         except Exception:
             logger.exception("%s: the channel layer is unavailable; refusing the connection", type(self).__name__)
             await receive()  # The handshake's websocket.connect.
-            await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+            await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR})
             return
         self.channel_receive = self._receive_from_layer
         try:
@@ -144,7 +157,7 @@ class ConnectionMixin:
         ok, self.matched_perms = await _perms_ok(self.request.user, cls.perm, cls.any_perm)
         if not ok:
             logger.info("%s: handshake refused, %s lacks perm %r", cls.__name__, self.request.user, cls.perm)
-            await self.close(code=CLOSE_PERMISSION_DENIED)
+            await self.close(code=CloseCode.PERMISSION_DENIED)
             return
         self.group = cls._group_for(self)
         try:
@@ -154,7 +167,7 @@ class ConnectionMixin:
         except Exception:
             logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
             await self._leave_groups()
-            await self.close(code=CLOSE_INTERNAL_ERROR)
+            await self.close(code=CloseCode.INTERNAL_ERROR)
             return
         try:
             await self.connect()
@@ -169,7 +182,8 @@ class ConnectionMixin:
         per_second = rate_limit_setting()
         self._rate_limiter = RateLimiter(per_second) if per_second else None
         if cls._on_connect is not None:
-            await self._run(cls._on_connect, [], to_group=False)
+            async with self.rejections():
+                await self._run(cls._on_connect, [], to_group=False)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self._accepted = True
@@ -200,57 +214,58 @@ class ConnectionMixin:
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Check and decode one client frame, then hand it to ``receive_json``."""
-        limiter = getattr(self, "_rate_limiter", None)
-        if limiter is not None and not limiter.allow():
-            await self.send_error(
-                RATE_LIMITED, f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT)."
-            )
-            return
-        if text_data is None:
-            await self.send_error(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
-            return
-        limit = max_frame_bytes()
-        if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
-            await self.send_error(
-                FRAME_TOO_LARGE,
-                f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES).",
-            )
-            return
-        try:
-            content = await self.decode_json(text_data)
-        except Exception as exc:
-            await self.send_error(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300])
-            return
-        await self.receive_json(content, **kwargs)
+        async with self.rejections():
+            limiter = getattr(self, "_rate_limiter", None)
+            if limiter is not None and not limiter.allow():
+                raise Rejected(
+                    RATE_LIMITED, f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT)."
+                )
+            if text_data is None:
+                raise Rejected(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
+            limit = max_frame_bytes()
+            if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
+                raise Rejected(
+                    FRAME_TOO_LARGE, f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES)."
+                )
+            try:
+                content = await self.decode_json(text_data)
+            except Exception as exc:
+                raise Rejected(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300]) from None
+            await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Dispatch a decoded ``{"args": [...], "meta": {...}}`` frame to its handler."""
-        if not (
-            isinstance(content, dict) and isinstance(content.get("args"), list) and isinstance(content.get("meta"), dict)
-        ):
-            await self.send_error(
-                INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
-            )
-            return
-        args = content["args"]
-        handlers = type(self)._handlers
-        if len(handlers) == 1:
-            (spec,) = handlers.values()
-            await self._run_checked(spec, args, to_group=spec.broadcast)
-            return
-        name = args[0] if args else None
-        await self._dispatch(name, args[1:], to_group=None)
+        async with self.rejections():
+            if not (
+                isinstance(content, dict)
+                and isinstance(content.get("args"), list)
+                and isinstance(content.get("meta"), dict)
+            ):
+                raise Rejected(
+                    INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
+                )
+            await self._dispatch_args(content["args"], to_group=None)
 
-    async def _dispatch(self, name: Any, args: list[Any], *, to_group: bool | None) -> None:
-        handlers = type(self)._handlers
-        spec = handlers.get(name) if isinstance(name, str) else None
-        if spec is None:
-            await self.send_error(
-                UNKNOWN_HANDLER,
-                f"{type(self).__name__} has no handler {name!r}; its handlers are {sorted(handlers)}. "
-                f"With several handlers the first callback argument names one.",
-            )
-            return
+    @asynccontextmanager
+    async def rejections(self) -> AsyncIterator[None]:
+        """Turn a :class:`Rejected` raised inside into one error frame to this connection."""
+        try:
+            yield
+        except Rejected as exc:
+            await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
+
+    async def _dispatch_args(self, args: list[Any], *, to_group: bool | None) -> None:
+        """Find the handler the way SPEC says: a ``@consumer`` function takes every arg;
+        a class consumer's first arg names the handler, even when it has one handler."""
+        cls = type(self)
+        if cls._function_handler is not None:
+            spec = cls._handlers[cls._function_handler]
+        else:
+            name = args[0] if args else None
+            spec = cls._handlers.get(name) if isinstance(name, str) else None
+            if spec is None:
+                raise Rejected(UNKNOWN_HANDLER, _unknown_handler_message(cls, name))
+            args = args[1:]
         await self._run_checked(spec, args, to_group=spec.broadcast if to_group is None else to_group)
 
     async def _run_checked(self, spec: HandlerSpec, args: list[Any], *, to_group: bool) -> None:
@@ -258,10 +273,7 @@ class ConnectionMixin:
         if spec.perm is not None:
             ok, handler_matched = await _perms_ok(self.request.user, spec.perm, spec.any_perm)
             if not ok:
-                await self.send_error(
-                    PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}."
-                )
-                return
+                raise Rejected(PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}.")
             matched = matched | handler_matched
         await self._run(spec, args, to_group=to_group, matched_perms=matched)
 
@@ -272,10 +284,9 @@ class ConnectionMixin:
         try:
             call_args, call_kwargs = spec.bind(args, self.url_kwargs)
         except HandlerArgumentsInvalid as exc:
-            await self.send_error(
+            raise Rejected(
                 VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.", errors=exc.errors
-            )
-            return
+            ) from None
         options = dict(
             request=self.request,
             target_id=cls.target_id,
@@ -293,10 +304,9 @@ class ConnectionMixin:
         except Exception as exc:
             logger.exception("%s.%s raised", cls.__name__, spec.name)
             extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
-            await self.send_error(
+            raise Rejected(
                 HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
-            )
-            return
+            ) from None
         if text is None:
             return
         if to_group:
@@ -323,7 +333,7 @@ class ConnectionMixin:
             recovery.mark_failed(layer)
             await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)
 
-    async def send_error(self, code: str, message: str, *, log: bool = True, **extra: Any) -> None:
+    async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None:
         """Send one ``hypergen.websocket.error`` command to this connection alone, and log it."""
         if log:
             logger.warning("%s: %s: %s", type(self).__name__, code, message)
@@ -354,12 +364,12 @@ class ConnectionMixin:
 
     async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:
         """Run a handler as if this connection's client had sent it (``group_send``); reply to it alone."""
-        try:
-            args = loads(event["args"])
-        except Exception as exc:
-            await self.send_error(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}")
-            return
-        await self._dispatch(event.get("handler"), list(args), to_group=False)
+        async with self.rejections():
+            try:
+                args = loads(event["args"])
+            except Exception as exc:
+                raise Rejected(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}") from None
+            await self._dispatch_args(list(args), to_group=False)
 
     # --- JSON with hypergen's encoding ----------------------------------------------
 

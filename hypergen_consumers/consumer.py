@@ -249,6 +249,9 @@ class HypergenConsumer(ConnectionMixin, AsyncJsonWebsocketConsumer, metaclass=Hy
     _on_connect: ClassVar[HandlerSpec | None] = None
     _on_disconnect: ClassVar[Callable[..., Any] | None] = None
     _abstract: ClassVar[bool] = True
+    #: Set by @consumer: the name of the function that is the class's one handler and takes
+    #: the client's args directly. None for class consumers, whose first arg names the handler.
+    _function_handler: ClassVar[str | None] = None
 
     def on_connect(self, request: Any, **url_kwargs: Any) -> Any:
         """Override to set up per-connection state or render a first update.

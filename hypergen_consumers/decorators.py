@@ -57,6 +57,7 @@ def consumer(func: Any = None, /, **options: Any) -> Any:
         namespace = {
             **options,
             function.__name__: handler(function),
+            "_function_handler": function.__name__,
             "__module__": function.__module__,
             "__qualname__": function.__qualname__,
             "__doc__": function.__doc__,

@@ -1,76 +1,130 @@
-"""Error codes sent to clients, and the exceptions this package raises.
+"""Error codes and close codes sent to clients, and the exceptions this package raises.
 
 Every rejection of client input is answered with one frame holding one command,
 ``[["hypergen.websocket.error", {"code": CODE, "message": text, ...}]]``, and a log line.
-The codes are module constants so tests and user code can import them instead of
-repeating string literals.
+Code that refuses a frame raises :class:`Rejected` with its code; the connection turns it
+into that frame in one place. The codes are one enum (:class:`ErrorCode`); the module
+constants (``INVALID_FRAME``, ...) are its members, for tests and user code to import.
 """
 
 from __future__ import annotations
 
+from enum import Enum, IntEnum
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
+    "ErrorCode",
+    "CloseCode",
     "INVALID_FRAME",
     "FRAME_TOO_LARGE",
     "UNKNOWN_HANDLER",
     "VALIDATION_ERROR",
     "PERMISSION_DENIED",
     "HANDLER_ERROR",
+    "HANDLER_TIMEOUT",
     "LAYER_UNAVAILABLE",
     "RATE_LIMITED",
     "ERROR_CODES",
     "ERROR_COMMAND",
+    "Rejected",
     "ChannelLayerUnavailable",
     "ConsumerNotMounted",
     "error_command",
 ]
 
-#: Not JSON, not ``{"args": [...], "meta": {...}}``, a binary frame or a bad hypergen encoding.
-INVALID_FRAME = "invalid_frame"
-#: Larger than HYPERGEN_CONSUMERS_MAX_FRAME_BYTES.
-FRAME_TOO_LARGE = "frame_too_large"
-#: No ``@handler`` of that name.
-UNKNOWN_HANDLER = "unknown_handler"
-#: pydantic rejected the arguments; the error's ``errors`` holds its list.
-VALIDATION_ERROR = "validation_error"
-#: The user lacks the handler's ``perm``.
-PERMISSION_DENIED = "permission_denied"
-#: The handler raised (``traceback`` included only with DEBUG).
-HANDLER_ERROR = "handler_error"
-#: A broadcast could not reach the channel layer.
-LAYER_UNAVAILABLE = "layer_unavailable"
-#: Added to SPEC's list: the connection sent more than HYPERGEN_CONSUMERS_RATE_LIMIT messages/s.
-RATE_LIMITED = "rate_limited"
 
-ERROR_CODES = frozenset(
-    {
-        INVALID_FRAME,
-        FRAME_TOO_LARGE,
-        UNKNOWN_HANDLER,
-        VALIDATION_ERROR,
-        PERMISSION_DENIED,
-        HANDLER_ERROR,
-        LAYER_UNAVAILABLE,
-        RATE_LIMITED,
-    }
-)
+class ErrorCode(str, Enum):
+    """The ``code`` of a ``hypergen.websocket.error`` command. Compares equal to its string."""
+
+    #: Not JSON, not ``{"args": [...], "meta": {...}}``, a binary frame or a bad hypergen encoding.
+    INVALID_FRAME = "invalid_frame"
+    #: Larger than HYPERGEN_CONSUMERS_MAX_FRAME_BYTES (incoming), or output the server cannot send.
+    FRAME_TOO_LARGE = "frame_too_large"
+    #: No ``@handler`` of that name.
+    UNKNOWN_HANDLER = "unknown_handler"
+    #: pydantic rejected the arguments; the error's ``errors`` holds its list.
+    VALIDATION_ERROR = "validation_error"
+    #: The user lacks the handler's ``perm``.
+    PERMISSION_DENIED = "permission_denied"
+    #: The handler raised (``traceback`` included only with DEBUG).
+    HANDLER_ERROR = "handler_error"
+    #: The handler ran longer than its ``timeout``.
+    HANDLER_TIMEOUT = "handler_timeout"
+    #: A broadcast could not reach the channel layer.
+    LAYER_UNAVAILABLE = "layer_unavailable"
+    #: The connection sent more than HYPERGEN_CONSUMERS_RATE_LIMIT messages/s.
+    RATE_LIMITED = "rate_limited"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: ``ErrorCode.INVALID_FRAME`` (``"invalid_frame"``).
+INVALID_FRAME = ErrorCode.INVALID_FRAME
+#: ``ErrorCode.FRAME_TOO_LARGE`` (``"frame_too_large"``).
+FRAME_TOO_LARGE = ErrorCode.FRAME_TOO_LARGE
+#: ``ErrorCode.UNKNOWN_HANDLER`` (``"unknown_handler"``).
+UNKNOWN_HANDLER = ErrorCode.UNKNOWN_HANDLER
+#: ``ErrorCode.VALIDATION_ERROR`` (``"validation_error"``).
+VALIDATION_ERROR = ErrorCode.VALIDATION_ERROR
+#: ``ErrorCode.PERMISSION_DENIED`` (``"permission_denied"``).
+PERMISSION_DENIED = ErrorCode.PERMISSION_DENIED
+#: ``ErrorCode.HANDLER_ERROR`` (``"handler_error"``).
+HANDLER_ERROR = ErrorCode.HANDLER_ERROR
+#: ``ErrorCode.HANDLER_TIMEOUT`` (``"handler_timeout"``).
+HANDLER_TIMEOUT = ErrorCode.HANDLER_TIMEOUT
+#: ``ErrorCode.LAYER_UNAVAILABLE`` (``"layer_unavailable"``).
+LAYER_UNAVAILABLE = ErrorCode.LAYER_UNAVAILABLE
+#: ``ErrorCode.RATE_LIMITED`` (``"rate_limited"``).
+RATE_LIMITED = ErrorCode.RATE_LIMITED
+
+#: Every code as a plain string (for schemas and membership tests).
+ERROR_CODES = frozenset(code.value for code in ErrorCode)
 
 #: The client command that surfaces a server-side error in the browser.
 ERROR_COMMAND = "hypergen.websocket.error"
 
-#: Close code sent when the handshake is refused for lack of permission.
-CLOSE_PERMISSION_DENIED = 4403
+
+class CloseCode(IntEnum):
+    """Websocket close codes this package uses. 4401 and 4403 are final: client.js does not retry."""
+
+    #: The session ended (logout, expiry, user made inactive).
+    SESSION_ENDED = 4401
+    #: The user lacks the consumer's ``perm`` (at connect, or after a permission was taken away).
+    PERMISSION_DENIED = 4403
+    #: The server could not set the connection up (channel layer down at connect).
+    INTERNAL_ERROR = 1011
 
 
-def error_command(code: str, message: str, **extra: Any) -> list[Any]:
+#: Kept for code written against 0.1.
+CLOSE_PERMISSION_DENIED = CloseCode.PERMISSION_DENIED
+
+
+def error_command(code: ErrorCode | str, message: str, **extra: Any) -> list[Any]:
     """Return the one client command that reports ``code`` to the sender."""
-    if code not in ERROR_CODES:
+    try:
+        value = ErrorCode(code).value
+    except ValueError:
         msg = f"Unknown error code {code!r}; use one of {sorted(ERROR_CODES)}."
-        raise ValueError(msg)
-    return [ERROR_COMMAND, {"code": code, "message": message, **extra}]
+        raise ValueError(msg) from None
+    return [ERROR_COMMAND, {"code": value, "message": message, **extra}]
+
+
+class Rejected(Exception):
+    """A frame (or a server-side run) is refused; the sender is told ``code`` and ``message``.
+
+    Raised anywhere in the frame pipeline; the connection converts it into one error frame
+    (and a log line unless ``log`` is False) in one place.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = ErrorCode(code)
+        self.message = message
+        self.log = log
+        self.extra = extra
 
 
 class ChannelLayerUnavailable(RuntimeError):

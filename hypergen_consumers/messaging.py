@@ -39,18 +39,19 @@ def _check_commands(commands: Any) -> None:
         raise ValueError(msg)
 
 
-async def agroup_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
-    """Run ``handler`` with ``args`` on every connection in ``group_name``, as if each client sent it.
+async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Run a handler on every connection in ``group_name``, as if each client had sent ``args``.
+
+    ``args`` follow the client's rule: for a class consumer the first names the handler
+    (``group_send(group, "send_message", "hi")``); a ``@consumer`` function takes them all
+    (``group_send(group, "hi")``).
 
     Each connection validates the args, checks the handler's perm for its own user,
     renders for itself and receives its own output only. Raises ChannelLayerUnavailable
     when the layer cannot be reached.
     """
     _check_group("group_send", group_name)
-    if not isinstance(handler, str):
-        msg = f"group_send() takes the handler's name as a string, e.g. \"send_message\"; got {handler!r}."
-        raise TypeError(msg)
-    message = {"type": RUN_EVENT, "handler": handler, "args": dumps(list(args))}
+    message = {"type": RUN_EVENT, "args": dumps(list(args))}
     channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):
         await bounded(channel_layer.group_send(group_name, message))
@@ -69,9 +70,9 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
         await bounded(channel_layer.group_send(group_name, message))
 
 
-def group_send(group_name: str, handler: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
+def group_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
     """Sync twin of ``agroup_send``, for views, management commands and Celery tasks."""
-    async_to_sync(agroup_send)(group_name, handler, *args, layer=layer)
+    async_to_sync(agroup_send)(group_name, *args, layer=layer)
 
 
 def consumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

@@ -126,7 +126,7 @@ class ConsumerClient:
         """Receive the next frame, assert it is one error command with ``code``; return its payload."""
         commands = await self.receive(timeout)
         if len(commands) != 1 or commands[0][0] != ERROR_COMMAND or commands[0][1].get("code") != code:
-            msg = f"expected one {ERROR_COMMAND} command with code {code!r}, received {commands!r}"
+            msg = f"expected one {ERROR_COMMAND} command with code {str(code)!r}, received {commands!r}"
             raise AssertionError(msg)
         return commands[0][1]
 

@@ -35,7 +35,7 @@ async def test_a_callback_frame_over_the_wire_reaches_every_member_of_the_group(
     async with connect(url(port, "echo/vip/"), origin=origin(port)) as sender, connect(
         url(port, "echo/vip/"), origin=origin(port)
     ) as member, connect(url(port, "echo/other/"), origin=origin(port)) as outsider:
-        await sender.send(json.dumps({"args": ["hello"], "meta": {}}))
+        await sender.send(json.dumps({"args": ["shout", "hello"], "meta": {}}))
         expected = [["hypergen.morph", "echo", "<span>vip: HELLO</span>"], ["hypergen.append", "log", "hello"]]
         assert await receive(sender) == expected
         assert await receive(member) == expected
@@ -50,9 +50,9 @@ async def test_bad_input_over_the_wire_gets_an_error_and_the_socket_stays_open(s
         assert (await receive(socket))[0][1]["code"] == "invalid_frame"
         await socket.send("not json")
         assert (await receive(socket))[0][1]["code"] == "invalid_frame"
-        await socket.send(json.dumps({"args": [], "meta": {}}))
+        await socket.send(json.dumps({"args": ["shout"], "meta": {}}))
         assert (await receive(socket))[0][1]["code"] == "validation_error"
-        await socket.send(json.dumps({"args": ["ok"], "meta": {}}))
+        await socket.send(json.dumps({"args": ["shout", "ok"], "meta": {}}))
         assert (await receive(socket))[1] == ["hypergen.append", "log", "ok"]
 
 
@@ -75,11 +75,11 @@ async def test_a_foreign_origin_is_refused(server):
 async def test_a_client_that_disconnects_mid_handler_does_not_hurt_the_server(server):
     port, process = server
     socket = await connect(url(port, "slow/"), origin=origin(port))
-    await socket.send(json.dumps({"args": [0.5], "meta": {}}))
+    await socket.send(json.dumps({"args": ["wait", 0.5], "meta": {}}))
     await socket.close()
     await asyncio.sleep(0.8)  # Let the handler finish and try to reply to the closed socket.
     async with connect(url(port, "slow/"), origin=origin(port)) as again:
-        await again.send(json.dumps({"args": [0], "meta": {}}))
+        await again.send(json.dumps({"args": ["wait", 0], "meta": {}}))
         assert await receive(again) == [["hypergen.morph", "slow", "<span>waited 0.0</span>"]]
     assert process.poll() is None
     assert "Traceback" not in read_log(process)

@@ -115,10 +115,20 @@ async def test_unknown_handler_names_run_nothing(name):
         await client.send(name, 1)
         payload = await client.expect_error(UNKNOWN_HANDLER)
         assert payload["message"] == (
-            f"Room has no handler {name!r}; its handlers are ['add', 'explode', 'moderate']. "
-            f"With several handlers the first callback argument names one."
+            f"Room has no handler {name!r}; its handlers are ['add', 'explode', 'moderate']. The first "
+            f"callback argument of a class consumer always names the handler: callback(url, 'add', ...)."
         )
         assert calls == []
+        await still_usable(client, calls)
+
+
+async def test_a_long_unknown_handler_name_is_truncated_in_the_reply():
+    calls = []
+    async with ConsumerClient(make_room(calls)) as client:
+        await client.send("x" * 250_000)
+        payload = await client.expect_error(UNKNOWN_HANDLER)
+        assert "'" + "x" * 60 + "...'" in payload["message"]
+        assert len(payload["message"]) < 300
         await still_usable(client, calls)
 
 
@@ -230,8 +240,8 @@ async def test_a_client_disconnecting_mid_handler_leaves_its_group_without_crash
     await client.connect()
     group = Slow.group_name()
     assert len(get_channel_layer().groups[group]) == 1
-    await client.send()
-    await started.wait()
+    await client.send("wait")
+    await asyncio.wait_for(started.wait(), timeout=2)
     await client.communicator.send_input({"type": "websocket.disconnect", "code": 1001})
     release.set()
     await client.communicator.wait(timeout=2)  # Raises if the consumer crashed.

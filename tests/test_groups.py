@@ -84,7 +84,7 @@ async def test_connections_to_unicode_long_urls_join_distinct_valid_groups():
         for group in groups:
             assert_valid(group)
         for index, client in enumerate(clients):
-            await client.send(index)
+            await client.send("post", index)
             assert await client.receive() == [["got", index]]
             for other in clients:
                 if other is not client:

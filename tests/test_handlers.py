@@ -13,11 +13,11 @@ from hypergen.context import context
 from hypergen.imports import button, callback, command, div, span
 from pydantic import BaseModel
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, handler
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, consumer, handler
 from hypergen_consumers.testing import ConsumerClient, wait_for
 
 
-async def test_one_handler_gets_the_callback_args_directly():
+async def test_a_class_with_one_handler_still_reads_its_name_first():
     class Echo(HypergenConsumer):
         perm = NO_PERM_REQUIRED
 
@@ -26,6 +26,17 @@ async def test_one_handler_gets_the_callback_args_directly():
             command("echo", first, second)
 
     async with ConsumerClient(Echo) as client:
+        assert await client.call("echo", "x") == [["echo", "x", "default"]]
+        assert await client.call("echo", 1, 2) == [["echo", 1, 2]]
+        assert (await client.call("typing"))[0][1]["code"] == "unknown_handler"  # User text is never a name.
+
+
+async def test_a_consumer_function_takes_the_callback_args_directly():
+    @consumer(perm=NO_PERM_REQUIRED)
+    def echo(consumer, request, first, second="default"):
+        command("echo", first, second)
+
+    async with ConsumerClient(echo) as client:
         assert await client.call("echo", "x") == [["echo", "echo", "x"]]
         assert await client.call(1) == [["echo", 1, "default"]]
 
@@ -74,7 +85,7 @@ async def test_annotations_are_validated_and_coerced_in_lax_mode():
 
     async with ConsumerClient(Typed) as client:
         commands = await client.call(
-            {"text": "hi", "priority": "2"}, datetime.date(2024, 2, 29), {"b", "a"}, ("1", 2), {"free": [1]}, "yes"
+            "post", {"text": "hi", "priority": "2"}, datetime.date(2024, 2, 29), {"b", "a"}, ("1", 2), {"free": [1]}, "yes"
         )
         assert commands == [["got", "hi", 2, datetime.date(2024, 2, 29), ["a", "b"], [1, 2], {"free": [1]}, True]]
 
@@ -138,7 +149,7 @@ async def test_rendered_html_is_morphed_into_target_id_with_callbacks_registered
 
     autoconsumers(sys.modules[__name__], "handlers")
     async with ConsumerClient(Panel) as client:
-        commands = await client.call()
+        commands = await client.call("show")
     url = "ws://testserver/ws/handlers/panel/"
     assert commands[0] == [
         "hypergen.setClientState",
@@ -224,7 +235,7 @@ async def test_a_handler_that_renders_nothing_sends_nothing():
             self.touched = True
 
     async with ConsumerClient(Quiet) as client:
-        await client.send()
+        await client.send("noop")
         await client.expect_nothing()
 
 
@@ -257,9 +268,9 @@ async def test_hooks_and_channels_connect_keep_their_meanings():
         assert await ann.receive() == [["hypergen.morph", "hello", "<span>Hello ann</span>"]]
         assert await bob.receive() == [["hypergen.morph", "hello", "<span>Hello ann</span>"]]
         await ann.expect_nothing()  # on_connect output went to the new connection only.
-        assert await ann.call() == [["count", 1]]
+        assert await ann.call("bump") == [["count", 1]]
         assert await bob.receive() == [["count", 1]]
-        assert await ann.call() == [["count", 2]]
+        assert await ann.call("bump") == [["count", 2]]
         await bob.receive()
         await ann.close(code=4000)
     assert events[:4] == ["connect", ("on_connect", "ann", 0, True), "connect", ("on_connect", "ann", 0, True)]
@@ -299,7 +310,7 @@ async def test_user_plugins_take_part_in_rendering():
             return "result"
 
     async with ConsumerClient(Plugged) as client:
-        assert await client.call() == [["x"]]
+        assert await client.call("post") == [["x"]]
     assert seen == ["result"]
 
 
@@ -312,7 +323,7 @@ async def test_matched_perms_are_in_the_rendering_context():
             command("perms", sorted(context.hypergen.matched_perms))
 
     async with ConsumerClient(Perms) as client:
-        assert await client.call() == [["perms", []]]
+        assert await client.call("post") == [["perms", []]]
 
 
 async def test_broadcasts_arrive_in_the_same_order_everywhere():
@@ -330,7 +341,7 @@ async def test_broadcasts_arrive_in_the_same_order_everywhere():
     try:
         per_sender = 25
         await asyncio.gather(
-            *(client.send(f"c{index}", n) for n in range(per_sender) for index, client in enumerate(clients))
+            *(client.send("post", f"c{index}", n) for n in range(per_sender) for index, client in enumerate(clients))
         )
         sequences = []
         for client in clients:
@@ -368,7 +379,7 @@ async def test_a_broadcast_to_1000_receivers_is_rendered_once_and_encoded_once_p
     await asyncio.gather(*(client.connect() for client in clients))
     try:
         for number, text in enumerate(["hello", "again"], start=1):
-            await clients[0].send(text)
+            await clients[0].send("post", text)
             received = await asyncio.gather(*(client.communicator.receive_from(5) for client in clients))
             assert set(received) == {f'[["hypergen.morph","t","<span>{text}</span>"]]'}  # The same text everywhere.
             assert len(renders) == len(encodes) == number

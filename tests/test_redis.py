@@ -28,7 +28,7 @@ PUSH = (
 
 
 def frame(*args):
-    return json.dumps({"args": list(args), "meta": {}})
+    return json.dumps({"args": ["shout", *args], "meta": {}})
 
 
 async def receive(socket, timeout=5):

@@ -33,7 +33,7 @@ def define_slow():
 async def cycle(consumer_class, room):
     client = ConsumerClient(consumer_class, room=room)
     await client.connect()
-    await client.send()
+    await client.send("work")
     await client.communicator.send_input({"type": "websocket.disconnect", "code": 1001})
     await client.communicator.wait(timeout=2)  # Raises if the consumer raised.
 

@@ -111,7 +111,7 @@ async def test_backend_group_send_runs_the_handler_on_each_connection():
     async with ConsumerClient(ChatRoom, room_name="vip") as alice, ConsumerClient(
         ChatRoom, room_name="vip"
     ) as bob, ConsumerClient(ChatRoom, room_name="lobby") as carol:
-        await alice.send("first")  # Alice's count is now 1; Bob's stays 0 (broadcast output only).
+        await alice.send("send_message", "first")  # Alice's count is now 1; Bob's stays 0 (broadcast output only).
         await alice.receive()
         await bob.receive()
 

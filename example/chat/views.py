@@ -156,6 +156,6 @@ def staff(request):
     h2("Staff room")
     p("Only users with the auth.view_user permission can open this socket; anyone else is refused at the handshake.")
     text = input_(id_="announcement", placeholder="Announcement")
-    button("Announce", id_="announce", onclick=callback(url, text))  # One handler: no name needed.
+    button("Announce", id_="announce", onclick=callback(url, "announce", text))
     p(id_="staff-log")
     show_source(staff, StaffRoom)
