@@ -110,21 +110,27 @@ def latency_rows(result: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def verdicts(result: dict) -> list[str]:
-    """One plain sentence per pair: where ours is ahead, level (within 5 %) or behind."""
+    """One plain sentence per pair of ours: where it is behind (named), ahead, or level within 5 %."""
     lines = []
     for fam, pairs in PAIRS.items():
         for ours, base, why in pairs:
+            if not ours.startswith("ours"):
+                continue
             medians = {key: statistics.median(r) for key in keys_of(result, fam)
                        if (r := paired(result["scenarios"][key], ours, base))}
             if not medians:
                 continue
-            more_is_better = fam != "memory"
-            behind = [k for k, m in medians.items() if (m < 0.95 if more_is_better else m > 1.05)]
-            ahead = [k for k, m in medians.items() if (m > 1.05 if more_is_better else m < 0.95)]
-            span = f"{min(medians.values()):.2f} to {max(medians.values()):.2f}"
-            words = (f"behind in {len(behind)} of {len(medians)} scenarios" if behind else
-                     f"ahead in {len(ahead)} of {len(medians)} scenarios" if ahead else "level in every scenario")
-            lines.append(f"``{ours} / {base}`` ({UNIT[fam]}; {why}): {span}, {words}.")
+            sign = 1 if fam != "memory" else -1  # for memory, less is better
+            behind = {k: m for k, m in medians.items() if sign * (m - 1) < -0.05}
+            ahead = [k for k, m in medians.items() if sign * (m - 1) > 0.05]
+            low, high = min(medians.values()), max(medians.values())
+            span = f"{low:.2f}" if len(medians) == 1 else f"{low:.2f} to {high:.2f}"
+            words = [f"behind in {', '.join(f'{k} ({m:.2f})' for k, m in behind.items())}"] if behind else []
+            if ahead:
+                words.append(f"ahead in {len(ahead)} of {len(medians)} scenarios")
+            if len(behind) + len(ahead) < len(medians):
+                words.append(f"level in {len(medians) - len(behind) - len(ahead)}")
+            lines.append(f"``{ours} / {base}`` ({UNIT[fam]}; {why}): {span}; {'; '.join(words)}.")
     return lines
 
 
@@ -139,9 +145,11 @@ def rst_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def rst(result: dict) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in result.get("versions", {}).items())
     reps = result.get("repetitions", {})
-    kind = "A quick run (one repetition, so ranges are missing)" if result["quick"] else "A full run"
+    kind = ("A quick run (one repetition, so no ranges; a smoke test, its ratios move by 20 % or more between "
+            "runs on a shared machine)") if result["quick"] else "A full run"
+    took = f"{result['seconds']:.0f} s" if result["seconds"] < 120 else f"{result['seconds'] / 60:.0f} minutes"
     out = [
-        f"{kind} on {result.get('date', '?')}, {result['seconds'] / 60:.0f} minutes: {result['machine']['cpus']} "
+        f"{kind} on {result.get('date', '?')}, {took}: {result['machine']['cpus']} "
         f"CPUs, {result['machine']['platform']}, Python {result['machine']['python']}; {versions}. "
         f"Repetitions: {reps.get('roundtrip', '?')} for round trips and memory, {reps.get('fanout', '?')} for "
         "fan-out. Ratios are paired: taken within each repetition, then the median (and the range over "

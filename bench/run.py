@@ -58,7 +58,8 @@ def protocol(endpoint: str) -> str:
 
 
 @contextlib.contextmanager
-def server(kind: str, layer: str = "memory", redis_url: str = "") -> Iterator[tuple[int, int]]:
+def server(kind: str, layer: str = "memory", redis_url: str = "", env: dict[str, str] | None = None
+           ) -> Iterator[tuple[int, int]]:
     """A daphne, uvicorn or floor (bench/floor.py) process on a free port; yields (port, pid)."""
     port = free_port()
     if kind == "daphne":
@@ -68,8 +69,8 @@ def server(kind: str, layer: str = "memory", redis_url: str = "") -> Iterator[tu
                    "--port", str(port), "--ws", "websockets", "--log-level", "warning", "--no-access-log"]
     else:
         command = [sys.executable, str(BENCH / "floor.py"), str(port)]
-    env = {**ENV, "BENCH_LAYER": layer, "BENCH_REDIS_URL": redis_url}
-    process = subprocess.Popen(command, cwd=BENCH, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = {**ENV, "BENCH_LAYER": layer, "BENCH_REDIS_URL": redis_url, **(env or {})}
+    process = subprocess.Popen(command, cwd=BENCH, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
         yield port, process.pid
@@ -148,7 +149,8 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
                         scenario_urls = [f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/" for port in ports]
                         try:
                             result = load("fanout", scenario_urls[0], *scenario_urls, "--receivers", receivers,
-                                          "--messages", config.messages, endpoint=endpoint)
+                                          "--messages", max(config.messages, config.messages * 500 // receivers),
+                                          endpoint=endpoint)
                         except RuntimeError as exc:  # Recorded and reported, not hidden.
                             cause = str(exc).strip().splitlines()[-1]  # The exception, not the traceback's head.
                             failures.append(f"{key} {endpoint}: {cause}"[:500])
@@ -230,7 +232,7 @@ def main() -> None:
     config.fanout_reps = 1 if config.quick else 3
     config.seconds = 1 if config.quick else 3
     config.receivers = [100] if config.quick else [100, 500]
-    config.messages = 5 if config.quick else 20
+    config.messages = 5 if config.quick else 20  # per 500 receivers; more for fewer, so each run lasts
     config.idle = 200 if config.quick else 1000
 
     runs: dict = defaultdict(lambda: defaultdict(list))

@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 from hypergen.imports import NO_PERM_REQUIRED  # noqa: E402
 
-from benchsite import consumers as c  # noqa: E402
+from benchsite import consumers as c, gc_knobs  # noqa: E402
 
 ROUTES = {
     "roundtrip": {
@@ -42,3 +42,5 @@ websocket_urlpatterns = [
     path(f"ws/{scenario}/{endpoint}/", app) for scenario, apps in ROUTES.items() for endpoint, app in apps.items()
 ]
 application = ProtocolTypeRouter({"websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))})
+gc_knobs.apply()  # Off unless bench/profile_tails.py asks: the benchmark measures Python's defaults.
+
