@@ -177,19 +177,36 @@ def memory(config: argparse.Namespace, runs: dict) -> None:
                 {"kib_per_connection": (after - before) / config.idle, "rep": rep})
 
 
-def validation(runs: dict) -> None:
-    """Per-message cost of the compiled pydantic validator, in process."""
+def handler_cost(runs: dict) -> None:
+    """What one message of the benchmark costs hypergen-consumers, step by step, in process (µs)."""
     sys.path[:0] = [str(BENCH), str(ROOT)]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
     import django
 
     django.setup()
-    from benchsite.consumers import OursAsync
+    from benchsite.consumers import OursAsync, morph, template
+    from hypergen.liveview import dumps, loads
+    from hypergen_consumers.connection import build_request
+    from hypergen_consumers.rendering import render_sync
 
+    request = build_request({"type": "websocket", "path": "/", "headers": []})
+    options = dict(request=request, target_id="t", user_plugins=(), matched_perms=frozenset(), owner="bench")
     spec = OursAsync._handlers["render"]
-    number = 100_000
-    seconds = min(timeit.repeat(lambda: spec.bind([5], {}), number=number, repeat=5))
-    runs["validation/bind"]["ours_async"].append({"us_per_message": seconds / number * 1e6, "rep": 0})
+
+    def us(func) -> float:
+        number = 20_000
+        return min(timeit.repeat(func, number=number, repeat=5)) / number * 1e6
+
+    state = us(lambda: render_sync(lambda n: None, [5], {}, **options))
+    steps = {
+        "decode_us": us(lambda: loads('{"args": [5], "meta": {}}')),
+        "validate_us": us(lambda: spec.bind([5], {})),
+        "rendering_state_us": state,
+        "template_us": us(lambda: render_sync(template, [5], {}, **options)) - state,
+        "encode_us": us(lambda: dumps([["hypergen.morph", "t", "<span>n = 5</span>"]])),
+        "raw_render_us": us(lambda: morph(request, 5)),
+    }
+    runs["inprocess/steps"]["ours_async"].append({**steps, "rep": 0})
 
 
 def versions() -> dict[str, str]:
@@ -245,7 +262,7 @@ def main() -> None:
         redis_url = stack.enter_context(redis_server()) if use_redis else None
         fanout(config, runs, redis_url)
     memory(config, runs)
-    validation(runs)
+    handler_cost(runs)
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
