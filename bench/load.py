@@ -75,6 +75,7 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
     sender = (await open_many([sender_url], 1))[0]
     sockets = await open_many(receiver_urls, receivers)
     arrivals: dict[int, list[float]] = {}
+    first: list[str] = []  # The first frame a receiver got, to compare bytes on the wire.
     done: dict[int, asyncio.Event] = {}
 
     async def read(socket):
@@ -83,6 +84,8 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
             if match:
                 n = int(match.group(1))
                 times = arrivals.setdefault(n, [])
+                if not first:
+                    first.append(text)
                 times.append(time.perf_counter())
                 if len(times) == receivers and n in done:
                     done[n].set()
@@ -103,7 +106,7 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
         task.cancel()
     for socket in [sender, *sockets]:
         await socket.close()
-    return {"receivers": receivers, "messages": messages, "seconds": elapsed,
+    return {"receivers": receivers, "messages": messages, "seconds": elapsed, "first_frame": first[0],
             "deliveries_per_s": receivers * messages / elapsed,
             "p50_ms": percentile(completions, 0.5) * 1000, "p99_ms": percentile(completions, 0.99) * 1000}
 

@@ -1,6 +1,6 @@
 """Benchmark hypergen-consumers against fair baselines, a peer (chanx) and the websockets floor.
 
-    python bench/run.py                 # full run, about 35 minutes on 2 cores
+    python bench/run.py                 # full run, about 35 minutes on 2 quiet cores
     python bench/run.py --quick         # every endpoint once, about 2 minutes
     python bench/run.py --docs          # ... and write the results into docs/performance.rst
 
@@ -47,8 +47,10 @@ ROUNDTRIP = ["raw_echo", "raw_echo_nohop", "raw_render", "raw_render_nohop", "up
 FANOUT = ["raw_group_send", "raw_group_send_nohop", "upstream", "ours_async", "ours_sync", "ours_function",
           "chanx", "floor"]
 MEMORY = ["raw_echo", "raw_render_nohop", "upstream", "ours_async", "ours_sync", "chanx", "floor"]
-# These render the same template and must put the same bytes on the wire (checked before measuring).
-SAME_BYTES = ["raw_render", "raw_render_nohop", "upstream", "ours_async", "ours_sync", "ours_function", "floor"]
+# These render the same template and must put the same bytes on the wire (checked while measuring).
+SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "upstream", "ours_async",
+              "ours_sync", "ours_function", "floor"]
+FIRST_FANOUT_FRAME = '[["hypergen.morph","t","<span>n = 1</span>"]]'
 PACKAGES = ["django", "channels", "daphne", "uvicorn", "channels-redis", "redis", "django-hypergen", "pydantic",
             "chanx", "websockets", "twisted"]
 
@@ -70,7 +72,8 @@ def server(kind: str, layer: str = "memory", redis_url: str = "", env: dict[str,
     else:
         command = [sys.executable, str(BENCH / "floor.py"), str(port)]
     environment = {**ENV, "BENCH_LAYER": layer, "BENCH_REDIS_URL": redis_url, **(env or {})}
-    process = subprocess.Popen(command, cwd=BENCH, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=BENCH, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
         yield port, process.pid
@@ -112,10 +115,9 @@ def check_wire(wire: dict) -> None:
         ports = {"app": app, "floor": floor}
         for endpoint in ROUNDTRIP:
             wire[endpoint] = load("sample", url(ports, "roundtrip", endpoint), endpoint=endpoint)["reply"]
-    expected = wire["ours_async"]
     for endpoint in SAME_BYTES:
-        if wire[endpoint] != expected:
-            failures.append(f"wire: {endpoint} sent {wire[endpoint]!r}, ours_async sent {expected!r}")
+        if endpoint in wire and wire[endpoint] != wire["ours_async"]:
+            failures.append(f"wire: {endpoint} sent {wire[endpoint]!r}, ours_async sent {wire['ours_async']!r}")
 
 
 def roundtrip(config: argparse.Namespace, runs: dict) -> None:
@@ -155,6 +157,9 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
                             cause = str(exc).strip().splitlines()[-1]  # The exception, not the traceback's head.
                             failures.append(f"{key} {endpoint}: {cause}"[:500])
                             continue
+                    frame = result.pop("first_frame")
+                    if endpoint in SAME_BYTES and frame != FIRST_FANOUT_FRAME:
+                        failures.append(f"{key} {endpoint}: sent {frame!r}, not {FIRST_FANOUT_FRAME!r}")
                     runs[key][endpoint].append({**result, "rep": rep})
 
 
@@ -240,14 +245,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="every endpoint once, about 2 minutes")
     parser.add_argument("--no-redis", action="store_true", help="skip the channels-redis fan-out scenarios")
     parser.add_argument("--docs", action="store_true", help="write the results into docs/performance.rst")
+    parser.add_argument("--reps", type=int, help="repetitions of every scenario (to try the full matrix quickly)")
+    parser.add_argument("--seconds", type=float, help="seconds per round-trip measurement")
     config = parser.parse_args()
+    reps, seconds = config.reps, config.seconds
     config.servers = ["daphne"] if config.quick else ["daphne", "uvicorn"]
     if "uvicorn" in config.servers and importlib.util.find_spec("uvicorn") is None:
         print("uvicorn is not installed, so only daphne is measured: bash scripts/bench.sh installs it.")
         config.servers.remove("uvicorn")
-    config.reps = 1 if config.quick else 3
-    config.fanout_reps = 1 if config.quick else 3
-    config.seconds = 1 if config.quick else 3
+    config.reps = reps or (1 if config.quick else 3)
+    config.fanout_reps = reps or (1 if config.quick else 3)
+    config.seconds = seconds or (1 if config.quick else 3)
     config.receivers = [100] if config.quick else [100, 500]
     config.messages = 5 if config.quick else 20  # per 500 receivers; more for fewer, so each run lasts
     config.idle = 200 if config.quick else 1000
