@@ -3,6 +3,10 @@
     python bench/load.py roundtrip URL --connections 50 --seconds 3
     python bench/load.py fanout SENDER_URL RECEIVER_URL [RECEIVER_URL ...] --receivers 1000 --messages 20
     python bench/load.py idle URL --connections 1000      # holds them until stdin closes
+    python bench/load.py sample URL                        # one reply, to compare bytes on the wire
+
+``--protocol chanx`` sends chanx's frame (``{"action": ..., "payload": {"n": n}}``) instead
+of hypergen's callback frame (``{"args": [n], "meta": {}}``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import time
 
 from websockets.asyncio.client import connect
 
-NUMBER = re.compile(r"n = (\d+)")
+NUMBER = re.compile(r'n(?: = |": ?)(\d+)')  # "<span>n = 5</span>" or chanx's {"n": 5}
+PROTOCOL = "hypergen"
 
 
-def frame(n: int) -> str:
+def frame(n: int, action: str = "echo") -> str:
+    if PROTOCOL == "chanx":
+        return json.dumps({"action": action, "payload": {"n": n}})
     return json.dumps({"args": [n], "meta": {}})
 
 
@@ -68,6 +75,7 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
     sender = (await open_many([sender_url], 1))[0]
     sockets = await open_many(receiver_urls, receivers)
     arrivals: dict[int, list[float]] = {}
+    first: list[str] = []  # The first frame a receiver got, to compare bytes on the wire.
     done: dict[int, asyncio.Event] = {}
 
     async def read(socket):
@@ -76,6 +84,8 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
             if match:
                 n = int(match.group(1))
                 times = arrivals.setdefault(n, [])
+                if not first:
+                    first.append(text)
                 times.append(time.perf_counter())
                 if len(times) == receivers and n in done:
                     done[n].set()
@@ -88,7 +98,7 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
     for n in range(1, messages + 1):
         done[n] = asyncio.Event()
         sent = time.perf_counter()
-        await sender.send(frame(n))
+        await sender.send(frame(n, "shout"))
         await asyncio.wait_for(done[n].wait(), timeout=120)
         completions.append(max(arrivals[n]) - sent)
     elapsed = time.perf_counter() - began
@@ -96,7 +106,7 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
         task.cancel()
     for socket in [sender, *sockets]:
         await socket.close()
-    return {"receivers": receivers, "messages": messages, "seconds": elapsed,
+    return {"receivers": receivers, "messages": messages, "seconds": elapsed, "first_frame": first[0],
             "deliveries_per_s": receivers * messages / elapsed,
             "p50_ms": percentile(completions, 0.5) * 1000, "p99_ms": percentile(completions, 0.99) * 1000}
 
@@ -104,6 +114,14 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
 async def read_nothing(socket):
     async for _ in socket:
         pass
+
+
+async def sample(url: str) -> dict:
+    (socket,) = await open_many([url], 1)
+    await socket.send(frame(5))
+    reply = await socket.recv()
+    await socket.close()
+    return {"reply": reply}
 
 
 async def idle(url: str, connections: int) -> dict:
@@ -127,14 +145,21 @@ def main() -> None:
     fo.add_argument("receiver_urls", nargs="+")
     fo.add_argument("--receivers", type=int, default=100)
     fo.add_argument("--messages", type=int, default=20)
+    sa = sub.add_parser("sample")
+    sa.add_argument("url")
     il = sub.add_parser("idle")
     il.add_argument("url")
     il.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--protocol", choices=["hypergen", "chanx"], default="hypergen")
     args = parser.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
     if args.mode == "roundtrip":
         result = asyncio.run(roundtrip(args.url, args.connections, args.seconds))
     elif args.mode == "fanout":
         result = asyncio.run(fanout(args.sender_url, args.receiver_urls, args.receivers, args.messages))
+    elif args.mode == "sample":
+        result = asyncio.run(sample(args.url))
     else:
         result = asyncio.run(idle(args.url, args.connections))
     print(json.dumps(result), flush=True)

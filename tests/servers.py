@@ -1,4 +1,4 @@
-"""Run real server processes on loopback for the wire tests (and for bench/run.py)."""
+"""Run real server processes on loopback for the wire tests."""
 
 from __future__ import annotations
 

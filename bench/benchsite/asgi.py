@@ -12,22 +12,29 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 from hypergen.imports import NO_PERM_REQUIRED  # noqa: E402
 
-from benchsite import consumers as c  # noqa: E402
+from benchsite import consumers as c, gc_knobs  # noqa: E402
 
 ROUTES = {
     "roundtrip": {
-        "raw": c.RawEcho.as_asgi(),
+        "raw_echo": c.RawEcho.as_asgi(),
+        "raw_echo_nohop": c.RawEchoNoHop.as_asgi(),
+        "raw_render": c.RawRender.as_asgi(),
+        "raw_render_nohop": c.RawRenderNoHop.as_asgi(),
         "upstream": c.Upstream.as_asgi(perm=NO_PERM_REQUIRED),
         "ours_async": c.OursAsync.as_asgi(),
         "ours_sync": c.OursSync.as_asgi(),
         "ours_function": c.ours_function.as_asgi(),
+        "ours_command": c.ours_command.as_asgi(),
+        "chanx": c.ChanxEcho.as_asgi(),
     },
     "fanout": {
-        "raw": c.RawFanout.as_asgi(),
+        "raw_group_send": c.RawGroupSend.as_asgi(),
+        "raw_group_send_nohop": c.RawGroupSendNoHop.as_asgi(),
         "upstream": c.UpstreamFanout.as_asgi(perm=NO_PERM_REQUIRED),
         "ours_async": c.OursAsyncFanout.as_asgi(),
         "ours_sync": c.OursSyncFanout.as_asgi(),
         "ours_function": c.ours_function_fanout.as_asgi(),
+        "chanx": c.ChanxBroadcast.as_asgi(),
     },
 }
 
@@ -35,3 +42,5 @@ websocket_urlpatterns = [
     path(f"ws/{scenario}/{endpoint}/", app) for scenario, apps in ROUTES.items() for endpoint, app in apps.items()
 ]
 application = ProtocolTypeRouter({"websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))})
+gc_knobs.apply()  # Off unless bench/profile_tails.py asks: the benchmark measures Python's defaults.
+
