@@ -28,6 +28,8 @@ PROTOCOL = "hypergen"
 def frame(n: int, action: str = "echo") -> str:
     if PROTOCOL == "chanx":
         return json.dumps({"action": action, "payload": {"n": n}})
+    if PROTOCOL == "named":
+        return json.dumps({"args": ["render", n], "meta": {}})
     return json.dumps({"args": [n], "meta": {}})
 
 
@@ -150,7 +152,7 @@ def main() -> None:
     il = sub.add_parser("idle")
     il.add_argument("url")
     il.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--protocol", choices=["hypergen", "chanx"], default="hypergen")
+    parser.add_argument("--protocol", choices=["hypergen", "named", "chanx"], default="hypergen")
     args = parser.parse_args()
     global PROTOCOL
     PROTOCOL = args.protocol

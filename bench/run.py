@@ -56,7 +56,10 @@ PACKAGES = ["django", "channels", "daphne", "uvicorn", "channels-redis", "redis"
 
 
 def protocol(endpoint: str) -> str:
-    return "chanx" if endpoint == "chanx" else "hypergen"
+    if endpoint == "chanx":
+        return "chanx"
+    # Class consumers' frames start with the handler's name (SPEC); @consumer functions' do not.
+    return "named" if endpoint in ("ours_async", "ours_sync") else "hypergen"
 
 
 @contextlib.contextmanager
