@@ -157,7 +157,7 @@ class ConnectionMixin:
         ok, self.matched_perms = await _perms_ok(self.request.user, cls.perm, cls.any_perm)
         if not ok:
             logger.info("%s: handshake refused, %s lacks perm %r", cls.__name__, self.request.user, cls.perm)
-            await self.close(code=CloseCode.PERMISSION_DENIED)
+            await self.refuse(CloseCode.PERMISSION_DENIED)
             return
         self.group = cls._group_for(self)
         try:
@@ -184,6 +184,16 @@ class ConnectionMixin:
         if cls._on_connect is not None:
             async with self.rejections():
                 await self._run(cls._on_connect, [], to_group=False)
+
+    async def refuse(self, code: int) -> None:
+        """Accept, then close at once with ``code``: a browser sees the code in its close event.
+
+        Closing before accepting makes the server answer the handshake with HTTP 403, which a
+        browser reports as 1006 (like a network outage), so client.js would retry for ever.
+        Nothing joins a group and no hook or handler runs.
+        """
+        await self.base_send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+        await self.close(code=int(code))  # autobahn takes a plain int, not an IntEnum.
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self._accepted = True
@@ -214,6 +224,10 @@ class ConnectionMixin:
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Check and decode one client frame, then hand it to ``receive_json``."""
+        if not getattr(self, "_accepted", False):
+            # A refused connection (accepted only to be closed with its code) runs nothing.
+            logger.debug("%s: dropped a frame from a refused connection", type(self).__name__)
+            return
         async with self.rejections():
             limiter = getattr(self, "_rate_limiter", None)
             if limiter is not None and not limiter.allow():

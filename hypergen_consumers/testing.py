@@ -75,6 +75,7 @@ class ConsumerClient:
         self.path = routing.reverse_route(route, args, url_kwargs)
         self.communicator = WebsocketCommunicator(application, self.path, headers=headers or DEFAULT_HEADERS)
         self.connected = False
+        self._early: list[dict[str, Any]] = []
         #: The last command list received (what morphed() and appended() read).
         self.last: list[Any] = []
 
@@ -82,6 +83,15 @@ class ConsumerClient:
         accepted, code = await self.communicator.connect()
         if not accepted:
             raise ConnectionRefused(code)
+        # A consumer refuses by accepting and closing at once (so browsers see the code);
+        # that close is already queued when the accept arrives.
+        queue = self.communicator.output_queue
+        if not queue.empty():
+            first = await self.communicator.receive_output()
+            if first["type"] == "websocket.close":
+                await self.communicator.disconnect(first.get("code", 1000))
+                raise ConnectionRefused(first.get("code", 1000))
+            self._early.append(first)
         self.connected = True
 
     async def __aenter__(self) -> ConsumerClient:
@@ -107,6 +117,13 @@ class ConsumerClient:
 
     async def receive(self, timeout: float = 2) -> list[Any]:
         """The next command list this connection receives."""
+        if self._early:
+            message = self._early.pop(0)
+            if message["type"] != "websocket.send" or message.get("text") is None:
+                msg = f"expected a text frame, received {message!r}"
+                raise AssertionError(msg)
+            self.last = list(loads(message["text"]))
+            return self.last
         self.last = list(loads(await self.communicator.receive_from(timeout)))
         return self.last
 
@@ -117,6 +134,9 @@ class ConsumerClient:
 
     async def expect_nothing(self, timeout: float = 0.1) -> None:
         """Assert that nothing arrives within ``timeout`` seconds."""
+        if self._early:
+            msg = f"expected nothing, received {json.dumps(self._early[0])[:500]}"
+            raise AssertionError(msg)
         if not await self.communicator.receive_nothing(timeout):
             got = await self.communicator.receive_output()
             msg = f"expected nothing, received {json.dumps(got)[:500]}"

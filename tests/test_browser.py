@@ -228,3 +228,46 @@ def test_every_frame_fires_a_message_event_with_its_url(server, open_page):
     page.wait_for_function("() => window.recorded.some(e => e.name === 'message')")
     url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
     assert page.evaluate("window.recorded.filter(e => e.name === 'message').map(e => e.url)") == [url]
+
+
+def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_page):
+    page = open_page(f"{server}/chat/denied/")
+    chat_url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
+    staff_url = chat_url.split("/ws/chat/")[0] + "/ws/chat/staff_room/"
+    opened = []
+    page.on("websocket", lambda ws: opened.append(ws.url))
+    page.evaluate("""url => {
+        window.denied = [];
+        window.addEventListener("hypergen:websocket:denied", e => window.denied.push({url: e.detail.url, code: e.detail.code}));
+        hypergen.websocket.open(url);
+        window.refused = hypergen.websocket.WEBSOCKETS[url];
+        window.refused.send(JSON.stringify({args: ["announce", "intruder"], meta: {}}));  // Sent by an anonymous page.
+    }""", staff_url)
+    page.wait_for_function("() => window.denied.length > 0")
+    assert page.evaluate("window.denied") == [{"url": staff_url, "code": 4403}]
+    assert page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)") == [chat_url]
+    assert page.evaluate("[window.refused.closed, window.refused.timer, window.refused.queue.length]") == [True, None, 0]
+    expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
+    send_chat(page, "the page still works", author="ann")  # A round trip: time enough for a retry to show.
+    expect(page.locator("#messages li")).to_have_text(["ann: the page still works"])
+    assert opened == [staff_url]  # One attempt, never retried.
+
+    staff = open_page(f"{server}/staff/", wait_open=False)  # The intruder's announcement never ran.
+    staff.click("#login")
+    staff.wait_for_function(ALL_OPEN)
+    staff.fill("#announcement", "only this")
+    staff.click("#announce")
+    expect(staff.locator("#staff-log")).to_have_text("demo announced: only this")
+
+
+def test_reconnecting_starts_fast_and_is_capped_at_five_seconds(restartable, open_page):
+    base, start, stop = restartable
+    page = open_page(f"{base}/chat/backoff/")
+    ceilings = page.evaluate("[0, 1, 2, 5, 30].map(n => hypergen.websocket.backoffCeiling(n))")
+    assert ceilings == [250, 500, 1000, 5000, 5000]
+    stop()
+    page.wait_for_function("() => Object.values(hypergen.websocket.WEBSOCKETS)[0].delays.length >= 4", timeout=30_000)
+    delays = page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].delays")
+    assert delays[0] < 250 and all(0 <= delay < ceiling for delay, ceiling in zip(delays, ceilings[:3] + [2000]))
+    start()
+    page.wait_for_function(ALL_OPEN, timeout=30_000)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.servers import daphne, read_log
 
@@ -56,12 +56,17 @@ async def test_bad_input_over_the_wire_gets_an_error_and_the_socket_stays_open(s
         assert (await receive(socket))[1] == ["hypergen.append", "log", "ok"]
 
 
-async def test_a_user_without_perm_is_refused_at_the_handshake(server):
+async def test_a_user_without_perm_is_refused_with_close_code_4403_not_an_http_403(server):
+    """A browser reports an HTTP 403 handshake as 1006 (an outage); a 4403 close it can see."""
     port, _ = server
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(url(port, "secret/"), origin=origin(port)):
-            pass  # pragma: no cover - never connected
-    assert refused.value.response.status_code == 403
+    async with connect(url(port, "secret/"), origin=origin(port)) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), timeout=5)
+    assert closed.value.rcvd.code == 4403
+    # The refused connection left nothing behind: a permitted neighbour works as before.
+    async with connect(url(port, "echo/after-refusal/"), origin=origin(port)) as socket:
+        await socket.send(json.dumps({"args": ["shout", "ok"], "meta": {}}))
+        assert (await receive(socket))[1] == ["hypergen.append", "log", "ok"]
 
 
 async def test_a_foreign_origin_is_refused(server):

@@ -27,7 +27,10 @@ from hypergen_consumers import (
     HypergenConsumer,
     handler,
 )
-from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
+from hypergen_consumers.testing import ConnectionRefused, ConsumerClient, frame
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.urls import path
 
 
 def make_room(calls):
@@ -183,6 +186,28 @@ async def test_a_user_without_perm_is_refused_at_the_handshake_and_joins_no_grou
     with pytest.raises(ConnectionRefused):
         async with ConsumerClient(Secret, user=user):
             pass  # pragma: no cover - never connected
+    assert get_channel_layer().groups == {}
+
+
+async def test_frames_sent_on_a_refused_connection_run_nothing():
+    """Refusing accepts then closes (so browsers see 4403): a client that keeps talking gets nothing."""
+    calls = []
+
+    class Secret(HypergenConsumer):
+        perm = "auth.view_user"
+
+        @handler
+        def peek(self, request):
+            calls.append("peek")
+
+    communicator = WebsocketCommunicator(URLRouter([path("secret/", Secret.as_asgi())]), "/secret/")
+    accepted, _ = await communicator.connect()
+    assert accepted is True
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4403}
+    await communicator.send_to(text_data=frame("peek"))
+    assert await communicator.receive_nothing(0.2)
+    await communicator.disconnect()
+    assert calls == []
     assert get_channel_layer().groups == {}
 
 

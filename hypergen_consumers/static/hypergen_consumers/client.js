@@ -5,6 +5,10 @@
  * the page sends while down, and report their state:
  *   - class "hypergen-websocket-offline" on <html> while any opened socket is down;
  *   - window events hypergen:websocket:open, :close, :error, :message (detail.url).
+ * Close codes 4401 (session ended) and 4403 (permission denied) are final: no retry, the
+ * queue is dropped with a warning and hypergen:websocket:denied fires (detail.url, .code).
+ * Reconnecting starts fast: the n-th retry waits a random time up to
+ * min(MAX_DELAY_MS, BASE_DELAY_MS * 2^n) (full jitter); see hypergen.websocket.backoff.
  * Load it after hypergen.js. Loading it twice is harmless.
  */
 (function () {
@@ -20,8 +24,9 @@
   }
 
   var OFFLINE_CLASS = "hypergen-websocket-offline";
-  var BASE_DELAY_MS = 500;
-  var MAX_DELAY_MS = 15000;
+  // Like Phoenix: the first retry comes well under a second, the cap is about 5 s.
+  var BACKOFF = { BASE_DELAY_MS: 250, MAX_DELAY_MS: 5000 };
+  var FINAL_CLOSE_CODES = [4401, 4403];
   var MAX_QUEUE = 1000;
   var WEBSOCKETS = {};
   var applyingUrl = null;
@@ -45,6 +50,7 @@
     this.closed = false;
     this.socket = null;
     this.timer = null;
+    this.delays = []; // The last retry delays (ms) this connection chose, for pages and tests.
   }
 
   Connection.prototype.isOpen = function () {
@@ -75,19 +81,46 @@
       if (self.socket === socket) self.socket = null;
       updateOfflineClass();
       emit("close", self.url, { code: event.code, reason: event.reason });
-      self.scheduleReconnect();
+      if (FINAL_CLOSE_CODES.indexOf(event.code) !== -1) {
+        self.deny(event.code);
+      } else {
+        self.scheduleReconnect();
+      }
     };
   };
 
+  // The server refused this socket for good (4401 session ended, 4403 permission denied):
+  // retrying cannot help, so stop, forget the socket and tell the page.
+  Connection.prototype.deny = function (code) {
+    var dropped = this.queue.length;
+    if (dropped > 0) {
+      console.warn("hypergen_consumers: " + this.url + " was refused (close code " + code + "); dropped " + dropped + " queued message(s).");
+    }
+    if (WEBSOCKETS[this.url] === this) delete WEBSOCKETS[this.url];
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.queue = [];
+    updateOfflineClass();
+    emit("denied", this.url, { code: code });
+  };
+
+  // The ceiling of the n-th retry's random delay (n counts from 0).
+  function backoffCeiling(attempt) {
+    return Math.min(BACKOFF.MAX_DELAY_MS, BACKOFF.BASE_DELAY_MS * Math.pow(2, attempt));
+  }
+
   Connection.prototype.scheduleReconnect = function () {
     if (this.closed || this.timer !== null) return;
-    var ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, this.attempt));
+    var delay = Math.random() * backoffCeiling(this.attempt); // Full jitter: spreads reconnects after an outage.
     this.attempt += 1;
+    this.delays.push(delay);
+    if (this.delays.length > 20) this.delays.shift();
     var self = this;
     this.timer = setTimeout(function () {
       self.timer = null;
       self.connect();
-    }, Math.random() * ceiling); // Full jitter: spreads reconnects after an outage.
+    }, delay);
   };
 
   Connection.prototype.reconnectNow = function () {
@@ -186,6 +219,8 @@
     open: open,
     close: close,
     error: error,
+    backoff: BACKOFF,
+    backoffCeiling: backoffCeiling,
   };
 
   // Sockets that hypergen's own client opened before this script loaded move over.
