@@ -268,7 +268,7 @@ class ConnectionMixin:
         except Rejected as exc:
             await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
 
-    async def _dispatch_args(self, args: list[Any], *, to_group: bool | None) -> None:
+    async def _dispatch_args(self, args: list[Any], *, to_group: bool | None, from_server: bool = False) -> None:
         """Find the handler the way SPEC says: a ``@consumer`` function takes every arg;
         a class consumer's first arg names the handler, even when it has one handler."""
         cls = type(self)
@@ -280,12 +280,23 @@ class ConnectionMixin:
             if spec is None:
                 raise Rejected(UNKNOWN_HANDLER, _unknown_handler_message(cls, name))
             args = args[1:]
-        await self._run_checked(spec, args, to_group=spec.broadcast if to_group is None else to_group)
+        await self._run_checked(
+            spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
+        )
 
-    async def _run_checked(self, spec: HandlerSpec, args: list[Any], *, to_group: bool) -> None:
+    async def _run_checked(
+        self, spec: HandlerSpec, args: list[Any], *, to_group: bool, from_server: bool = False
+    ) -> None:
         matched = self.matched_perms
         if spec.perm is not None:
             ok, handler_matched = await _perms_ok(self.request.user, spec.perm, spec.any_perm)
+            if not ok and from_server:
+                # group_send is not this client's doing: nothing to tell it, nothing runs.
+                logger.debug(
+                    "%s: group_send skipped %s.%s for %s, who lacks perm %r",
+                    type(self).__name__, type(self).__name__, spec.name, self.request.user, spec.perm,
+                )
+                return
             if not ok:
                 raise Rejected(PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}.")
             matched = matched | handler_matched
@@ -383,7 +394,7 @@ class ConnectionMixin:
                 args = loads(event["args"])
             except Exception as exc:
                 raise Rejected(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}") from None
-            await self._dispatch_args(list(args), to_group=False)
+            await self._dispatch_args(list(args), to_group=False, from_server=True)
 
     # --- JSON with hypergen's encoding ----------------------------------------------
 

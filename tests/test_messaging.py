@@ -1,9 +1,11 @@
 """group_send / agroup_send and consumer_command / aconsumer_command."""
 
+import logging
 import re
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from hypergen.imports import command
@@ -35,7 +37,8 @@ def define_room(calls):
 
         @handler(perm="auth.change_user")
         def moderate(self, request):
-            calls.append("moderate")
+            calls.append(f"moderate by {request.user}")
+            command("moderated")
 
     return Room
 
@@ -61,9 +64,27 @@ async def test_group_send_checks_each_connection_like_a_client_message():
         assert (await a.expect_error(VALIDATION_ERROR))["errors"][0]["loc"] == ["n"]
         await agroup_send(group, "nope")
         await a.expect_error(UNKNOWN_HANDLER)
-        await agroup_send(group, "moderate")
-        await a.expect_error(PERMISSION_DENIED)
     assert calls == []
+
+
+async def test_group_send_skips_connections_without_the_handlers_perm_silently(caplog):
+    """A server-originated run is not the client's doing: no permission_denied to pages without the perm."""
+    calls = []
+    room = define_room(calls)
+    admin = await sync_to_async(User.objects.create_superuser)("admin")
+    async with ConsumerClient(room, name="a") as anonymous, ConsumerClient(room, name="a", user=admin) as moderator:
+        with caplog.at_level(logging.DEBUG, logger="hypergen_consumers"):
+            await agroup_send(room.group_name(name="a"), "moderate")
+            assert await moderator.receive() == [["moderated"]]
+            await anonymous.expect_nothing()
+        assert calls == ["moderate by admin"]
+        skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+        assert [r.levelno for r in skipped] == [logging.DEBUG]
+        assert "Room.moderate" in skipped[0].getMessage() and "auth.change_user" in skipped[0].getMessage()
+        # The same handler sent by the page itself still answers permission_denied.
+        await anonymous.send("moderate")
+        await anonymous.expect_error(PERMISSION_DENIED)
+    assert calls == ["moderate by admin"]
 
 
 async def test_group_send_to_an_empty_group_is_silent_like_channels():
