@@ -61,6 +61,35 @@ async def test_simple_consumer_with_a_path_and_a_target_id():
     assert counter["n"] == 1, "rendered once per message, not once per receiver"
 
 
+async def test_the_seeds_own_group_send_line_runs_the_function_on_each_connection():
+    counter = {"n": 0}
+
+    def increment_counter():
+        counter["n"] += 1
+        return counter["n"]
+
+    @consumer(perm=NO_PERM_REQUIRED, path="<slug:chatgroup_name>/", target_id="counter")
+    def message_chatgroup(consumer, request, chatgroup_name, message):
+        span("Number of messages: ", increment_counter())
+        command("hypergen.append", "mychat", message)
+
+    mount()
+    async with ConsumerClient(message_chatgroup, chatgroup_name="VIP") as first, ConsumerClient(
+        message_chatgroup, chatgroup_name="VIP"
+    ) as second, ConsumerClient(message_chatgroup, chatgroup_name="other") as outsider:
+        await sync_to_async(group_send)(message_chatgroup.group_name(chatgroup_name="VIP"), "YO!")  # The seed's line.
+        received = [await first.receive(), await second.receive()]
+        await outsider.expect_nothing()
+    # Each connection ran the function for itself (so the count went up twice), output to itself alone.
+    assert sorted(command[2] for commands in received for command in commands if command[0] == "hypergen.morph") == [
+        "<span>Number of messages: 1</span>",
+        "<span>Number of messages: 2</span>",
+    ]
+    assert [[c for c in commands if c[0] == "hypergen.append"] for commands in received] == [
+        [["hypergen.append", "mychat", "YO!"]]
+    ] * 2
+
+
 async def test_custom_group_name_puts_different_urls_in_one_group():
     @consumer(perm=NO_PERM_REQUIRED, path="room/<slug:room>/", target_id="t", group_name=lambda consumer: "vip_group")
     def send_message(consumer, request, room, message):
