@@ -45,6 +45,7 @@ from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .perms import check_user_perms
 from .ratelimit import RateLimiter, rate_limit_setting
 from .rendering import render_async, render_sync
+from .targeting import OTHERS, run_event_method
 
 __all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES"]
 
@@ -285,7 +286,7 @@ class ConnectionMixin:
         )
 
     async def _run_checked(
-        self, spec: HandlerSpec, args: list[Any], *, to_group: bool, from_server: bool = False
+        self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, from_server: bool = False
     ) -> None:
         matched = self.matched_perms
         if spec.perm is not None:
@@ -303,7 +304,7 @@ class ConnectionMixin:
         await self._run(spec, args, to_group=to_group, matched_perms=matched)
 
     async def _run(
-        self, spec: HandlerSpec, args: list[Any], *, to_group: bool, matched_perms: frozenset[str] | None = None
+        self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, matched_perms: frozenset[str] | None = None
     ) -> None:
         cls = type(self)
         try:
@@ -334,16 +335,21 @@ class ConnectionMixin:
             ) from None
         if text is None:
             return
-        if to_group:
+        if to_group == OTHERS:
+            await self.send_to_group(text, exclude=self.channel_name)
+        elif to_group:
             await self.send_to_group(text)
         else:
             await self.send(text_data=text)
 
     # --- sending --------------------------------------------------------------------
 
-    async def send_to_group(self, text: str) -> None:
-        """Send an encoded command list to every connection in this connection's group."""
+    async def send_to_group(self, text: str, *, exclude: str | None = None) -> None:
+        """Send an encoded command list to every connection in this connection's group
+        (but the channel ``exclude``, for ``broadcast="others"``)."""
         message = {"type": FRAME_EVENT, "text": text}
+        if exclude is not None:
+            message["exclude"] = exclude
         layer = self.channel_layer
         try:
             async with layer_errors("group_send", self.group):
@@ -381,10 +387,12 @@ class ConnectionMixin:
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await aclose_old_connections_if_any_open()
-        await handler(message)
+        await run_event_method(handler, message)
 
     async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
         """An already encoded command list for this connection (a broadcast or consumer_command)."""
+        if event.get("exclude") == self.channel_name:
+            return  # broadcast="others": the sender does not get its own output.
         await self.send(text_data=event["text"])
 
     async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from hypergen.liveview import NO_PERM_REQUIRED
 from . import _context, routing
 from .connection import ConnectionMixin
 from .groups import default_group_name, safe_group_name
+from .targeting import TargetingMixin, check_broadcast
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
 
 __all__ = ["HypergenConsumer", "HypergenConsumerMeta"]
@@ -115,7 +116,8 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
     cls._route = routing.compile_route(owner, cls.path)
     if cls.target_id is None and cls.base_template is not None:
         cls.target_id = getattr(cls.base_template, "target_id", None)
-    for attribute in ("broadcast", "any_perm", "autourl"):
+    check_broadcast(f"{owner}.broadcast", cls.broadcast)
+    for attribute in ("any_perm", "autourl"):
         if not isinstance(getattr(cls, attribute), bool):
             msg = f"{owner}.{attribute} must be True or False, not {getattr(cls, attribute)!r}."
             raise ImproperlyConfigured(msg)
@@ -137,6 +139,8 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
             raise ImproperlyConfigured(msg)
         if options.perm is not UNSET:
             _check_perm(f"{owner}.{name}", "perm", options.perm)
+        if options.broadcast is not UNSET:
+            check_broadcast(f"{owner}.{name}: @handler(broadcast=...)", options.broadcast)
         handlers[name] = compile_handler(
             owner,
             name,
@@ -215,7 +219,7 @@ def _check_perm(owner: str, attribute: str, perm: Any) -> None:
         raise ImproperlyConfigured(msg)
 
 
-class HypergenConsumer(ConnectionMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta):
+class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta):
     """A Channels websocket consumer whose ``@handler`` methods render with hypergen.
 
     Subclass it, set ``perm`` and mark handlers with ``@handler``. Handler output (HTML
@@ -233,8 +237,9 @@ class HypergenConsumer(ConnectionMixin, AsyncJsonWebsocketConsumer, metaclass=Hy
     target_id: ClassVar[str | None] = None
     #: A hypergen base template; its ``target_id`` is used when ``target_id`` is not set.
     base_template: ClassVar[Any] = None
-    #: True: handler output goes to the whole group; False: to the sender only.
-    broadcast: ClassVar[bool] = True
+    #: True: handler output goes to the whole group; False: to the sender only;
+    #: "others": to the group but the sender.
+    broadcast: ClassVar[bool | str] = True
     #: Extra hypergen plugins used while handlers render.
     user_plugins: ClassVar[Any] = ()
     #: False keeps the consumer out of ``autoconsumers()`` (mount it yourself with as_asgi()).

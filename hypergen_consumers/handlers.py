@@ -47,7 +47,7 @@ def handler(func: F, /) -> F: ...
 
 @overload
 def handler(
-    *, perm: Any = UNSET, any_perm: bool = UNSET, broadcast: bool = UNSET
+    *, perm: Any = UNSET, any_perm: bool = UNSET, broadcast: bool | str = UNSET
 ) -> Callable[[F], F]: ...
 
 
@@ -111,7 +111,7 @@ class HandlerSpec:
     is_async: bool
     perm: Any
     any_perm: bool
-    broadcast: bool
+    broadcast: bool | str
     url_params: tuple[str, ...]
     client_params: tuple[str, ...]
     params: tuple[_Param, ...]
@@ -160,7 +160,7 @@ def compile_handler(
     *,
     perm: Any,
     any_perm: bool,
-    broadcast: bool,
+    broadcast: bool | str,
     localns: Mapping[str, Any] | None = None,
 ) -> HandlerSpec:
     """Build the HandlerSpec of ``func``; configuration mistakes raise ImproperlyConfigured.

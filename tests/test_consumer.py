@@ -207,7 +207,10 @@ def test_handler_decorator_refuses_non_functions():
 
 
 def test_boolean_options_must_be_booleans():
-    with raises_config("Room.broadcast must be True or False, not 'yes'."):
+    with raises_config(
+        "Room.broadcast: broadcast must be True (the group), False (the sender only) or "
+        "'others' (the group but the sender), not 'yes'."
+    ):
 
         class Room(HypergenConsumer):
             perm = NO_PERM_REQUIRED
