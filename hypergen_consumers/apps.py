@@ -8,6 +8,6 @@ class HypergenConsumersConfig(AppConfig):
     verbose_name = "Hypergen consumers"
 
     def ready(self) -> None:
-        from . import _context
+        from . import _context, checks  # noqa: F401 - registers the system checks
 
         _context.install()

@@ -23,6 +23,7 @@ from django.urls import URLPattern, path
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 from hypergen.context import context
 
+from . import route_order
 from .client_script import ensure_client_script
 from .errors import ConsumerNotMounted
 
@@ -140,6 +141,14 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
             _registry.mounts[cls] = Mount(namespace, route, URLResolver(RegexPattern(r"^/"), [pattern]), name)
             _registry.mounted_shapes[shape] = cls
             patterns.append(pattern)
+        patterns = route_order.order_patterns(patterns)
+        for pattern in patterns:
+            sample = route_order.sample_path(pattern)
+            shadow = route_order.first_consumer_for(patterns, sample) if sample else None
+            if sample and shadow is not pattern.callback.consumer_class:  # type: ignore[attr-defined]
+                where = f"autoconsumers({module.__name__}, namespace={namespace!r})"
+                msg = route_order.shadowing_message(pattern.callback.consumer_class, shadow, sample, where)  # type: ignore[attr-defined]
+                raise ImproperlyConfigured(msg)
     return patterns
 
 

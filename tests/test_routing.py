@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from django.urls import NoReverseMatch
 from hypergen.context import context
+from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, ConsumerNotMounted, HypergenConsumer, autoconsumers, consumer, handler
 from hypergen_consumers.testing import ConsumerClient
@@ -42,16 +43,17 @@ def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
     def unlisted(consumer, request): ...
 
     patterns = autoconsumers(THIS_MODULE, namespace="chat")
-    assert [str(p.pattern) for p in patterns] == ["ws/chat/room/<str:room_name>/", "ws/chat/lobby/"]
-    assert [p.callback.consumer_class for p in patterns] == [room, lobby]
+    # Specific routes first (static segments before converters), so none shadows another.
+    assert [str(p.pattern) for p in patterns] == ["ws/chat/lobby/", "ws/chat/room/<str:room_name>/"]
+    assert [p.callback.consumer_class for p in patterns] == [lobby, room]
     URLRouter(patterns)  # Channels accepts the list as it is.
 
 
 def test_autoconsumers_takes_a_dotted_module_path():
     patterns = autoconsumers("tests.consumers", namespace="dotted")
     assert [str(p.pattern) for p in patterns] == [
-        "ws/dotted/echo/<slug:room>/", "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/load/<int:team>/",
-        "ws/dotted/database_probe/",
+        "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/database_probe/", "ws/dotted/load/<int:team>/",
+        "ws/dotted/echo/<slug:room>/",
     ]
 
 
@@ -134,3 +136,88 @@ def test_two_modules_mounting_one_route_in_one_namespace_are_refused():
     autoconsumers(second, namespace="other")  # Another namespace: fine.
     with pytest.raises(ImproperlyConfigured, match=re.escape("are both mounted at 'ws/shared/room/'")):
         autoconsumers(second, namespace="shared")
+
+
+def shadowing_module(name, paths):
+    """A module defining one consumer per path, in this order (as a user writes them)."""
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    consumers = []
+    for index, route in enumerate(paths):
+        namespace = {"__module__": name, "perm": NO_PERM_REQUIRED, "path": route, "who": handler(lambda self, request: command("served_by", type(self).__name__))}
+        consumers.append(type(f"Consumer{index}", (HypergenConsumer,), namespace))
+        setattr(module, f"Consumer{index}", consumers[-1])
+    return module, consumers
+
+
+async def test_a_static_route_defined_after_a_converter_still_reaches_its_consumer():
+    module, (room, increment) = shadowing_module("shadow_ok", ["<slug:room_name>/", "increment/"])
+    try:
+        router = URLRouter(autoconsumers(module, namespace="chat"))
+        with context(request=RequestFactory().get("/")):
+            url = increment.reverse()
+        assert url == "ws://testserver/ws/chat/increment/"
+        from channels.testing import WebsocketCommunicator
+
+        communicator = WebsocketCommunicator(router, "/ws/chat/increment/", headers=[(b"host", b"testserver")])
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_json_to({"args": ["who"], "meta": {}})
+        assert await communicator.receive_json_from() == [["served_by", "Consumer1"]]
+        await communicator.disconnect()
+    finally:
+        sys.modules.pop("shadow_ok")
+
+
+def test_routes_that_no_order_can_separate_are_refused_naming_both():
+    module, (anything, slug) = shadowing_module("shadow_bad", ["<str:name>/", "<slug:name>/x/"])
+    sys.modules.pop("shadow_bad")
+    # These two do not collide (different depth): fine.
+    autoconsumers(module, namespace="fine")
+    module, (wide, narrow) = shadowing_module("shadow_bad2", ["<str:name>/", "<slug:name>/"])
+    sys.modules.pop("shadow_bad2")
+    message = (
+        "shadow_bad2.Consumer0's URL /ws/chat/hypergen-sample/ is served by shadow_bad2.Consumer1, whose route "
+        "comes first in autoconsumers(shadow_bad2, namespace='chat')."
+    )
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        autoconsumers(module, namespace="chat")
+
+
+def test_manage_py_check_reports_a_consumer_shadowed_in_the_projects_router():
+    from channels.routing import ProtocolTypeRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from channels.auth import AuthMiddlewareStack
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django.test import override_settings
+
+    from hypergen_consumers.checks import check_websocket_routes
+
+    rooms, (room,) = shadowing_module("check_rooms", ["<slug:room_name>/"])
+    counters, (increment,) = shadowing_module("check_counters", ["increment/"])
+    asgi = types.ModuleType("check_asgi")
+    sys.modules["check_asgi"] = asgi
+    try:
+        # Two autoconsumers() lists joined by hand, the wide one first.
+        patterns = autoconsumers(rooms, namespace="chat") + autoconsumers(counters, namespace="chat")
+        asgi.application = ProtocolTypeRouter(
+            {"websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(patterns)))}
+        )
+        with override_settings(ASGI_APPLICATION="check_asgi.application"):
+            errors = check_websocket_routes()
+            assert [error.id for error in errors] == ["hypergen_consumers.E001"]
+            assert errors[0].obj is increment
+            assert errors[0].msg.startswith(
+                "check_counters.Consumer0's URL /ws/chat/increment/ is served by check_rooms.Consumer0, "
+                "whose route comes first in the websocket URLRouter of check_asgi.application."
+            )
+            with pytest.raises(SystemCheckError, match=re.escape("hypergen_consumers.E001")):
+                call_command("check")
+            asgi.application = URLRouter(autoconsumers(counters, namespace="chat") + autoconsumers(rooms, namespace="chat"))
+            assert check_websocket_routes() == []
+        with override_settings(ASGI_APPLICATION="tests.asgi.application"):
+            assert check_websocket_routes() == []
+    finally:
+        for name in ["check_rooms", "check_counters", "check_asgi"]:
+            sys.modules.pop(name, None)

@@ -1,0 +1,71 @@
+"""Django system checks (``manage.py check``): what can be proved before the first connection.
+
+- ``hypergen_consumers.E001``: a consumer's URL is served by another consumer, because
+  the project's websocket router lists a wider route first (see ``route_order``).
+- ``hypergen_consumers.E002``: a liveview's callback names a handler that does not exist
+  or passes the wrong number of arguments (see ``callback_checks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from . import route_order
+
+__all__ = ["check_websocket_routes", "url_routers"]
+
+
+def url_routers(application: Any, seen: set[int] | None = None) -> Iterator[Any]:
+    """Every Channels URLRouter reachable from an ASGI application (through middleware)."""
+    seen = set() if seen is None else seen
+    if application is None or id(application) in seen:
+        return
+    seen.add(id(application))
+    routes = getattr(application, "routes", None)
+    if isinstance(routes, list):
+        yield application
+        for route in routes:
+            yield from url_routers(route.callback, seen)
+        return
+    mapping = getattr(application, "application_mapping", None)
+    if isinstance(mapping, dict):
+        for inner in mapping.values():
+            yield from url_routers(inner, seen)
+    for attribute in ("inner", "application", "app"):
+        yield from url_routers(getattr(application, attribute, None), seen)
+
+
+def _asgi_application() -> Any:
+    dotted = getattr(settings, "ASGI_APPLICATION", None)
+    if not dotted:
+        return None
+    module, _, name = dotted.rpartition(".")
+    return getattr(import_module(module), name, None)
+
+
+@checks.register(checks.Tags.urls)
+def check_websocket_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each mounted consumer's sample URL must reach that consumer in the project's router."""
+    errors: list[checks.CheckMessage] = []
+    for router in url_routers(_asgi_application()):
+        for route in router.routes:
+            consumer = getattr(route.callback, "consumer_class", None)
+            if consumer is None or not hasattr(consumer, "_handlers"):
+                continue
+            sample = route_order.sample_path(route)
+            shadow = route_order.first_consumer_for(router.routes, sample) if sample else None
+            if sample and shadow is not consumer:
+                where = f"the websocket URLRouter of {settings.ASGI_APPLICATION}"
+                errors.append(
+                    checks.Error(
+                        route_order.shadowing_message(consumer, shadow, sample, where),
+                        obj=consumer,
+                        id="hypergen_consumers.E001",
+                    )
+                )
+    return errors
