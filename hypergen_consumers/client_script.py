@@ -39,4 +39,7 @@ def ensure_client_script() -> None:
     if not isinstance(plugins, list) or not any(isinstance(p, LiveviewPlugin) for p in plugins):
         return
     if not any(isinstance(p, ClientScriptPlugin) for p in plugins):
+        from .callback_checks import CallbackCheckPlugin
+
         plugins.append(ClientScriptPlugin())
+        plugins.append(CallbackCheckPlugin())  # Typos in callbacks show when the page renders.

@@ -20,6 +20,7 @@ from hypergen.liveview import NO_PERM_REQUIRED
 
 from . import _context, routing
 from .connection import ConnectionMixin
+from .callback_checks import build_callback
 from .groups import default_group_name, safe_group_name
 from .targeting import TargetingMixin, check_broadcast
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
@@ -276,6 +277,18 @@ class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsum
     def reverse(cls, *args: Any, **kwargs: Any) -> str:
         """The absolute ``ws://``/``wss://`` URL of this consumer for the given URL kwargs."""
         return routing.reverse_url(cls, args, kwargs)
+
+    @classmethod
+    def callback(cls, *args: Any, **kwargs: Any) -> Any:
+        """hypergen's ``callback()`` to this consumer, checked now (not when the user clicks).
+
+        ``ChatRoom.callback("send_message", text, room_name="vip", debounce=200)``: the
+        handler (its name, or the method itself, ``ChatRoom.send_message``, which editors
+        can follow), the client's args, then URL kwargs (by name) and hypergen's callback
+        options. A ``@consumer`` function takes the args directly. An unknown handler or a
+        wrong number of args raises under DEBUG and logs an error otherwise.
+        """
+        return build_callback(cls, args, kwargs)
 
     @classmethod
     def _url_kwargs_from(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
