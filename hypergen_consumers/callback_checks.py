@@ -117,3 +117,63 @@ def build_callback(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
     if problem is not None:
         report(problem)
     return callback(cls.reverse(**url_kwargs), *args, **options)
+
+
+# --- manage.py check: the callbacks written in the source ------------------------------
+
+
+class _Unknown:
+    """Stands for an argument whose value only the page knows."""
+
+
+def _consumer_named(node: Any, namespace: dict[str, Any]) -> Any:
+    """The consumer class an AST name refers to in a module's globals, or None."""
+    import ast
+
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "reverse":
+        node = node.func.value
+    if isinstance(node, ast.Name):
+        found = namespace.get(node.id)
+        if isinstance(found, type) and isinstance(getattr(found, "_handlers", None), dict):
+            return found
+    return None
+
+
+def _argument(node: Any, cls: Any, namespace: dict[str, Any]) -> Any:
+    import ast
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Attribute) and _consumer_named(node.value, namespace) is cls:
+        return node.attr  # ChatRoom.send_message given as the handler itself.
+    return _Unknown()
+
+
+def source_problems(module: Any) -> list[tuple[int, Any, str]]:
+    """(line, consumer, problem) for each ``callback(X.reverse(...), ...)`` or ``X.callback(...)``
+    in a module's source whose handler name or argument count cannot work."""
+    import ast
+    import inspect
+
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    namespace = vars(module)
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or any(isinstance(arg, ast.Starred) for arg in node.args):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "callback" and node.args:
+            cls, args = _consumer_named(node.args[0], namespace), node.args[1:]
+        elif isinstance(func, ast.Attribute) and func.attr == "callback":
+            cls, args = _consumer_named(func.value, namespace), node.args
+        else:
+            continue
+        if cls is None:
+            continue
+        problem = callback_problem(cls, [_argument(arg, cls, namespace) for arg in args])
+        if problem is not None:
+            problems.append((node.lineno, cls, problem))
+    return problems

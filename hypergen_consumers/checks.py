@@ -69,3 +69,32 @@ def check_websocket_routes(app_configs: Any = None, **kwargs: Any) -> list[check
                     )
                 )
     return errors
+
+
+def _project_modules() -> Iterator[Any]:
+    """Imported modules of installed apps that are not installed packages (the project's own)."""
+    import sys
+
+    from django.apps import apps
+
+    prefixes = tuple(
+        f"{config.name}." for config in apps.get_app_configs() if config.name not in ("hypergen", "hypergen_consumers")
+    )
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None) or ""
+        if name.startswith(prefixes) and filename.endswith(".py") and "site-packages" not in filename:
+            yield module
+
+
+@checks.register()
+def check_callbacks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Callbacks in the project's source that name no handler or send the wrong number of args."""
+    from .callback_checks import source_problems
+
+    errors: list[checks.CheckMessage] = []
+    for module in _project_modules():
+        for line, consumer, problem in source_problems(module):
+            errors.append(
+                checks.Error(f"{module.__file__}:{line}: {problem}", obj=consumer, id="hypergen_consumers.E002")
+            )
+    return errors

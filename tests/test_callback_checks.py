@@ -135,3 +135,56 @@ def test_the_helper_refuses_a_method_of_another_class():
     with pytest.raises(CallbackProblem, match=re.escape("ChatRoom.callback() got <function")):
         with context(request=RequestFactory().get("/")):
             room.callback(Other.send_message, "hi", room_name="vip")
+
+
+VIEWS_SOURCE = '''
+from hypergen.imports import *
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+
+
+class Lobby(HypergenConsumer):
+    perm = NO_PERM_REQUIRED
+
+    @handler
+    def say(self, request, text: str): ...
+
+
+def page(request):
+    text = input_(id_="text")
+    button("ok", id_="a", onclick=callback(Lobby.reverse(), "say", text))
+    button("ok", id_="b", onclick=Lobby.callback(Lobby.say, text))
+    button("typo", id_="c", onclick=callback(Lobby.reverse(), "sya", text))
+    button("too many", id_="d", onclick=Lobby.callback("say", text, 42))
+    button("unknown count", id_="e", onclick=callback(Lobby.reverse(), "say", *[text]))
+'''
+
+
+def test_manage_py_check_finds_bad_callbacks_in_the_projects_source(tmp_path, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django.conf import settings
+
+    from hypergen_consumers.checks import check_callbacks
+
+    package = tmp_path / "callback_lint_demo"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text(VIEWS_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with override_settings(INSTALLED_APPS=[*settings.INSTALLED_APPS, "callback_lint_demo"]):
+            import callback_lint_demo.views  # noqa: F401 - imported as a URLconf would
+
+            errors = check_callbacks()
+            assert [(error.id, error.msg.split(": ", 1)[0].rsplit("/", 1)[1]) for error in errors] == [
+                ("hypergen_consumers.E002", "views.py:17"),
+                ("hypergen_consumers.E002", "views.py:18"),
+            ]
+            assert errors[0].msg.endswith("Lobby has no handler 'sya'; its handlers are ['say']. The first callback "
+                                          "argument of a class consumer always names the handler: callback(url, 'say', ...).")
+            assert errors[1].msg.endswith("Lobby.say takes 1 argument(s) from the client ['text']; this callback sends 2.")
+            with pytest.raises(SystemCheckError, match=re.escape("hypergen_consumers.E002")):
+                call_command("check")
+    finally:
+        for name in ["callback_lint_demo", "callback_lint_demo.views"]:
+            sys.modules.pop(name, None)
