@@ -387,7 +387,7 @@ class ConnectionMixin:
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await aclose_old_connections_if_any_open()
-        await run_event_method(handler, message)
+        await run_event_method(handler, message, getattr(self, "request", None))
 
     async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
         """An already encoded command list for this connection (a broadcast or consumer_command)."""

@@ -13,6 +13,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.core.exceptions import ImproperlyConfigured
+from hypergen.context import context
 from hypergen.liveview import dumps
 
 __all__ = ["BROADCAST_CHOICES", "OTHERS", "TargetingMixin", "check_broadcast", "run_event_method"]
@@ -67,13 +68,23 @@ class TargetingMixin:
         raise RuntimeError(msg)
 
 
-async def run_event_method(method: Any, message: dict[str, Any]) -> None:
+async def run_event_method(method: Any, message: dict[str, Any], request: Any = None) -> None:
     """Run a channel-layer event method: ``async def`` awaited, ``def`` in a worker thread.
 
     Upstream hypergen's (and Channels' sync consumers') event methods are plain ``def``;
-    in a worker thread they may use the ORM and ``self.send_commands(...)``.
+    in a worker thread they may use the ORM, render with ``hypergen(...)`` (the
+    connection's request is in hypergen's context, as upstream's dispatch put it) and
+    send with ``self.send_commands(...)``.
     """
     if inspect.iscoroutinefunction(method):
         await method(message)
-    else:
-        await database_sync_to_async(method)(message)
+        return
+
+    def call() -> None:
+        if request is None:
+            method(message)
+            return
+        with context(request=request):
+            method(message)
+
+    await database_sync_to_async(call)()

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
-from hypergen.imports import command
+from hypergen.imports import COMMANDS, command, hypergen, span
 
 from hypergen_consumers import (
     HANDLER_ERROR,
@@ -159,14 +159,17 @@ async def test_sync_channel_layer_event_methods_run_in_a_thread_and_can_send():
 
         def chat__message_from_backend(self, event):
             users = User.objects.count()  # The ORM works: this runs in a worker thread.
-            self.send_commands([*event["commands"], ["users", users]])
+            rendered = hypergen(lambda: span("from ", event["who"]), settings=dict(action=True, returns=COMMANDS, target_id="t"))
+            self.send_commands([*event["commands"], ["users", users], *rendered])
 
     await sync_to_async(User.objects.create_user)("ann")
     async with ConsumerClient(Chat) as first, ConsumerClient(Chat) as second:
         group = Chat.group_name()
-        await get_channel_layer().group_send(group, {"type": "chat__message_from_backend", "commands": [["alert", "hi"]]})
-        assert await first.receive() == [["alert", "hi"], ["users", 1]]
-        assert await second.receive() == [["alert", "hi"], ["users", 1]]
+        await get_channel_layer().group_send(group, {"type": "chat__message_from_backend", "commands": [["alert", "hi"]], "who": "ann"})
+        for client in (first, second):
+            commands = await client.receive()
+            assert commands[:2] == [["alert", "hi"], ["users", 1]]
+            assert client.morphed("t", commands) == "<span>from ann</span>"
         assert await first.call("post", "still alive") == [["post", "still alive"]]
 
 
