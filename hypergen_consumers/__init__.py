@@ -2,6 +2,7 @@
 
 from hypergen.liveview import NO_PERM_REQUIRED
 
+from .callback_checks import CallbackProblem
 from .consumer import HypergenConsumer
 from .decorators import consumer
 from .errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "NO_PERM_REQUIRED",
     "ChannelLayerUnavailable",
     "ConsumerNotMounted",
+    "CallbackProblem",
     "ErrorCode",
     "CloseCode",
     "Rejected",
