@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -35,7 +36,7 @@ def check_broadcast(owner: str, value: Any) -> Any:
 
 
 def _check_commands(who: str, commands: Any) -> list[Any]:
-    if not (isinstance(commands, (list, tuple)) and all(isinstance(c, (list, tuple)) and c and isinstance(c[0], str) for c in commands)):
+    if not (isinstance(commands, (list, tuple, deque)) and all(isinstance(c, (list, tuple)) and c and isinstance(c[0], str) for c in commands)):
         msg = f"{who} takes a list of hypergen commands, e.g. [[\"alert\", 42]]; got {commands!r}"[:300]
         raise ValueError(msg)
     return [list(command) for command in commands]
