@@ -92,8 +92,10 @@ def chat(request, room_name):
     author = input_(id_="author", placeholder="Your name", value="anonymous")
     text = input_(id_="text", placeholder="Message")
     message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
-    button("Send", id_="send", onclick=callback(url, "send_message", message))
-    button("My stats", id_="stats", onclick=callback(url, "my_stats"))
+    # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the page
+    # renders (a typo in the handler or a wrong number of args fails here, not on click).
+    button("Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name))
+    button("My stats", id_="stats", onclick=ChatRoom.callback("my_stats", room_name=room_name))
     p(id_="my-stats")
     show_source(chat, consumers.Message, ChatRoom)
 
