@@ -234,8 +234,9 @@ def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_pa
     page = open_page(f"{server}/chat/denied/")
     chat_url = page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]")
     staff_url = chat_url.split("/ws/chat/")[0] + "/ws/chat/staff_room/"
-    opened = []
+    opened, warnings = [], []
     page.on("websocket", lambda ws: opened.append(ws.url))
+    page.on("console", lambda message: message.type == "warning" and warnings.append(message.text))
     page.evaluate("""url => {
         window.denied = [];
         window.addEventListener("hypergen:websocket:denied", e => window.denied.push({url: e.detail.url, code: e.detail.code}));
@@ -251,6 +252,7 @@ def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_pa
     send_chat(page, "the page still works", author="ann")  # A round trip: time enough for a retry to show.
     expect(page.locator("#messages li")).to_have_text(["ann: the page still works"])
     assert opened == [staff_url]  # One attempt, never retried.
+    assert warnings == [f"hypergen_consumers: {staff_url} was refused (close code 4403); dropped 1 queued message(s)."]
 
     staff = open_page(f"{server}/staff/", wait_open=False)  # The intruder's announcement never ran.
     staff.click("#login")

@@ -51,6 +51,7 @@
     this.socket = null;
     this.timer = null;
     this.delays = []; // The last retry delays (ms) this connection chose, for pages and tests.
+    this.unanswered = 0; // Sent since the socket opened, before the server sent anything.
   }
 
   Connection.prototype.isOpen = function () {
@@ -67,6 +68,9 @@
     this.socket = socket;
     socket.onopen = function () {
       self.attempt = 0;
+      // A refusal (4403) arrives right after "open": what is flushed now counts as dropped
+      // if the socket is refused before the server says anything.
+      self.unanswered = self.queue.length;
       self.flush();
       updateOfflineClass();
       emit("open", self.url);
@@ -92,10 +96,11 @@
   // The server refused this socket for good (4401 session ended, 4403 permission denied):
   // retrying cannot help, so stop, forget the socket and tell the page.
   Connection.prototype.deny = function (code) {
-    var dropped = this.queue.length;
+    var dropped = this.queue.length + this.unanswered;
     if (dropped > 0) {
       console.warn("hypergen_consumers: " + this.url + " was refused (close code " + code + "); dropped " + dropped + " queued message(s).");
     }
+    this.unanswered = 0;
     if (WEBSOCKETS[this.url] === this) delete WEBSOCKETS[this.url];
     this.closed = true;
     clearTimeout(this.timer);
@@ -148,6 +153,7 @@
   };
 
   Connection.prototype.receive = function (data) {
+    this.unanswered = 0;
     var commands;
     try {
       commands = JSON.parse(data, hypergen.reviver);
