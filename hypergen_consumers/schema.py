@@ -56,7 +56,7 @@ def describe() -> str:
             f"    perm: {_perm_text(cls.perm, cls.any_perm)}   group: {_group_rule(cls)}   "
             f"target_id: {cls.target_id!r}"
         )
-        named = len(cls._handlers) > 1
+        named = cls._function_handler is None  # A class consumer's frames always name the handler.
         for name, spec in cls._handlers.items():
             params = ", ".join(f"{p}: {_type_name(spec, p)}" for p in spec.client_params)
             url = f"  url kwargs: {', '.join(spec.url_params)}" if spec.url_params else ""
@@ -132,7 +132,7 @@ def asyncapi_document(title: str = "Websocket consumers") -> dict[str, Any]:
     for cls, mount in mounted_consumers():
         key = f"{cls.__module__}.{cls.__qualname__}".replace("<", "").replace(">", "")
         address, parameters = _address(mount.route)
-        named = len(cls._handlers) > 1
+        named = cls._function_handler is None  # A class consumer's frames always name the handler.
         messages: dict[str, Any] = {
             name: {
                 "name": name,

@@ -92,9 +92,12 @@ def test_a_handlers_payload_schema_describes_the_frames_it_accepts(frame, valid)
     assert jsonschema.Draft7Validator(schema).is_valid(frame) is valid
 
 
-def test_a_handler_without_client_arguments_takes_an_empty_args_list():
+def test_a_one_handler_class_still_names_its_handler_and_a_function_does_not():
+    """The contract: a class consumer's frames always start with the handler's name."""
     document = json.loads(run("--asyncapi"))
     jsonschema.validate(document, SCHEMA)
     payload = document["channels"]["tests.consumers.Secret"]["messages"]["peek"]["payload"]
-    assert jsonschema.Draft7Validator(payload).is_valid({"args": [], "meta": {}})
-    assert not jsonschema.Draft7Validator(payload).is_valid({"args": [1], "meta": {}})
+    assert jsonschema.Draft7Validator(payload).is_valid({"args": ["peek"], "meta": {}})
+    assert not jsonschema.Draft7Validator(payload).is_valid({"args": [], "meta": {}})
+    assert not jsonschema.Draft7Validator(payload).is_valid({"args": ["peek", 1], "meta": {}})
+    assert "peek()  -> group" in run()
