@@ -294,8 +294,8 @@ class ConnectionMixin:
             if not ok and from_server:
                 # group_send is not this client's doing: nothing to tell it, nothing runs.
                 logger.debug(
-                    "%s: group_send skipped %s.%s for %s, who lacks perm %r",
-                    type(self).__name__, type(self).__name__, spec.name, self.request.user, spec.perm,
+                    "group_send skipped %s.%s for %s, who lacks perm %r",
+                    type(self).__name__, spec.name, self.request.user, spec.perm,
                 )
                 return
             if not ok:
