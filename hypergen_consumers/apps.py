@@ -1,13 +1,17 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
 class HypergenConsumersConfig(AppConfig):
-    """Django app: ships the client script as a static file and patches hypergen's context."""
+    """Django app: ships the client script as a static file and applies the speed-ups in ``_compat``."""
 
     name = "hypergen_consumers"
     verbose_name = "Hypergen consumers"
 
     def ready(self) -> None:
-        from . import _context, checks  # noqa: F401 - registers the system checks
+        """Register the system checks; patch other libraries' internals now, not at import,
+        each only if its shape checks out."""
+        from . import _compat, checks  # noqa: F401 - checks registers the system checks
 
-        _context.install()
+        _compat.apply_all()

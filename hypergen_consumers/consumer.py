@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.liveview import NO_PERM_REQUIRED
 
-from . import _context, routing
+from . import routing
 from .connection import ConnectionMixin
 from .callback_checks import build_callback
 from .groups import default_group_name, safe_group_name
@@ -26,8 +26,6 @@ from .targeting import TargetingMixin, check_broadcast
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
 
 __all__ = ["HypergenConsumer", "HypergenConsumerMeta"]
-
-_context.install()
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z\d])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 

@@ -16,7 +16,7 @@ or ``CONN_MAX_AGE`` keeps connections), every message makes the hop exactly as C
 does.
 
 Connections owned by the event loop's own thread are left out: a hop never runs there,
-so it could not close them anyway.
+so it could not close them anyway (how a connection's thread is known: ``_compat.django_db``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import threading
 import weakref
 from typing import Any
 
-from channels.db import aclose_old_connections
 from django.db.backends.signals import connection_created
+
+from ._compat.channels_db import aclose_old_connections
+from ._compat.django_db import owned_by_thread
 
 __all__ = ["aclose_old_connections_if_any_open", "cleanup_needed"]
 
@@ -47,7 +49,7 @@ def cleanup_needed() -> bool:
     here = threading.get_ident()
     with _lock:
         tracked = list(_tracked)
-    return any(wrapper.connection is not None and wrapper._thread_ident != here for wrapper in tracked)
+    return any(wrapper.connection is not None and not owned_by_thread(wrapper, here) for wrapper in tracked)
 
 
 async def aclose_old_connections_if_any_open() -> None:

@@ -3,8 +3,9 @@
 This mirrors what ``hypergen(func, settings=dict(action=True, returns=COMMANDS))`` does
 for an ``@action``, with two differences: the handler may be a coroutine (awaited while
 the rendering context stays open, which is safe because the context is a ContextVar, see
-``_context``), and no ``hypergen.onpushstate`` is emitted, since a websocket message is
-not a page navigation.
+``_compat.hypergen_context``), and no ``hypergen.onpushstate`` is emitted, since a
+websocket message is not a page navigation. The state is set up by
+``_compat.rendering_state``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
-from hypergen.context import context, contextlist
+from hypergen.context import context
 from hypergen.hypergen import plugins_method_call
 from hypergen.liveview import LiveviewPluginBase
 from hypergen.template import TemplatePlugin, join_html
-from ._context import HYPERGEN_CONTEXT, fast_pmap
+
+from ._compat.hypergen_context import render_guard
+from ._compat.rendering_state import rendering
 
 __all__ = ["render_sync", "render_async"]
 
@@ -35,9 +38,13 @@ class ConsumerPlugin(LiveviewPluginBase):
         self.target_id = target_id
         self.owner = owner
 
+    def context_items(self) -> dict[str, Any]:
+        """What ``context()`` sets under ``context.hypergen``, for building the state in one step."""
+        return {"event_handler_callbacks": {}, "commands": deque(), "target_id": self.target_id}
+
     @contextmanager
     def context(self) -> Iterator[None]:
-        with context(at="hypergen", event_handler_callbacks={}, commands=deque(), target_id=self.target_id):
+        with context(at="hypergen", **self.context_items()):
             yield
 
     def template_after(self, **kwargs: Any) -> None:
@@ -59,41 +66,8 @@ class ConsumerPlugin(LiveviewPluginBase):
         context.hypergen.commands.extendleft(reversed(leading))
 
 
-@contextmanager
-def _rendering(
-    request: Any, target_id: str | None, user_plugins: Sequence[Any], matched_perms: frozenset[str], owner: str
-) -> Iterator[None]:
-    """hypergen's rendering state for one message, set in one step.
-
-    Equivalent to ``context(request=...)`` + ``context(at="hypergen", ...)`` + entering
-    TemplatePlugin's and ConsumerPlugin's ``context()``, which is what ``hypergen()`` does,
-    but built as one map: this runs for every message, and the nested context managers
-    cost more than the handler's own rendering. User plugins' ``context()`` still run.
-    """
-    plugins = [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins]
-    state = fast_pmap(
-        {
-            "plugins": plugins,
-            "base_template": None,
-            "matched_perms": set(matched_perms),
-            "partial_base_template": None,
-            "into": contextlist("target_id"),  # TemplatePlugin.context
-            "ids": set(),
-            "event_handler_callbacks": {},  # ConsumerPlugin.context
-            "commands": deque(),
-            "target_id": target_id,
-        }
-    )
-    token = HYPERGEN_CONTEXT.set(fast_pmap({**HYPERGEN_CONTEXT.get(), "request": request, "hypergen": state}))
-    try:
-        with ExitStack() as stack:
-            for plugin in user_plugins:
-                if hasattr(plugin, "context"):
-                    stack.enter_context(plugin.context())
-            plugins_method_call("template_before")
-            yield
-    finally:
-        HYPERGEN_CONTEXT.reset(token)
+def _plugins(target_id: str | None, owner: str, user_plugins: Sequence[Any]) -> list[Any]:
+    return [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins]
 
 
 def _finish(template_result: Any) -> list[Any]:
@@ -113,7 +87,7 @@ def render_sync(
     owner: str = "",
 ) -> list[Any]:
     """Call a sync handler while rendering; return its client commands."""
-    with _rendering(request, target_id, user_plugins, matched_perms, owner):
+    with rendering(request, _plugins(target_id, owner, user_plugins), matched_perms):
         return _finish(func(*args, **kwargs))
 
 
@@ -129,5 +103,6 @@ async def render_async(
     owner: str = "",
 ) -> list[Any]:
     """Await an async handler while rendering; return its client commands."""
-    with _rendering(request, target_id, user_plugins, matched_perms, owner):
-        return _finish(await func(*args, **kwargs))
+    async with render_guard():
+        with rendering(request, _plugins(target_id, owner, user_plugins), matched_perms):
+            return _finish(await func(*args, **kwargs))

@@ -91,7 +91,7 @@ def test_a_new_thread_touching_the_context_first_keeps_the_state_it_was_given():
 
     from hypergen.context import context
 
-    from hypergen_consumers._context import HYPERGEN_CONTEXT
+    from hypergen_consumers._compat.hypergen_context import HYPERGEN_CONTEXT
 
     seen = []
 
@@ -108,7 +108,7 @@ def test_a_new_thread_touching_the_context_first_keeps_the_state_it_was_given():
 def test_the_rendering_state_map_behaves_like_the_pmap_hypergen_expects():
     from pyrsistent import pmap
 
-    from hypergen_consumers._context import fast_pmap
+    from hypergen_consumers._compat.pmap import fast_pmap
 
     state = fast_pmap({"into": [1], "target_id": "t"})
     assert state == pmap({"into": [1], "target_id": "t"})
