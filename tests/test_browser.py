@@ -7,7 +7,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.servers import daphne, example_env, free_port, migrate_example
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

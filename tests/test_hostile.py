@@ -4,6 +4,7 @@ import asyncio
 import datetime
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypergen.imports import command
@@ -82,6 +83,7 @@ async def exchange(target, batch):
         assert await client.call("typed", 7, "still usable") == [["typed", 7]]
 
 
+@pytest.mark.django_db(transaction=True)  # Its sync handler runs through database_sync_to_async.
 @given(batch=st.lists(frames, min_size=5, max_size=40))
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 def test_junk_frames_always_get_a_reply_and_never_reach_a_handler_unvalidated(batch):
