@@ -7,8 +7,8 @@ with the newest pydantic, django-hypergen and pyrsistent. Interpreters come from
 (``~/.pyenv/versions/3.X.*``) or ``python3.X`` on ``PATH``; nothing is downloaded.
 
 Supported ranges (setup.cfg): Python 3.10-3.13, Django 4.2 LTS to 6.x (6.x needs Python
-3.12+; Django 4.2 does not support Python 3.13), Channels 4.1 to 4.3 (4.0 has no
-``accept(headers=)``) with daphne 4.0 to 4.2. Each session takes five to nine minutes on a
+3.12+; Django 4.2 does not support Python 3.13), Channels 4.2 to 4.3 (why not 4.0 and
+4.1: setup.cfg) with daphne 4.0 to 4.2. Each session takes five to nine minutes on a
 2-core machine and ``.ci/run`` must stay under 30, so instead of all 18 corners the set
 below, with the main combination, runs every Python, every Django series (4.2.0 itself
 included) and both Channels extremes, each extreme on both an old and a new Python.
@@ -33,7 +33,7 @@ DJANGO = {
     "5.2": "django~=5.2.0",
     "newest": "django>=6.0,<7",
 }
-CHANNELS = {"lowest": ["channels==4.1.0", "daphne==4.0.0"], "newest": ["channels>=4.3,<5", "daphne>=4.2"]}
+CHANNELS = {"lowest": ["channels==4.2.0", "daphne==4.0.0"], "newest": ["channels>=4.3,<5", "daphne>=4.2"]}
 
 #: (python, django, channels). With the main combination (3.11, Django 5.2, newest Channels:
 #: scripts/test.sh's full run) every Python, Django series and Channels extreme is run.

@@ -291,10 +291,20 @@ def test_apply_all_warns_and_leaves_the_django_db_patch_off(monkeypatch):
     assert django_db.is_active() is False
 
 
+def test_channels_db_check_without_aclose_old_connections(monkeypatch):
+    assert channels_db.check(SimpleNamespace()) == "channels.db has no aclose_old_connections (Channels changed its API)"
+    monkeypatch.setattr(channels_db, "_implementation", channels_db._plain_aclose_old_connections)
+    monkeypatch.delattr("channels.db.aclose_old_connections")
+    with pytest.warns(CompatWarning, match="Channels aclose_old_connections: channels.db has no aclose_old_connections"):
+        assert apply_all()["Channels aclose_old_connections"] is False
+    assert channels_db._implementation is channels_db._plain_aclose_old_connections
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_without_channels_aclose_old_connections_connections_are_still_cleaned_up(monkeypatch):
-    """Channels 4.0 and 4.1 have no aclose_old_connections; the stand-in does its job."""
-    monkeypatch.delattr("channels.db.aclose_old_connections", raising=False)
+    """The fallback does Channels' job: it health-checks this worker thread's connection."""
+    monkeypatch.setattr(channels_db, "_implementation", channels_db._plain_aclose_old_connections)
+    monkeypatch.delattr("channels.db.aclose_old_connections")
 
     def open_with_errors() -> bool:
         connection = connections["default"]
