@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class HypergenConsumersConfig(AppConfig):
+class HypergenConsumersConfig(AppConfig):  # type: ignore[misc]  # Django ships no types.
     """Django app: ships the client script as a static file and applies the speed-ups in ``_compat``."""
 
     name = "hypergen_consumers"

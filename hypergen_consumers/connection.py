@@ -12,9 +12,9 @@ import inspect
 import io
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -65,7 +65,7 @@ def build_request(scope: dict[str, Any]) -> Any:
     from django.contrib.auth.models import AnonymousUser
     from django.core.handlers.asgi import ASGIRequest
 
-    request = ASGIRequest({**scope, "method": "WS"}, io.BytesIO())
+    request: Any = ASGIRequest({**scope, "method": "WS"}, io.BytesIO())
     request.user = scope.get("user") or AnonymousUser()
     if "session" in scope:
         request.session = scope["session"]
@@ -75,7 +75,8 @@ def build_request(scope: dict[str, Any]) -> Any:
 async def _perms_ok(user: Any, perm: Any, any_perm: bool) -> tuple[bool, frozenset[str]]:
     if perm == NO_PERM_REQUIRED:
         return True, frozenset()
-    return await database_sync_to_async(check_user_perms)(user, perm, any_perm)
+    result: tuple[bool, frozenset[str]] = await database_sync_to_async(check_user_perms)(user, perm, any_perm)
+    return result
 
 
 def _unknown_handler_message(cls: type, name: Any) -> str:
@@ -99,6 +100,24 @@ async def _call_hook(func: Any, *args: Any) -> None:
 class ConnectionMixin:
     """Per-connection behaviour of HypergenConsumer (see consumer.py for configuration)."""
 
+    if TYPE_CHECKING:  # What HypergenConsumer and Channels' AsyncJsonWebsocketConsumer provide.
+        perm: ClassVar[Any]
+        any_perm: ClassVar[bool]
+        target_id: ClassVar[str | None]
+        user_plugins: ClassVar[Any]
+        _handlers: ClassVar[dict[str, HandlerSpec]]
+        _on_connect: ClassVar[HandlerSpec | None]
+        _on_disconnect: ClassVar[Callable[..., Any] | None]
+        channel_layer_alias: str
+        groups: list[str]
+
+        @classmethod
+        def _group_for(cls, consumer: Any) -> str: ...
+        async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None: ...
+        async def close(self, code: int | bool | None = None, reason: str | None = None) -> None: ...
+        async def connect(self) -> None: ...
+        async def disconnect(self, code: int) -> None: ...
+
     # --- the ASGI entry point -------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -120,14 +139,16 @@ class ConnectionMixin:
             return
         self.channel_receive = self._receive_from_layer
         try:
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            receivers: list[Any] = [receive, self.channel_receive]
+            await await_many_dispatch(receivers, self.dispatch)
         except StopConsumer:
             pass
 
     async def _receive_from_layer(self) -> dict[str, Any]:
         while True:
             try:
-                return await self.channel_layer.receive(self.channel_name)
+                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                return message
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -148,7 +169,7 @@ class ConnectionMixin:
 
     # --- connect / disconnect --------------------------------------------------------
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
+    async def websocket_connect(self, message: Any) -> None:
         """Check permissions, join the group, let ``connect()`` accept, then run ``on_connect``."""
         cls = type(self)
         self._joined: list[str] = []
@@ -198,9 +219,9 @@ class ConnectionMixin:
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self._accepted = True
-        await super().accept(subprotocol=subprotocol, headers=headers)
+        await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+    async def websocket_disconnect(self, message: Any) -> None:
         """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""
         await self._leave_groups()
         await self.disconnect(message.get("code", 1000))
@@ -412,4 +433,5 @@ class ConnectionMixin:
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        return dumps(content)
+        text: str = dumps(content)
+        return text

@@ -12,7 +12,7 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
@@ -61,7 +61,8 @@ class _GroupNameLookup:
             return own_group
 
         def lookup(*args: Any, **kwargs: Any) -> str:
-            return owner._lookup_group_name(args, kwargs)  # type: ignore[attr-defined]
+            name: str = owner._lookup_group_name(args, kwargs)  # type: ignore[attr-defined]
+            return name
 
         return lookup
 
@@ -77,14 +78,15 @@ class HypergenConsumerMeta(type):
             return super().__new__(mcs, name, bases, namespace, **kwargs)  # HypergenConsumer itself.
         # A subclass's group_name is its rule; the class keeps the group_name() lookup.
         group_rule = namespace.pop("group_name", UNSET)
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
         if group_rule is not UNSET:
             cls._group_rule = _unwrap_group_rule(cls, group_rule)
         cls._abstract = bool(namespace.get("abstract", False))
         _configure(cls, namespace, dict(localns) if localns is not None else {})
         if not cls._abstract:
             routing.register(cls)
-        return cls
+        created: type = cls
+        return created
 
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
         kwargs.pop("localns", None)
@@ -100,7 +102,7 @@ def _unwrap_group_rule(cls: type, rule: Any) -> Callable[[Any], str] | None:
             f"string (e.g. group_name = lambda consumer: 'lobby'), or None; got {rule!r}."
         )
         raise ImproperlyConfigured(msg)
-    return rule
+    return cast("Callable[[Any], str] | None", rule)
 
 
 def _reserved_names() -> frozenset[str]:
@@ -218,7 +220,9 @@ def _check_perm(owner: str, attribute: str, perm: Any) -> None:
         raise ImproperlyConfigured(msg)
 
 
-class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta):
+class HypergenConsumer(
+    ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta  # type: ignore[misc]
+):  # (Channels ships no types: its classes are Any.)
     """A Channels websocket consumer whose ``@handler`` methods render with hypergen.
 
     Subclass it, set ``perm`` and mark handlers with ``@handler``. Handler output (HTML
@@ -256,6 +260,7 @@ class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsum
     #: Set by @consumer: the name of the function that is the class's one handler and takes
     #: the client's args directly. None for class consumers, whose first arg names the handler.
     _function_handler: ClassVar[str | None] = None
+    _route: ClassVar[routing.Route]
 
     def on_connect(self, request: Any, **url_kwargs: Any) -> Any:
         """Override to set up per-connection state or render a first update.
@@ -290,7 +295,7 @@ class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsum
 
     @classmethod
     def _url_kwargs_from(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        names = cls._route.kwarg_names  # type: ignore[attr-defined]
+        names = cls._route.kwarg_names
         if len(args) > len(names):
             msg = f"{cls.__name__} takes at most {len(names)} URL args {list(names)}; got {len(args)}."
             raise TypeError(msg)
@@ -306,14 +311,14 @@ class HypergenConsumer(ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsum
     def _lookup_group_name(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         url_kwargs = cls._url_kwargs_from(args, kwargs)
         if cls._group_rule is None:
-            names = set(cls._route.kwarg_names)  # type: ignore[attr-defined]
+            names = set(cls._route.kwarg_names)
             if set(url_kwargs) != names:
                 msg = (
                     f"{cls.__name__}.group_name() needs exactly the URL kwargs of {cls.path!r}: "
                     f"{sorted(names)}; got {sorted(url_kwargs)}."
                 )
                 raise TypeError(msg)
-        stand_in = cls.__new__(cls)
+        stand_in: Any = cls.__new__(cls)
         stand_in.url_kwargs = url_kwargs
         stand_in.scope = {"type": "websocket", "url_route": {"args": (), "kwargs": url_kwargs}}
         return cls._group_for(stand_in)

@@ -63,7 +63,7 @@ def consumer(func: Any = None, /, **options: Any) -> Any:
             "__doc__": function.__doc__,
         }
         cls = HypergenConsumerMeta(function.__name__, (HypergenConsumer,), namespace, localns=localns)
-        cls.__wrapped__ = function  # inspect.getsource(cls) and inspect.unwrap(cls) find the function.
+        cls.__wrapped__ = function  # type: ignore[attr-defined]  # inspect.getsource(cls) and inspect.unwrap(cls) find the function.
         return cls  # type: ignore[return-value]
 
     if func is not None:

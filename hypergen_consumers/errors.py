@@ -136,5 +136,5 @@ class ChannelLayerUnavailable(RuntimeError):
     """
 
 
-class ConsumerNotMounted(ImproperlyConfigured):
+class ConsumerNotMounted(ImproperlyConfigured):  # type: ignore[misc]  # Django ships no types.
     """``reverse()`` was called on a consumer that no ``autoconsumers()`` call mounted."""

@@ -65,7 +65,8 @@ def handler(
     options = HandlerOptions(perm=perm, any_perm=any_perm, broadcast=broadcast)
 
     def mark(function: F) -> F:
-        if isinstance(function, (staticmethod, classmethod)) or not inspect.isfunction(function):
+        candidate: object = function  # Checked as an object, so the checks do not narrow F.
+        if isinstance(candidate, (staticmethod, classmethod)) or not inspect.isfunction(candidate):
             msg = (
                 f"@handler takes a plain function (def or async def) with the signature "
                 f"(self, request, ...), not {function!r}."

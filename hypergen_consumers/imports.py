@@ -12,4 +12,4 @@ _hypergen_names = [name for name in vars(_hypergen_imports) if not name.startswi
 globals().update({name: getattr(_hypergen_imports, name) for name in _hypergen_names})
 globals().update({name: getattr(_hypergen_consumers, name) for name in _hypergen_consumers.__all__})
 
-__all__ = sorted(set(_hypergen_names) | set(_hypergen_consumers.__all__))
+__all__ = sorted(set(_hypergen_names) | set(_hypergen_consumers.__all__))  # pyright: ignore[reportUnsupportedDunderAll]

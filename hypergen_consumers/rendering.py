@@ -31,7 +31,7 @@ logger = logging.getLogger("hypergen_consumers")
 _DEFAULT_TARGET = "__default_context__"  # hypergen's contextlist key when no target_id is set
 
 
-class ConsumerPlugin(LiveviewPluginBase):
+class ConsumerPlugin(LiveviewPluginBase):  # type: ignore[misc]  # hypergen ships no types.
     """hypergen plugin: morph rendered HTML into ``target_id`` and prepend it to the commands."""
 
     def __init__(self, target_id: str | None, owner: str) -> None:

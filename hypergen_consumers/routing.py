@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, path
@@ -26,6 +26,11 @@ from hypergen.context import context
 from . import route_order
 from .client_script import ensure_client_script
 from .errors import ConsumerNotMounted
+
+if TYPE_CHECKING:
+    from .consumer import HypergenConsumer
+
+    Consumer = type[HypergenConsumer]
 
 __all__ = ["autoconsumers", "compile_route", "registry_snapshot"]
 
@@ -50,15 +55,16 @@ class Mount:
     name: str
 
     def reverse_path(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-        return "/" + self.resolver.reverse(self.name, *args, **kwargs)
+        path: str = self.resolver.reverse(self.name, *args, **kwargs)
+        return "/" + path
 
 
 class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_module: dict[str, list[type]] = {}
-        self.mounts: dict[type, Mount] = {}
-        self.mounted_shapes: dict[str, type] = {}
+        self.by_module: dict[str, list[Consumer]] = {}
+        self.mounts: dict[Consumer, Mount] = {}
+        self.mounted_shapes: dict[str, Consumer] = {}
 
 
 _registry = _Registry()
@@ -79,20 +85,20 @@ def compile_route(owner: str, route: Any) -> Route:
         raise ImproperlyConfigured(msg)
     try:
         pattern = RoutePattern(route, is_endpoint=True)
-        regex = pattern.regex.pattern
+        regex: str = pattern.regex.pattern  # pyright: ignore[reportAttributeAccessIssue]  (Django's descriptor)
     except ImproperlyConfigured as exc:
         msg = f"{owner}.path = {route!r} is not a valid route: {exc} {fix}"
         raise ImproperlyConfigured(msg) from exc
     return Route(route, tuple(pattern.converters), _GROUP_NAMES_IN_REGEX.sub("", regex))
 
 
-def register(cls: type) -> None:
+def register(cls: Consumer) -> None:
     """Add a consumer class to its module's list; two consumers on one route raise."""
-    route: Route = cls._route  # type: ignore[attr-defined]
+    route: Route = cls._route
     with _registry.lock:
         siblings = _registry.by_module.setdefault(cls.__module__, [])
         for other in siblings:
-            if other._route.shape == route.shape and other.__qualname__ != cls.__qualname__:  # type: ignore[attr-defined]
+            if other._route.shape == route.shape and other.__qualname__ != cls.__qualname__:
                 msg = (
                     f"{cls.__qualname__} and {other.__qualname__} in {cls.__module__} both use the route "
                     f"{route.path!r}. Give one of them another path."
@@ -118,7 +124,7 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
         )
         raise ImproperlyConfigured(msg)
     with _registry.lock:
-        consumers = [cls for cls in _registry.by_module.get(module.__name__, []) if cls.autourl]  # type: ignore[attr-defined]
+        consumers = [cls for cls in _registry.by_module.get(module.__name__, []) if cls.autourl]
         if not consumers:
             msg = (
                 f"autoconsumers({module.__name__}) found no HypergenConsumer subclass or @consumer "
@@ -127,8 +133,8 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
             raise ImproperlyConfigured(msg)
         patterns = []
         for cls in consumers:
-            route = f"ws/{namespace}/{cls._route.path}"  # type: ignore[attr-defined]
-            shape = f"{namespace}:{cls._route.shape}"  # type: ignore[attr-defined]
+            route = f"ws/{namespace}/{cls._route.path}"
+            shape = f"{namespace}:{cls._route.shape}"
             other = _registry.mounted_shapes.get(shape)
             if other is not None and other is not cls and _label(other) != _label(cls):
                 msg = (
@@ -137,7 +143,7 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
                 )
                 raise ImproperlyConfigured(msg)
             name = _label(cls)
-            pattern = path(route, cls.as_asgi(), name=name)  # type: ignore[attr-defined]
+            pattern = path(route, cls.as_asgi(), name=name)
             _registry.mounts[cls] = Mount(namespace, route, URLResolver(RegexPattern(r"^/"), [pattern]), name)
             _registry.mounted_shapes[shape] = cls
             patterns.append(pattern)
@@ -154,7 +160,8 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
 
 def reverse_route(route: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """The path of a ``path()`` route for these URL args (Django's converters and quoting)."""
-    return "/" + _route_resolver(route).reverse("route", *args, **kwargs)
+    path: str = _route_resolver(route).reverse("route", *args, **kwargs)
+    return "/" + path
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,7 +175,7 @@ def _unused_view(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never
     raise NotImplementedError
 
 
-def _label(cls: type) -> str:
+def _label(cls: Consumer) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -185,7 +192,7 @@ def _import_asgi_application() -> None:
         import_module(dotted.rsplit(".", 1)[0])
 
 
-def mount_of(cls: type) -> Mount:
+def mount_of(cls: Consumer) -> Mount:
     mount = _registry.mounts.get(cls)
     if mount is None:
         _import_asgi_application()
@@ -199,7 +206,7 @@ def mount_of(cls: type) -> Mount:
     return mount
 
 
-def reverse_url(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+def reverse_url(cls: Consumer, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request."""
     path_ = mount_of(cls).reverse_path(args, kwargs)
     request = context.request if "request" in context else None
@@ -211,7 +218,7 @@ def reverse_url(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
         )
         raise RuntimeError(msg)
     ensure_client_script()
-    url = request.build_absolute_uri(path_)
+    url: str = request.build_absolute_uri(path_)
     if url.startswith("https://"):
         return "wss://" + url[len("https://") :]
     if url.startswith("http://"):

@@ -21,7 +21,7 @@ _ROUTE_PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-def mounted_consumers() -> list[tuple[type, routing.Mount]]:
+def mounted_consumers() -> list[tuple[routing.Consumer, routing.Mount]]:
     """Every consumer mounted by autoconsumers(), importing ASGI_APPLICATION first."""
     routing._import_asgi_application()
     return sorted(routing._registry.mounts.items(), key=lambda item: item[1].route)

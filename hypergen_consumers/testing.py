@@ -24,7 +24,7 @@ from django.urls import path
 from hypergen.liveview import dumps, loads
 
 from . import routing
-from .errors import ERROR_COMMAND
+from .errors import ERROR_COMMAND, ConsumerNotMounted
 
 __all__ = ["ConsumerClient", "ConsumerClients", "ConnectionRefused", "frame"]
 
@@ -33,7 +33,8 @@ DEFAULT_HEADERS = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
 
 def frame(*args: Any, meta: dict[str, Any] | None = None) -> str:
     """The text hypergen's ``callback(url, *args)`` sends over a websocket."""
-    return dumps({"args": list(args), "meta": meta or {}})
+    text: str = dumps({"args": list(args), "meta": meta or {}})
+    return text
 
 
 class ConnectionRefused(AssertionError):
@@ -47,14 +48,15 @@ class ConnectionRefused(AssertionError):
 def _application(consumer_class: Any, user: Any) -> Any:
     try:
         route = routing.mount_of(consumer_class).route
-    except routing.ConsumerNotMounted:
+    except ConsumerNotMounted:
         route = f"ws/test/{consumer_class._route.path}"
-    router = URLRouter([path(route, consumer_class.as_asgi())])
+    routes: list[Any] = [path(route, consumer_class.as_asgi())]
+    router = URLRouter(routes)
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if user is not None:
             scope = {**scope, "user": user}
-        return await router(scope, receive, send)
+        return await router(scope, receive, send)  # pyright: ignore[reportArgumentType]  (a plain dict scope)
 
     return application, route
 
@@ -82,7 +84,7 @@ class ConsumerClient:
     async def connect(self) -> None:
         accepted, code = await self.communicator.connect()
         if not accepted:
-            raise ConnectionRefused(code)
+            raise ConnectionRefused(code if isinstance(code, int) else 1000)
         # A consumer refuses by accepting and closing at once (so browsers see the code);
         # that close is already queued when the accept arrives.
         queue = self.communicator.output_queue
@@ -148,13 +150,15 @@ class ConsumerClient:
         if len(commands) != 1 or commands[0][0] != ERROR_COMMAND or commands[0][1].get("code") != code:
             msg = f"expected one {ERROR_COMMAND} command with code {str(code)!r}, received {commands!r}"
             raise AssertionError(msg)
-        return commands[0][1]
+        payload: dict[str, Any] = commands[0][1]
+        return payload
 
     def morphed(self, target_id: str, commands: list[Any] | None = None) -> str | None:
         """The HTML the last command list (or ``commands``) morphed into ``target_id``, or None."""
         for command in self.last if commands is None else commands:
             if command[0] == "hypergen.morph" and command[1] == target_id:
-                return command[2]
+                html: str = command[2]
+                return html
         return None
 
     def appended(self, target_id: str, commands: list[Any] | None = None) -> list[str]:

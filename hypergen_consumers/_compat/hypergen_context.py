@@ -46,7 +46,7 @@ def _set(self: Context, value: Any) -> None:
     HYPERGEN_CONTEXT.set(value)
 
 
-class ContextVarContext(Context):
+class ContextVarContext(Context):  # type: ignore[misc]  # hypergen ships no types.
     """hypergen's ``Context`` with its state in a ContextVar instead of thread-local storage."""
 
     ctx = property(_get, _set)

@@ -34,6 +34,8 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_dict",)
+    _dict: dict[str, Any]
+    _size: int
 
     @property
     def _buckets(self) -> Any:
