@@ -7,9 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import weakref
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,11 +20,16 @@ from hypergen.imports import NO_PERM_REQUIRED, command, li, span, ul
 from hypergen.template import TemplatePlugin
 from pyrsistent import PMap
 
-from hypergen_consumers import HypergenConsumer, handler
-from hypergen_consumers import _compat
-from hypergen_consumers._compat import CompatWarning, apply_all, channels_db, django_db, hypergen_context, pmap
-from hypergen_consumers._compat import rendering_state
-from hypergen_consumers import db_cleanup
+from hypergen_consumers import HypergenConsumer, _compat, db_cleanup, handler
+from hypergen_consumers._compat import (
+    CompatWarning,
+    apply_all,
+    channels_db,
+    django_db,
+    hypergen_context,
+    pmap,
+    rendering_state,
+)
 from hypergen_consumers.db_cleanup import cleanup_needed
 from hypergen_consumers.testing import ConsumerClient
 
