@@ -61,6 +61,9 @@ def consumer(func: Any = None, /, **options: Any) -> Any:
             "__module__": function.__module__,
             "__qualname__": function.__qualname__,
             "__doc__": function.__doc__,
+            # Python 3.13's inspect.getsource(cls) reads this line (and no longer follows
+            # __wrapped__ from a class): the class's source is the function's.
+            "__firstlineno__": function.__code__.co_firstlineno,
         }
         cls = HypergenConsumerMeta(function.__name__, (HypergenConsumer,), namespace, localns=localns)
         cls.__wrapped__ = function  # type: ignore[attr-defined]  # inspect.getsource(cls) and inspect.unwrap(cls) find the function.
