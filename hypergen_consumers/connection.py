@@ -108,6 +108,7 @@ class ConnectionMixin:
         _handlers: ClassVar[dict[str, HandlerSpec]]
         _on_connect: ClassVar[HandlerSpec | None]
         _on_disconnect: ClassVar[Callable[..., Any] | None]
+        _function_handler: ClassVar[str | None]
         channel_layer_alias: str
         groups: list[str]
 
@@ -294,6 +295,7 @@ class ConnectionMixin:
         """Find the handler the way SPEC says: a ``@consumer`` function takes every arg;
         a class consumer's first arg names the handler, even when it has one handler."""
         cls = type(self)
+        spec: HandlerSpec | None
         if cls._function_handler is not None:
             spec = cls._handlers[cls._function_handler]
         else:
