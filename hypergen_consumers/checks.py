@@ -48,7 +48,7 @@ def _asgi_application() -> Any:
     return getattr(import_module(module), name, None)
 
 
-@checks.register(checks.Tags.urls)
+@checks.register(checks.Tags.urls)  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_websocket_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Each mounted consumer's sample URL must reach that consumer in the project's router."""
     errors: list[checks.CheckMessage] = []
@@ -86,7 +86,7 @@ def _project_modules() -> Iterator[Any]:
             yield module
 
 
-@checks.register()
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_callbacks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Callbacks in the project's source that name no handler or send the wrong number of args."""
     from .callback_checks import source_problems

@@ -31,8 +31,8 @@ _SAMPLES: tuple[Any, ...] = ("hypergen-sample", 7, uuid.UUID(int=7), "hypergen-s
 
 def _segment_widths(pattern: URLPattern) -> tuple[int, ...]:
     """One number per path segment: 0 for a static segment, else the widest converter in it."""
-    route: str = pattern.pattern._route  # type: ignore[union-attr]
-    converters = pattern.pattern.converters  # type: ignore[union-attr]
+    route: str = pattern.pattern._route
+    converters = pattern.pattern.converters
     widths = []
     for segment in route.strip("/").split("/"):
         names = [match["name"] for match in _CONVERTER.finditer(segment)]
@@ -47,7 +47,7 @@ def order_patterns(patterns: Sequence[URLPattern]) -> list[URLPattern]:
 
 def sample_path(pattern: URLPattern) -> str | None:
     """A URL path the route serves, built with sample values (None if a converter takes none)."""
-    route_pattern: RoutePattern = pattern.pattern  # type: ignore[assignment]
+    route_pattern: RoutePattern = pattern.pattern
     kwargs = {}
     for name, converter in route_pattern.converters.items():
         for sample in _SAMPLES:
@@ -60,7 +60,7 @@ def sample_path(pattern: URLPattern) -> str | None:
                 break
         else:
             return None
-    path = route_pattern._route
+    path: str = route_pattern._route
     for match in _CONVERTER.finditer(route_pattern._route):
         path = path.replace(match[0], kwargs[match["name"]], 1)
     return path
@@ -75,7 +75,9 @@ def first_consumer_for(routes: Iterable[Any], path: str) -> Any:
 
 
 def shadowing_message(consumer: type, shadow: Any, path: str, where: str) -> str:
-    label = lambda cls: f"{cls.__module__}.{getattr(cls, '__qualname__', cls)}"  # noqa: E731
+    def label(cls: Any) -> str:
+        return f"{cls.__module__}.{getattr(cls, '__qualname__', cls)}"
+
     return (
         f"{label(consumer)}'s URL /{path.lstrip('/')} is served by {label(shadow)}, whose route comes "
         f"first in {where}. Give one of them a path that cannot match the other's URLs, or list "

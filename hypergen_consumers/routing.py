@@ -151,9 +151,9 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
         for pattern in patterns:
             sample = route_order.sample_path(pattern)
             shadow = route_order.first_consumer_for(patterns, sample) if sample else None
-            if sample and shadow is not pattern.callback.consumer_class:  # type: ignore[attr-defined]
+            if sample and shadow is not pattern.callback.consumer_class:
                 where = f"autoconsumers({module.__name__}, namespace={namespace!r})"
-                msg = route_order.shadowing_message(pattern.callback.consumer_class, shadow, sample, where)  # type: ignore[attr-defined]
+                msg = route_order.shadowing_message(pattern.callback.consumer_class, shadow, sample, where)
                 raise ImproperlyConfigured(msg)
     return patterns
 

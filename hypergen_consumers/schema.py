@@ -61,7 +61,8 @@ def describe() -> str:
             params = ", ".join(f"{p}: {_type_name(spec, p)}" for p in spec.client_params)
             url = f"  url kwargs: {', '.join(spec.url_params)}" if spec.url_params else ""
             perm = f"  perm: {_perm_text(spec.perm, spec.any_perm)}" if spec.perm is not None else ""
-            delivery = {True: "group", False: "sender only"}.get(spec.broadcast, "group but the sender")
+            deliveries: dict[bool | str, str] = {True: "group", False: "sender only"}
+            delivery = deliveries.get(spec.broadcast, "group but the sender")
             call = f"{name}({params})" if named else f"({params})  [{name}]"
             lines.append(f"    {call}  -> {delivery}{perm}{url}")
     return "\n".join(lines) if lines else "No consumers are mounted (no autoconsumers() call was found)."
