@@ -39,6 +39,7 @@ from .errors import (
     error_command,
 )
 from . import recovery
+from .frame_decoding import decode_frame
 from .db_cleanup import aclose_old_connections_if_any_open
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
@@ -266,6 +267,8 @@ class ConnectionMixin:
                 )
             try:
                 content = await self.decode_json(text_data)
+            except Rejected:
+                raise
             except Exception as exc:
                 raise Rejected(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300]) from None
             await self.receive_json(content, **kwargs)
@@ -431,7 +434,8 @@ class ConnectionMixin:
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
-        return loads(text_data)
+        """A client frame, decoded with bounded rules (see frame_decoding)."""
+        return decode_frame(text_data)
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:

@@ -69,3 +69,33 @@ class DatabaseProbe(HypergenConsumer):
     async def report(self, request):
         is_open = await sync_to_async(lambda: connections["default"].connection is not None)()
         span("open=", is_open, " cleanup_needed=", cleanup_needed())
+
+
+class Numbers(HypergenConsumer):
+    """For the crafted-frame test: a ``list[int]`` parameter that pydantic walks item by item."""
+
+    perm = NO_PERM_REQUIRED
+    broadcast = False
+
+    @handler
+    async def total(self, request, numbers: list[int]):
+        command("total", sum(numbers))
+
+    @handler
+    async def echo(self, request, value=None):
+        command("echo", value)
+
+
+class Big(HypergenConsumer):
+    """For the outgoing-size tests: a broadcast whose size the client chooses."""
+
+    perm = NO_PERM_REQUIRED
+    path = "big/<slug:room>/"
+
+    @handler
+    async def blob(self, request, room: str, size: int):
+        command("blob", "x" * size)
+
+    @handler(broadcast=False)
+    async def ping(self, request, room: str):
+        command("pong", room)
