@@ -36,10 +36,10 @@ from .errors import (
     RATE_LIMITED,
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
-    error_command,
 )
 from . import recovery
 from .frame_decoding import decode_frame
+from .outgoing import encoded_size, error_frame, server_max_message_bytes, too_large
 from .db_cleanup import aclose_old_connections_if_any_open
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
@@ -361,6 +361,13 @@ class ConnectionMixin:
             ) from None
         if text is None:
             return
+        if too_large(text):
+            raise Rejected(
+                FRAME_TOO_LARGE,
+                f"{cls.__name__}.{spec.name}'s output is {encoded_size(text)} bytes; the server sends at most "
+                f"{server_max_message_bytes()} (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES). Nothing was sent: "
+                f"send less at a time.",
+            )
         if to_group == OTHERS:
             await self.send_to_group(text, exclude=self.channel_name)
         elif to_group:
@@ -394,7 +401,14 @@ class ConnectionMixin:
         """Send one ``hypergen.websocket.error`` command to this connection alone, and log it."""
         if log:
             logger.warning("%s: %s: %s", type(self).__name__, code, message)
-        await self.send(text_data=dumps([error_command(code, message, **extra)]))
+        await self.send(text_data=error_frame(code, message, **extra))
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """Channels' send, refusing a frame the server could not send (it would close the socket)."""
+        if text_data is not None and too_large(text_data):
+            logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
+            text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)  # type: ignore[misc]
 
     # --- channel layer events -------------------------------------------------------
 

@@ -14,6 +14,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from hypergen.liveview import dumps
 
 from .groups import is_valid_group_name
+from .outgoing import encoded_size, server_max_message_bytes, too_large
 from .layers import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
 
 __all__ = ["group_send", "agroup_send", "consumer_command", "aconsumer_command"]
@@ -64,7 +65,15 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     """
     _check_group("consumer_command", group_name)
     _check_commands(commands)
-    message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
+    text = dumps(list(commands))
+    if too_large(text):
+        msg = (
+            f"consumer_command(): the commands are {encoded_size(text)} bytes, more than the "
+            f"{server_max_message_bytes()} the server can send to a connection "
+            f"(HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES). Send less at a time."
+        )
+        raise ValueError(msg)
+    message = {"type": FRAME_EVENT, "text": text}
     channel_layer = require_layer(layer, who="consumer_command")
     async with layer_errors("consumer_command", group_name):
         await bounded(channel_layer.group_send(group_name, message))

@@ -83,3 +83,51 @@ async def test_deep_nesting_is_refused_before_it_reaches_pydantic(server):
         assert (await receive(socket))[0][1]["code"] == "invalid_frame"
         await socket.send(call("echo", json.loads("[" * 20 + "]" * 20)))
         assert (await receive(socket))[0][0] == "echo"
+
+
+MEMBERS = 3
+
+
+async def test_an_output_over_the_servers_limit_goes_to_the_sender_as_an_error_and_nobody_is_dropped(server):
+    port, _ = server
+    sockets = [await connect(url(port, "big/room/"), origin=origin(port)) for _ in range(MEMBERS)]
+    sender, *others = sockets
+    try:
+        await sender.send(call("blob", 2 * 1024 * 1024))
+        error = (await receive(sender))[0]
+        assert error[0] == "hypergen.websocket.error"
+        assert error[1]["code"] == "frame_too_large"
+        assert "Big.blob's output is 2097165 bytes" in error[1]["message"]
+        await sender.send(call("blob", 10))
+        for socket in sockets:  # Everyone is still connected, and the small broadcast is the next frame.
+            assert await receive(socket) == [["blob", "x" * 10]]
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+async def test_a_validation_error_list_over_the_limit_is_cut_to_fit_and_the_sender_stays(server):
+    port, _ = server
+    async with connect(url(port, "numbers/"), origin=origin(port)) as sender:
+        bad = ["x"] * 60_000  # 240 KB in; pydantic's list of 60,000 errors is about 6 MB out.
+        await sender.send(json.dumps({"args": ["total", bad], "meta": {}}, separators=(",", ":")))
+        raw = await asyncio.wait_for(sender.recv(), timeout=30)
+        assert len(raw) <= 1024 * 1024
+        error = json.loads(raw)[0][1]
+        assert error["code"] == "validation_error"
+        assert error["errors_total"] == 60_000
+        assert 0 < len(error["errors"]) < 60_000
+        assert error["errors"][0]["loc"] == ["numbers", 0]
+        await sender.send(call("total", [1]))
+        assert await receive(sender) == [["total", 1]]
+
+
+async def test_daphne_drops_an_incoming_message_over_its_limit_before_the_package_sees_it(server):
+    """Documents the server's own limit: HYPERGEN_CONSUMERS_MAX_FRAME_BYTES must stay under it."""
+    port, process = server
+    async with connect(url(port, "numbers/"), origin=origin(port), max_size=None) as socket:
+        await socket.send(call("echo", "x" * 300_000))  # over ours, under daphne's: our error
+        assert (await receive(socket))[0][1]["code"] == "frame_too_large"
+        await socket.send(call("echo", "x" * (1024 * 1024 + 1)))  # over daphne's: daphne drops the TCP
+        await asyncio.wait_for(socket.wait_closed(), timeout=10)  # connection (autobahn's failByDrop)
+        assert socket.close_code == 1006

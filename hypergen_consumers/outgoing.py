@@ -1,0 +1,88 @@
+"""Bound every frame the server sends by what the server can send.
+
+daphne (autobahn underneath) refuses to send a message larger than its
+``--websocket-max-message-size`` (1 MiB by default) and closes that socket with 1011. A
+broadcast over the limit would so close every connection of the group, and client.js
+reconnects, so one client could repeat it. Here an oversized handler output is refused
+before it is sent (the sender gets ``frame_too_large``; nobody is dropped), error frames are
+cut to fit (pydantic's error list keeps its first entries), and the connection's last
+send checks once more, so nothing oversized ever reaches the server.
+
+The same number bounds incoming frames: daphne drops a connection whose message is larger
+(close code 1009) before this package sees it, so ``HYPERGEN_CONSUMERS_MAX_FRAME_BYTES``
+larger than it would be a limit that never applies; a system check says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, register
+from hypergen.liveview import dumps
+
+from .errors import ErrorCode, error_command
+
+__all__ = ["DAPHNE_MAX_MESSAGE_BYTES", "server_max_message_bytes", "encoded_size", "too_large", "error_frame"]
+
+#: daphne's default ``--websocket-max-message-size``, for incoming and outgoing messages.
+DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
+_TRIMMED_MESSAGE_CHARS = 1000
+
+
+def server_max_message_bytes() -> int:
+    """HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES: the largest message your server sends and receives."""
+    return int(getattr(settings, "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES", DAPHNE_MAX_MESSAGE_BYTES))
+
+
+def encoded_size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8, without encoding it when it is ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def too_large(text: str, limit: int | None = None) -> bool:
+    limit = server_max_message_bytes() if limit is None else limit
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and encoded_size(text) > limit
+
+
+def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:
+    """The encoded error frame, cut to fit the server's limit (never dropped for its size).
+
+    Long ``errors`` lists (pydantic's) keep as many leading entries as fit and say how many
+    there were in ``errors_total``; other extras (a DEBUG traceback) are dropped last.
+    """
+    text = dumps([error_command(code, message, **extra)])
+    limit = server_max_message_bytes()
+    if not too_large(text, limit):
+        return text
+    message = message[:_TRIMMED_MESSAGE_CHARS]
+    errors = extra.get("errors")
+    if isinstance(errors, list):
+        kept = len(errors)
+        while kept:
+            kept //= 2
+            text = dumps([error_command(code, message, errors=errors[:kept], errors_total=len(errors))])
+            if not too_large(text, limit):
+                return text
+    return dumps([error_command(code, message)])
+
+
+@register()
+def check_frame_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """HYPERGEN_CONSUMERS_MAX_FRAME_BYTES must not exceed what the server accepts."""
+    incoming = getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", None)
+    server = server_max_message_bytes()
+    if incoming is not None and int(incoming) > server:
+        return [
+            Error(
+                f"HYPERGEN_CONSUMERS_MAX_FRAME_BYTES = {incoming} is larger than the {server} bytes the server "
+                f"accepts (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES): daphne closes a connection that sends "
+                f"more (code 1009) before hypergen-consumers sees the frame.",
+                hint="Lower HYPERGEN_CONSUMERS_MAX_FRAME_BYTES, or start daphne with a larger "
+                "--websocket-max-message-size and set HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES to it.",
+                id="hypergen_consumers.E003",
+            )
+        ]
+    return []
