@@ -39,6 +39,7 @@ from .errors import (
 )
 from . import recovery
 from .frame_decoding import decode_frame
+from .mistake_log import mistakes
 from .outgoing import encoded_size, error_frame, server_max_message_bytes, too_large
 from .db_cleanup import aclose_old_connections_if_any_open
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
@@ -400,7 +401,7 @@ class ConnectionMixin:
     async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None:
         """Send one ``hypergen.websocket.error`` command to this connection alone, and log it."""
         if log:
-            logger.warning("%s: %s: %s", type(self).__name__, code, message)
+            mistakes.warning(type(self).__name__, str(code), message)
         await self.send(text_data=error_frame(code, message, **extra))
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:

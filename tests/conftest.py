@@ -6,6 +6,7 @@ import pytest
 from django.test import RequestFactory, override_settings
 from hypergen.context import context
 
+from hypergen_consumers.mistake_log import mistakes
 from hypergen_consumers.routing import registry_snapshot
 
 # Registered at import, before any test's registry snapshot, as a real project's would be.
@@ -27,6 +28,13 @@ def consumer_registry():
     """Consumers defined inside a test are forgotten after it, so tests never collide on a route."""
     with registry_snapshot():
         yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_mistake_log():
+    """Each test starts with the whole log budget for client mistakes."""
+    mistakes.reset()
+    yield
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""Log client mistakes within a budget, so a client cannot turn bad frames into log volume.
+
+Every refused frame is answered and logged, but a client sending 200 bad frames a second
+(or a flood the rate limit refuses) would otherwise write 200 log lines a second, on every
+process it reaches. The process logs at most ``lines`` client mistakes per ``seconds``
+(a token bucket: bursts up to ``lines`` pass at once); the ones over budget are counted,
+and the count is logged with the next line that fits. Each line is cut to
+:data:`MAX_LINE_CHARS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+__all__ = ["MistakeLog", "mistakes", "MAX_LINE_CHARS"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+#: The longest message a logged client mistake keeps.
+MAX_LINE_CHARS = 300
+
+
+class MistakeLog:
+    """A token bucket of log lines: ``lines`` per ``seconds``, the excess counted."""
+
+    def __init__(self, lines: int = 20, seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lines = lines
+        self.seconds = seconds
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.tokens = float(self.lines)
+        self.updated = self.clock()
+        self.suppressed = 0
+
+    def warning(self, owner: str, code: str, message: str) -> bool:
+        """Log ``owner: code: message`` if the budget allows; return whether it was logged."""
+        now = self.clock()
+        self.tokens = min(float(self.lines), self.tokens + (now - self.updated) * self.lines / self.seconds)
+        self.updated = now
+        if self.tokens < 1:
+            self.suppressed += 1
+            return False
+        self.tokens -= 1
+        if self.suppressed:
+            logger.warning(
+                "%d client errors were not logged: over the budget of %d lines per %g s",
+                self.suppressed, self.lines, self.seconds,
+            )
+            self.suppressed = 0
+        logger.warning("%s: %s: %s", owner, code, message[:MAX_LINE_CHARS])
+        return True
+
+
+#: The process's budget for client mistakes (see ConnectionMixin.send_error).
+mistakes = MistakeLog()
