@@ -94,6 +94,8 @@ class CloseCode(IntEnum):
     SESSION_ENDED = 4401
     #: The user lacks the consumer's ``perm`` (at connect, or after a permission was taken away).
     PERMISSION_DENIED = 4403
+    #: No consumer is mounted at the path (under an ``autoconsumers()`` namespace).
+    NOT_FOUND = 4404
     #: The server could not set the connection up (channel layer down at connect).
     INTERNAL_ERROR = 1011
 

@@ -155,7 +155,46 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
                 where = f"autoconsumers({module.__name__}, namespace={namespace!r})"
                 msg = route_order.shadowing_message(pattern.callback.consumer_class, shadow, sample, where)
                 raise ImproperlyConfigured(msg)
+        # Last: a clean refusal for paths under the namespace that no consumer serves.
+        patterns.append(URLPattern(UnmatchedInNamespace(namespace), refuse_unmatched, name=f"{namespace}:unmatched"))
     return patterns
+
+
+class UnmatchedInNamespace(RegexPattern):
+    """Matches ``ws/<namespace>/...`` paths that no consumer mounted in that namespace matches.
+
+    ``autoconsumers()`` ends its list with it, so a path nobody serves gets a clean refusal
+    instead of Channels' "No route found" (an HTTP 500 with a traceback). It looks at every
+    ``autoconsumers()`` call of the namespace, so it never hides a later call's routes.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(rf"^ws/{re.escape(namespace)}/", is_endpoint=False)
+        self.namespace = namespace
+
+    def match(self, path: str) -> Any:
+        matched = super().match(path)
+        if matched is None:
+            return None
+        mounts = [mount for mount in list(_registry.mounts.values()) if mount.namespace == self.namespace]
+        if any(mount.resolver.url_patterns[0].pattern.match(path) for mount in mounts):
+            return None
+        return matched
+
+
+async def refuse_unmatched(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accept, then close with 4404, so a browser sees why (a refused handshake is only 1006)."""
+    from .errors import CloseCode
+    from .mistake_log import mistakes
+
+    if scope["type"] != "websocket":
+        msg = f"No route found for path {scope.get('path')!r}."
+        raise ValueError(msg)
+    mistakes.warning("autoconsumers", "not_found", f"no consumer at {scope.get('path', '')[:200]!r}; closed with 4404")
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": int(CloseCode.NOT_FOUND)})  # autobahn wants a plain int
 
 
 def reverse_route(route: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:

@@ -131,3 +131,21 @@ async def test_daphne_drops_an_incoming_message_over_its_limit_before_the_packag
         await socket.send(call("echo", "x" * (1024 * 1024 + 1)))  # over daphne's: daphne drops the TCP
         await asyncio.wait_for(socket.wait_closed(), timeout=10)  # connection (autobahn's failByDrop)
         assert socket.close_code == 1006
+
+
+@pytest.mark.parametrize("path", ["nobody/here/", "echo/a/b/c/", "echo/"])
+async def test_an_unmatched_path_is_closed_with_4404_and_one_log_line(server, path):
+    port, process = server
+    before = len(read_log(process))
+    async with connect(url(port, path), origin=origin(port)) as socket:
+        await asyncio.wait_for(socket.wait_closed(), timeout=10)
+        assert socket.close_code == 4404
+    await asyncio.sleep(0.2)  # let daphne flush its log
+    written = read_log(process)[before:]
+    assert "Traceback" not in written and "No route found" not in written
+    line = f"autoconsumers: not_found: no consumer at '/ws/tests/{path}'; closed with 4404"
+    # daphne's basicConfig repeats every record in its own format; count the settings' handler's lines.
+    assert written.splitlines().count(line) == 1
+    async with connect(url(port, "echo/x/"), origin=origin(port)) as socket:  # matched paths still work
+        await socket.send(call("shout", "hi"))
+        assert (await receive(socket))[1] == ["hypergen.append", "log", "hi"]

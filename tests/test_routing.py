@@ -16,6 +16,7 @@ from hypergen.context import context
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, ConsumerNotMounted, HypergenConsumer, autoconsumers, consumer, handler
+from hypergen_consumers.routing import refuse_unmatched
 from hypergen_consumers.testing import ConsumerClient
 
 THIS_MODULE = sys.modules[__name__]
@@ -43,17 +44,18 @@ def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
     def unlisted(consumer, request): ...
 
     patterns = autoconsumers(THIS_MODULE, namespace="chat")
-    # Specific routes first (static segments before converters), so none shadows another.
-    assert [str(p.pattern) for p in patterns] == ["ws/chat/lobby/", "ws/chat/room/<str:room_name>/"]
-    assert [p.callback.consumer_class for p in patterns] == [lobby, room]
+    # Specific routes first (static segments before converters), so none shadows another; then the refusal.
+    assert [str(p.pattern) for p in patterns] == ["ws/chat/lobby/", "ws/chat/room/<str:room_name>/", "^ws/chat/"]
+    assert [p.callback.consumer_class for p in patterns[:-1]] == [lobby, room]
+    assert patterns[-1].callback is refuse_unmatched  # the clean refusal for paths nobody serves
     URLRouter(patterns)  # Channels accepts the list as it is.
 
 
 def test_autoconsumers_takes_a_dotted_module_path():
     patterns = autoconsumers("tests.consumers", namespace="dotted")
     assert [str(p.pattern) for p in patterns] == [
-        "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/database_probe/", "ws/dotted/load/<int:team>/",
-        "ws/dotted/echo/<slug:room>/",
+        "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/database_probe/", "ws/dotted/numbers/",
+        "ws/dotted/load/<int:team>/", "ws/dotted/echo/<slug:room>/", "ws/dotted/big/<slug:room>/", "^ws/dotted/",
     ]
 
 
@@ -221,3 +223,20 @@ def test_manage_py_check_reports_a_consumer_shadowed_in_the_projects_router():
     finally:
         for name in ["check_rooms", "check_counters", "check_asgi"]:
             sys.modules.pop(name, None)
+
+
+def test_the_refusal_route_never_hides_another_autoconsumers_call_in_the_same_namespace():
+    first, second = types.ModuleType("first_mod"), types.ModuleType("second_mod")
+    for module, route in ((first, "a/"), (second, "b/")):
+        sys.modules[module.__name__] = module
+        type("Thing", (HypergenConsumer,), {"perm": NO_PERM_REQUIRED, "path": route, "__module__": module.__name__,
+                                            "go": handler(lambda self, request: None)}, localns={})
+    try:
+        patterns = [*autoconsumers(first, namespace="same"), *autoconsumers(second, namespace="same")]
+        refusal = patterns[1].pattern
+        assert refusal.match("ws/same/b/") is None  # the second call's consumer
+        assert refusal.match("ws/same/a/") is None
+        assert refusal.match("ws/same/c/") is not None
+        assert refusal.match("ws/other/c/") is None
+    finally:
+        del sys.modules["first_mod"], sys.modules["second_mod"]
