@@ -73,6 +73,37 @@ async def bad_frames(port: int, log_path: Path) -> None:
     print(f"200 bad frames (100 with a 250 KB handler name): {log_path.stat().st_size - before} log bytes")
 
 
+def current_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def slow_reader(port: int, pid: int) -> None:
+    """100 MB of broadcasts while one member's socket never reads."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    raw.sendall(
+        f"GET /ws/tests/big/bench/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: http://127.0.0.1:{port}\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    before = current_rss_mb(pid)
+    url = f"ws://127.0.0.1:{port}/ws/tests/big/bench/"
+    async with connect(url, origin=f"http://127.0.0.1:{port}", max_size=None) as member:
+        for _ in range(1000):
+            await member.send(json.dumps({"args": ["blob", 100_000], "meta": {}}))
+            await asyncio.wait_for(member.recv(), timeout=60)
+        after = current_rss_mb(pid)
+    raw.close()
+    print(f"100 MB broadcast with one member never reading: server RSS {before:.0f} -> {after:.0f} MB")
+
+
 async def main() -> None:
     port = free_port()
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-hostile-{port}.log"
@@ -86,6 +117,7 @@ async def main() -> None:
         wait_for_port(port, process)
         await crafted_range(port, process.pid)
         await bad_frames(port, log_path)
+        await slow_reader(port, process.pid)
     finally:
         stop(process)
 

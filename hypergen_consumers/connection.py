@@ -40,6 +40,7 @@ from .errors import (
 from . import recovery
 from .frame_decoding import decode_frame
 from .mistake_log import mistakes
+from .slow_readers import find_send_buffer
 from .outgoing import encoded_size, error_frame, server_max_message_bytes, too_large
 from .db_cleanup import aclose_old_connections_if_any_open
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
@@ -132,6 +133,7 @@ class ConnectionMixin:
         """
         self.scope = scope
         self.base_send = send
+        self._server_receive = receive
         self.channel_layer = require_layer(self.channel_layer_alias, who=type(self).__name__)
         try:
             self.channel_name = await self.channel_layer.new_channel()
@@ -223,6 +225,7 @@ class ConnectionMixin:
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self._accepted = True
         await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
+        self._send_buffer = find_send_buffer(getattr(self, "_server_receive", None))
 
     async def websocket_disconnect(self, message: Any) -> None:
         """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""
@@ -410,6 +413,14 @@ class ConnectionMixin:
             logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
             text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)  # type: ignore[misc]
+        buffer = getattr(self, "_send_buffer", None)
+        if buffer is not None and buffer.over_limit():
+            self._send_buffer = None
+            logger.warning(
+                "%s: the client is not reading (%d bytes queued, HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES = %d); closed with %d",
+                type(self).__name__, buffer.queued(), buffer.limit, CloseCode.TRY_AGAIN_LATER,
+            )
+            await super().close(code=int(CloseCode.TRY_AGAIN_LATER))  # type: ignore[misc]
 
     # --- channel layer events -------------------------------------------------------
 

@@ -96,6 +96,8 @@ class CloseCode(IntEnum):
     PERMISSION_DENIED = 4403
     #: No consumer is mounted at the path (under an ``autoconsumers()`` namespace).
     NOT_FOUND = 4404
+    #: The client stopped reading: more than HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES waited for it.
+    TRY_AGAIN_LATER = 1013
     #: The server could not set the connection up (channel layer down at connect).
     INTERNAL_ERROR = 1011
 

@@ -6,7 +6,10 @@ the timeouts below are only generous bounds for "answered at all".
 """
 
 import asyncio
+import base64
 import json
+import os
+import socket as sockets_module
 
 import pytest
 from websockets.asyncio.client import connect
@@ -149,3 +152,55 @@ async def test_an_unmatched_path_is_closed_with_4404_and_one_log_line(server, pa
     async with connect(url(port, "echo/x/"), origin=origin(port)) as socket:  # matched paths still work
         await socket.send(call("shout", "hi"))
         assert (await receive(socket))[1] == ["hypergen.append", "log", "hi"]
+
+
+def open_socket_that_never_reads(port, path):
+    """A websocket handshake over a raw socket with a tiny receive buffer; then it reads nothing."""
+    raw = sockets_module.socket()
+    raw.setsockopt(sockets_module.SOL_SOCKET, sockets_module.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET /ws/tests/{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {origin(port)}\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return raw
+
+
+def drain(raw):
+    """Everything the server still delivers to the socket, until it closes or aborts it."""
+    raw.settimeout(10)
+    received = 0
+    try:
+        while chunk := raw.recv(65536):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    return received
+
+
+BROADCASTS, BLOB = 300, 100_000  # 30 MB to every member of the group
+
+
+async def test_a_client_that_never_reads_is_closed_past_the_bound_and_the_group_keeps_receiving(server):
+    port, process = server
+    raw = open_socket_that_never_reads(port, "big/slow/")
+    try:
+        async with connect(url(port, "big/slow/"), origin=origin(port), max_size=None) as member:
+            for _ in range(BROADCASTS):
+                await member.send(call("blob", BLOB))
+            for _ in range(BROADCASTS):  # Every broadcast reaches the member that reads.
+                assert await receive(member, timeout=30) == [["blob", "x" * BLOB]]
+            await member.send(call("ping"))
+            assert await receive(member) == [["pong", "slow"]]
+        received = await asyncio.to_thread(drain, raw)  # ends: the server closed the connection
+    finally:
+        raw.close()
+    assert received < BROADCASTS * BLOB / 2, received  # most of it was never queued for the socket
+    assert "the client is not reading" in read_log(process)
+    assert "closed with 1013" in read_log(process)

@@ -1,0 +1,65 @@
+"""Close a connection whose client stops reading, before the server buffers without bound.
+
+daphne never makes ``send`` wait: a frame for a client that does not read (a stalled
+tab, a hostile socket) is appended to Twisted's in-memory write buffer, which grows with
+every broadcast (+100 MB per 100 MB sent) until keepalive drops the socket a minute later.
+The ASGI app cannot see that buffer through ASGI, so under daphne this module finds the
+connection's Twisted transport once, when the socket is accepted: the reactor's readers
+(``IReactorFDSet.getReaders``, public) include it, and its protocol holds the queue whose
+``get`` daphne passed to the app as ``receive``. After every send the connection reads the
+transport's queued bytes; past HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES it closes with 1013
+(try again later), and autobahn drops the TCP connection, and with it the buffer, when the
+client does not answer the close within a second. Sends to other connections never wait
+on it. Under any other server (uvicorn's websockets applies backpressure itself) or if
+Twisted's buffer attributes change shape, no transport is found and nothing is bounded here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.conf import settings
+
+__all__ = ["DEFAULT_MAX_QUEUED_BYTES", "max_queued_bytes", "SendBuffer", "find_send_buffer"]
+
+DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
+
+def max_queued_bytes() -> int:
+    """HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES: unsent bytes one connection may hold; 0 turns the bound off."""
+    return int(getattr(settings, "HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES", DEFAULT_MAX_QUEUED_BYTES))
+
+
+class SendBuffer:
+    """The bytes a Twisted transport holds that the client has not taken yet."""
+
+    def __init__(self, transport: Any, limit: int) -> None:
+        self.transport = transport
+        self.limit = limit
+
+    def queued(self) -> int:
+        transport = self.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def over_limit(self) -> bool:
+        return self.queued() > self.limit
+
+
+def _has_buffer_shape(transport: Any) -> bool:
+    return all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen"))
+
+
+def find_send_buffer(receive: Any) -> SendBuffer | None:
+    """The send buffer of the daphne connection whose app got ``receive``; None anywhere else."""
+    limit = max_queued_bytes()
+    reactor = sys.modules.get("twisted.internet.reactor")
+    queue = getattr(receive, "__self__", None)
+    if limit <= 0 or reactor is None or queue is None or not hasattr(reactor, "getReaders"):
+        return None
+    for transport in reactor.getReaders():
+        protocol = getattr(transport, "protocol", None)
+        protocol = getattr(protocol, "wrappedProtocol", protocol)  # TLS wraps daphne's protocol
+        if getattr(protocol, "application_queue", None) is queue:
+            return SendBuffer(transport, limit) if _has_buffer_shape(transport) else None
+    return None
