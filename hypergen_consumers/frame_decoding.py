@@ -143,7 +143,8 @@ def nesting_depth(text: str) -> int:
 
 def decode_frame(text: str) -> Any:
     """Parse a client frame; raise Rejected(invalid_frame) for anything outside the rules above."""
-    if nesting_depth(text) > MAX_DEPTH:
+    could_nest_deeper = text.count("[") + text.count("{") > MAX_DEPTH  # cheap test for the common frame
+    if could_nest_deeper and nesting_depth(text) > MAX_DEPTH:
         raise _reject(f"The frame nests arrays/objects more than {MAX_DEPTH} deep.")
     try:
         return json.loads(text, object_hook=_revive, parse_constant=_refuse_constant, parse_float=_finite_float)

@@ -19,6 +19,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from hypergen.liveview import dumps
 
 from .errors import ErrorCode, error_command
@@ -30,9 +32,26 @@ DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
 _TRIMMED_MESSAGE_CHARS = 1000
 
 
+_cached_limit: int | None = None
+
+
 def server_max_message_bytes() -> int:
-    """HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES: the largest message your server sends and receives."""
-    return int(getattr(settings, "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES", DAPHNE_MAX_MESSAGE_BYTES))
+    """HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES: the largest message your server sends and receives.
+
+    Read once and kept (every send checks it, and Django's settings lookup costs more than
+    the check); a changed setting (``override_settings``) is read again.
+    """
+    global _cached_limit
+    if _cached_limit is None:
+        _cached_limit = int(getattr(settings, "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES", DAPHNE_MAX_MESSAGE_BYTES))
+    return _cached_limit
+
+
+@receiver(setting_changed)
+def _forget_limit(setting: str, **kwargs: Any) -> None:
+    global _cached_limit
+    if setting == "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES":
+        _cached_limit = None
 
 
 def encoded_size(text: str) -> int:
