@@ -4,6 +4,8 @@
   the project's websocket router lists a wider route first (see ``route_order``).
 - ``hypergen_consumers.E002``: a liveview's callback names a handler that does not exist
   or passes the wrong number of arguments (see ``callback_checks``).
+- ``hypergen_consumers.E003``: HYPERGEN_CONSUMERS_MAX_FRAME_BYTES is larger than what the
+  server accepts (registered in ``outgoing``).
 """
 
 from __future__ import annotations
