@@ -47,7 +47,7 @@ def server_max_message_bytes() -> int:
     return _cached_limit
 
 
-@receiver(setting_changed)
+@receiver(setting_changed)  # type: ignore[untyped-decorator]  # Django ships no types.
 def _forget_limit(setting: str, **kwargs: Any) -> None:
     global _cached_limit
     if setting == "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES":
@@ -66,13 +66,18 @@ def too_large(text: str, limit: int | None = None) -> bool:
     return len(text) * 4 > limit and encoded_size(text) > limit
 
 
+def _encode(commands: list[Any]) -> str:
+    text: str = dumps(commands)
+    return text
+
+
 def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:
     """The encoded error frame, cut to fit the server's limit (never dropped for its size).
 
     Long ``errors`` lists (pydantic's) keep as many leading entries as fit and say how many
     there were in ``errors_total``; other extras (a DEBUG traceback) are dropped last.
     """
-    text = dumps([error_command(code, message, **extra)])
+    text = _encode([error_command(code, message, **extra)])
     limit = server_max_message_bytes()
     if not too_large(text, limit):
         return text
@@ -82,13 +87,13 @@ def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:
         kept = len(errors)
         while kept:
             kept //= 2
-            text = dumps([error_command(code, message, errors=errors[:kept], errors_total=len(errors))])
+            text = _encode([error_command(code, message, errors=errors[:kept], errors_total=len(errors))])
             if not too_large(text, limit):
                 return text
-    return dumps([error_command(code, message)])
+    return _encode([error_command(code, message)])
 
 
-@register()
+@register()  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_frame_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """HYPERGEN_CONSUMERS_MAX_FRAME_BYTES must not exceed what the server accepts."""
     incoming = getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", None)

@@ -160,7 +160,7 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
     return patterns
 
 
-class UnmatchedInNamespace(RegexPattern):
+class UnmatchedInNamespace(RegexPattern):  # type: ignore[misc]  # Django ships no types.
     """Matches ``ws/<namespace>/...`` paths that no consumer mounted in that namespace matches.
 
     ``autoconsumers()`` ends its list with it, so a path nobody serves gets a clean refusal

@@ -40,7 +40,7 @@ class SendBuffer:
 
     def queued(self) -> int:
         transport = self.transport
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
 
     def over_limit(self) -> bool:
         return self.queued() > self.limit
