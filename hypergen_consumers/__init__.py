@@ -20,6 +20,7 @@ from .errors import (
     ConsumerNotMounted,
     ErrorCode,
     Rejected,
+    ReservedGroupName,
 )
 from .handlers import handler
 from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
@@ -41,6 +42,7 @@ __all__ = [
     "ErrorCode",
     "CloseCode",
     "Rejected",
+    "ReservedGroupName",
     "INVALID_FRAME",
     "FRAME_TOO_LARGE",
     "UNKNOWN_HANDLER",

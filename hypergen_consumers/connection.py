@@ -28,6 +28,7 @@ from .errors import (
     CloseCode,
     ErrorCode,
     Rejected,
+    ReservedGroupName,
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
     INVALID_FRAME,
@@ -185,7 +186,12 @@ class ConnectionMixin:
             logger.info("%s: handshake refused, %s lacks perm %r", cls.__name__, self.request.user, cls.perm)
             await self.refuse(CloseCode.PERMISSION_DENIED)
             return
-        self.group = cls._group_for(self)
+        try:
+            self.group = cls._group_for(self)
+        except ReservedGroupName as exc:
+            logger.warning("%s: handshake refused: %s", cls.__name__, exc)
+            await self.close(code=CloseCode.PERMISSION_DENIED)
+            return
         try:
             for group in [self.group, *self.groups]:
                 await bounded(self.channel_layer.group_add(group, self.channel_name))

@@ -21,7 +21,8 @@ from hypergen.liveview import NO_PERM_REQUIRED
 from . import routing
 from .connection import ConnectionMixin
 from .callback_checks import build_callback
-from .groups import default_group_name, safe_group_name
+from .errors import ReservedGroupName
+from .groups import RESERVED_PREFIXES, default_group_name, is_reserved_group_name, safe_group_name
 from .targeting import TargetingMixin, check_broadcast
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
 
@@ -326,5 +327,14 @@ class HypergenConsumer(
     @classmethod
     def _group_for(cls, consumer: Any) -> str:
         if cls._group_rule is not None:
-            return safe_group_name(cls._group_rule(consumer))
+            name = safe_group_name(cls._group_rule(consumer))
+            if is_reserved_group_name(name):
+                msg = (
+                    f"{cls.__name__}.group_name returned {name[:120]!r}, a reserved name (names starting "
+                    f"with {' or '.join(map(repr, RESERVED_PREFIXES))} belong to the default rule and the "
+                    f"package's own groups). Return a name of your own, e.g. f\"team-{{...}}\", so that "
+                    f"no URL value can reach another consumer's group."
+                )
+                raise ReservedGroupName(msg)
+            return name
         return default_group_name(f"{cls.__module__}.{cls.__qualname__}", consumer.url_kwargs)

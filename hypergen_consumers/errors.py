@@ -31,6 +31,7 @@ __all__ = [
     "Rejected",
     "ChannelLayerUnavailable",
     "ConsumerNotMounted",
+    "ReservedGroupName",
     "error_command",
 ]
 
@@ -142,3 +143,13 @@ class ChannelLayerUnavailable(RuntimeError):
 
 class ConsumerNotMounted(ImproperlyConfigured):  # type: ignore[misc]  # Django ships no types.
     """``reverse()`` was called on a consumer that no ``autoconsumers()`` call mounted."""
+
+
+class ReservedGroupName(ValueError):
+    """A custom ``group_name`` rule returned a name in the package's own namespace.
+
+    Names starting with ``hc.`` (the default rule's ``hc.<module>.<Class>...``) or ``hc-``
+    (internal groups) are reserved, so no client-chosen URL value can make a custom rule
+    land in another consumer's group. At connect the connection is refused (4403); in the
+    class lookup ``group_name(...)`` this is raised.
+    """

@@ -16,7 +16,13 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["default_group_name", "safe_group_name", "is_valid_group_name"]
+__all__ = [
+    "default_group_name",
+    "safe_group_name",
+    "is_valid_group_name",
+    "is_reserved_group_name",
+    "RESERVED_PREFIXES",
+]
 
 MAX_GROUP_NAME_LENGTH = 99  # Channels requires len(name) < 100.
 _VALID_GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+$")
@@ -26,6 +32,12 @@ _NOT_SLUG_CHARACTER = re.compile(r"[^a-zA-Z\d_-]+")
 _NOT_LABEL_CHARACTER = re.compile(r"[^a-zA-Z\d_.]+")
 _HASH_LENGTH = 16
 PREFIX = "hc."
+#: Every name the package derives itself starts with one of these: the default rule's
+#: ``hc.<module>.<Class>...`` and internal groups (``hc-...``). A custom rule may return
+#: anything else, but never one of these, so no URL value can reach a consumer's group.
+RESERVED_PREFIXES = (PREFIX, "hc-")
+#: Prefix of the valid name made from an invalid custom name (outside the reserved namespace).
+CUSTOM_PREFIX = "custom."
 
 
 def is_valid_group_name(name: object) -> bool:
@@ -77,12 +89,19 @@ def default_group_name(label: str, url_kwargs: Mapping[str, Any]) -> str:
     return _with_hash(readable, canonical)
 
 
+def is_reserved_group_name(name: str) -> bool:
+    """True for names in the package's own namespace (the default rule's, internal groups)."""
+    return name.startswith(RESERVED_PREFIXES)
+
+
 def safe_group_name(name: str) -> str:
     """Return ``name`` if Channels accepts it, else a valid, distinct name derived from it.
 
     Used for names returned by a custom ``group_name`` callable, so users can return
-    ``f"user-{user.email}"`` without learning Channels' rules.
+    ``f"user-{user.email}"`` without learning Channels' rules. A made-up name starts with
+    ``custom.``, outside the reserved namespace. Whether a valid name is reserved is
+    checked by the caller (the consumer), which knows whom to blame.
     """
     if is_valid_group_name(name):
         return name
-    return _with_hash(PREFIX + _slug(str(name)), "custom:" + str(name))
+    return _with_hash(CUSTOM_PREFIX + _slug(str(name)), "custom:" + str(name))

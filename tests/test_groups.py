@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from channels.layers import BaseChannelLayer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -110,3 +112,78 @@ def test_custom_group_rule_gets_a_stand_in_with_the_lookup_arguments():
     assert Team.group_name(team="red", page=1) == Team.group_name("red", 2)
     assert_valid(Team.group_name(team="red", page=1))
     assert Team.group_name(team="red", page=1) != Team.group_name(team="blue", page=1)
+
+
+def define_secret_and_leaky():
+    """A consumer with a default group, and one whose custom rule echoes a URL value."""
+
+    class Secret(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "secret/"
+
+        @handler
+        def post(self, request): ...
+
+    class Leaky(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "leaky/<str:room>/"
+
+        def group_name(self):
+            return self.url_kwargs["room"]
+
+        @handler
+        def post(self, request): ...
+
+    return Secret, Leaky
+
+
+reserved_names = st.one_of(
+    st.text(alphabet="abcXYZ09_-.", max_size=40).map(lambda tail: "hc." + tail),
+    st.text(alphabet="abcXYZ09_-.", max_size=40).map(lambda tail: "hc-" + tail),
+    st.dictionaries(st.sampled_from(["room", "page"]), values, max_size=2).map(
+        lambda kwargs: default_group_name("tests.test_groups.Secret", kwargs)
+    ),
+)
+
+
+def test_a_custom_rule_can_never_return_a_reserved_name():
+    from hypergen_consumers import ReservedGroupName
+
+    _, Leaky = define_secret_and_leaky()
+
+    @given(reserved_names)
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    def check(name):
+        with pytest.raises(ReservedGroupName, match=re.escape("Leaky.group_name returned")):
+            Leaky.group_name(room=name)
+
+    check()
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_a_custom_name_made_valid_never_lands_in_the_reserved_namespace(name):
+    result = safe_group_name(name)
+    if not is_valid_group_name(name):
+        assert not result.startswith(("hc.", "hc-")), result
+
+
+async def test_a_client_cannot_join_another_consumers_group_through_a_custom_rule(caplog):
+    from hypergen_consumers import CloseCode, aconsumer_command
+    from hypergen_consumers.testing import ConnectionRefused
+
+    Secret, Leaky = define_secret_and_leaky()
+    secret_group = Secret.group_name()
+    async with ConsumerClient(Secret) as insider:
+        attacker = ConsumerClient(Leaky, room=secret_group)
+        with pytest.raises(ConnectionRefused) as refused:
+            await attacker.connect()
+        assert refused.value.code == CloseCode.PERMISSION_DENIED
+        assert "Leaky.group_name returned" in caplog.text and "reserved" in caplog.text
+        await aconsumer_command(secret_group, [["only", "insiders"]])
+        assert await insider.receive() == [["only", "insiders"]]
+    # A name of the user's own is kept as given (the seed's "vip_group").
+    async with ConsumerClient(Leaky, room="vip_group") as member:
+        assert Leaky.group_name(room="vip_group") == "vip_group"
+        await aconsumer_command("vip_group", [["hi"]])
+        assert await member.receive() == [["hi"]]
