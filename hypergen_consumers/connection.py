@@ -148,6 +148,11 @@ class ConnectionMixin:
             await await_many_dispatch(receivers, self.dispatch)
         except StopConsumer:
             pass
+        finally:
+            # Whatever ended the connection (a disconnect, an exception, daphne cancelling a
+            # still-running handler), it leaves its groups and the recovery registry. Shielded:
+            # a second cancellation cannot cut the clean-up short.
+            await asyncio.shield(self._leave_groups())
 
     async def _receive_from_layer(self) -> dict[str, Any]:
         while True:
