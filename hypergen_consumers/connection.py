@@ -14,6 +14,7 @@ import logging
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.consumer import get_handler_name
@@ -31,6 +32,7 @@ from .errors import (
     ReservedGroupName,
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
+    HANDLER_TIMEOUT,
     INVALID_FRAME,
     LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
@@ -44,6 +46,7 @@ from .mistake_log import mistakes
 from .slow_readers import find_send_buffer
 from .outgoing import encoded_size, error_frame, server_max_message_bytes, too_large
 from .db_cleanup import aclose_old_connections_if_any_open
+from .executor import HandlerTimedOut, SerialLane, handler_timeout
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .perms import check_user_perms
@@ -93,12 +96,13 @@ def _unknown_handler_message(cls: type, name: Any) -> str:
     )
 
 
-async def _call_hook(func: Any, *args: Any) -> None:
-    """Await an async hook, or run a sync one in a worker thread (so the ORM works)."""
+async def _call_hook(connection: Any, func: Any, *args: Any) -> None:
+    """Await an async hook, or run a sync one in the worker pool (so the ORM works), with the class's timeout."""
+    what, timeout = f"{type(connection).__name__}.{func.__name__}", handler_timeout(type(connection).timeout)
     if inspect.iscoroutinefunction(func):
-        await func(*args)
+        await connection._lane.run_async(what, timeout, func(connection, *args))
     else:
-        await database_sync_to_async(func)(*args)
+        await connection._lane.run_sync(what, timeout, func, connection, *args)
 
 
 class ConnectionMixin:
@@ -121,6 +125,11 @@ class ConnectionMixin:
         async def close(self, code: int | bool | None = None, reason: str | None = None) -> None: ...
         async def connect(self) -> None: ...
         async def disconnect(self, code: int) -> None: ...
+
+    @cached_property
+    def _lane(self) -> SerialLane:
+        """This connection's handler runs: in order, never overlapping, each with a timeout."""
+        return SerialLane()
 
     # --- the ASGI entry point -------------------------------------------------------
 
@@ -244,7 +253,7 @@ class ConnectionMixin:
         hook = type(self)._on_disconnect
         if hook is not None and getattr(self, "_accepted", False):
             try:
-                await _call_hook(hook, self, self.request, message.get("code", 1000))
+                await _call_hook(self, hook, self.request, message.get("code", 1000))
             except Exception:
                 logger.exception("%s.on_disconnect raised", type(self).__name__)
         raise StopConsumer()
@@ -361,12 +370,16 @@ class ConnectionMixin:
             owner=cls.__name__,
         )
         positional = [self, self.request, *call_args]
+        what, timeout = f"{cls.__name__}.{spec.name}", handler_timeout(spec.timeout)
         try:
             if spec.is_async:
-                commands = await render_async(spec.func, positional, call_kwargs, **options)
+                run = render_async(spec.func, positional, call_kwargs, **options)
+                commands = await self._lane.run_async(what, timeout, run)
             else:
-                commands = await database_sync_to_async(render_sync)(spec.func, positional, call_kwargs, **options)
+                commands = await self._lane.run_sync(what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs)
             text = dumps(commands) if commands else None
+        except HandlerTimedOut as exc:
+            raise Rejected(HANDLER_TIMEOUT, f"{exc} (its timeout; set timeout on the class or @handler).") from None
         except Exception as exc:
             logger.exception("%s.%s raised", cls.__name__, spec.name)
             extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}

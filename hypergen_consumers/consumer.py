@@ -22,6 +22,7 @@ from . import routing
 from .connection import ConnectionMixin
 from .callback_checks import build_callback
 from .errors import ReservedGroupName
+from .executor import check_timeout
 from .groups import RESERVED_PREFIXES, default_group_name, is_reserved_group_name, safe_group_name
 from .targeting import TargetingMixin, check_broadcast
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
@@ -41,6 +42,7 @@ CONFIG_ATTRIBUTES = (
     "broadcast",
     "user_plugins",
     "autourl",
+    "timeout",
 )
 
 
@@ -124,6 +126,7 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
             msg = f"{owner}.{attribute} must be True or False, not {getattr(cls, attribute)!r}."
             raise ImproperlyConfigured(msg)
     cls.user_plugins = tuple(cls.user_plugins or ())
+    cls.timeout = check_timeout(owner, cls.timeout)
 
     localns = {**localns, **namespace}
     reserved = _reserved_names()
@@ -143,6 +146,7 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
             _check_perm(f"{owner}.{name}", "perm", options.perm)
         if options.broadcast is not UNSET:
             check_broadcast(f"{owner}.{name}: @handler(broadcast=...)", options.broadcast)
+        timeout = cls.timeout if options.timeout is UNSET else check_timeout(f"{owner}.{name}", options.timeout)
         handlers[name] = compile_handler(
             owner,
             name,
@@ -151,6 +155,7 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
             perm=None if options.perm is UNSET else options.perm,
             any_perm=False if options.any_perm is UNSET else options.any_perm,
             broadcast=cls.broadcast if options.broadcast is UNSET else options.broadcast,
+            timeout=timeout,
             localns=localns,
         )
     if not handlers and not cls._abstract and not _has_custom_receive(cls):
@@ -185,7 +190,8 @@ def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec |
     if func is getattr(HypergenConsumer, name):
         return None
     spec = compile_handler(
-        cls.__name__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False, localns=localns
+        cls.__name__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False,
+        timeout=cls.timeout, localns=localns,
     )
     if spec.client_params and name == "on_connect":
         missing = [p for p in spec.client_params if spec.model.model_fields[_field(spec, p)].is_required()]
@@ -248,6 +254,9 @@ class HypergenConsumer(
     user_plugins: ClassVar[Any] = ()
     #: False keeps the consumer out of ``autoconsumers()`` (mount it yourself with as_asgi()).
     autourl: ClassVar[bool] = True
+    #: Seconds a handler or hook may run (``handler_timeout`` past it); None: the setting
+    #: HYPERGEN_CONSUMERS_HANDLER_TIMEOUT (30 s). ``@handler(timeout=...)`` overrides it.
+    timeout: ClassVar[float | None] = None
     #: Lets hypergen's ``callback(ChatRoom, ...)`` call ``ChatRoom.reverse()`` itself.
     supports_hypergen_callback: ClassVar[bool] = True
 

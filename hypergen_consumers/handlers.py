@@ -39,6 +39,7 @@ class HandlerOptions:
     perm: Any = UNSET
     any_perm: Any = UNSET
     broadcast: Any = UNSET
+    timeout: Any = UNSET
 
 
 @overload
@@ -47,22 +48,22 @@ def handler(func: F, /) -> F: ...
 
 @overload
 def handler(
-    *, perm: Any = UNSET, any_perm: bool = UNSET, broadcast: bool | str = UNSET
+    *, perm: Any = UNSET, any_perm: bool = UNSET, broadcast: bool | str = UNSET, timeout: float | None = UNSET
 ) -> Callable[[F], F]: ...
 
 
 def handler(
-    func: Any = None, /, *, perm: Any = UNSET, any_perm: Any = UNSET, broadcast: Any = UNSET
+    func: Any = None, /, *, perm: Any = UNSET, any_perm: Any = UNSET, broadcast: Any = UNSET, timeout: Any = UNSET
 ) -> Any:
     """Mark a consumer method as callable by clients.
 
     Use as ``@handler`` or ``@handler(perm="chat.moderate", broadcast=False)``.
     ``perm``/``any_perm`` add a permission check on top of the class's connect-time
     ``perm``; ``broadcast`` overrides the class's choice of sending output to the whole
-    group (True) or to the sender only (False). Only marked methods can ever run on a
-    client's request.
+    group (True) or to the sender only (False). ``timeout`` (seconds) overrides the class's
+    ``timeout`` (see ``executor``). Only marked methods can ever run on a client's request.
     """
-    options = HandlerOptions(perm=perm, any_perm=any_perm, broadcast=broadcast)
+    options = HandlerOptions(perm=perm, any_perm=any_perm, broadcast=broadcast, timeout=timeout)
 
     def mark(function: F) -> F:
         candidate: object = function  # Checked as an object, so the checks do not narrow F.
@@ -113,6 +114,8 @@ class HandlerSpec:
     perm: Any
     any_perm: bool
     broadcast: bool | str
+    #: Seconds, or None for HYPERGEN_CONSUMERS_HANDLER_TIMEOUT (resolved per run).
+    timeout: float | None
     url_params: tuple[str, ...]
     client_params: tuple[str, ...]
     params: tuple[_Param, ...]
@@ -162,6 +165,7 @@ def compile_handler(
     perm: Any,
     any_perm: bool,
     broadcast: bool | str,
+    timeout: float | None = None,
     localns: Mapping[str, Any] | None = None,
 ) -> HandlerSpec:
     """Build the HandlerSpec of ``func``; configuration mistakes raise ImproperlyConfigured.
@@ -228,6 +232,7 @@ def compile_handler(
         perm=perm,
         any_perm=any_perm,
         broadcast=broadcast,
+        timeout=timeout,
         url_params=tuple(url_params),
         client_params=tuple(client_params),
         params=tuple(params),

@@ -1,6 +1,12 @@
 """Module-level consumers served by tests/asgi.py to a real daphne process."""
 
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
 from asgiref.sync import sync_to_async
+from pydantic import StringConstraints
 from django.db import connections
 from hypergen.imports import command, span
 
@@ -99,3 +105,32 @@ class Big(HypergenConsumer):
     @handler(broadcast=False)
     async def ping(self, request, room: str):
         command("pong", room)
+
+
+Token = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")]
+
+
+def blocker_file(token: str, what: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"hypergen-blocker-{token}-{what}"
+
+
+class Blocker(HypergenConsumer):
+    """For the executor test: a def handler that holds its worker thread until released (3 s at most)."""
+
+    perm = NO_PERM_REQUIRED
+    broadcast = False
+
+    @handler
+    def block(self, request, token: Token):
+        blocker_file(token, "started").touch()
+        deadline = time.monotonic() + 3
+        while not blocker_file(token, "release").exists():
+            if time.monotonic() > deadline:
+                command("gave up")
+                return
+            time.sleep(0.01)
+        command("released")
+
+    @handler
+    def quick(self, request):
+        command("quick")

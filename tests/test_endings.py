@@ -9,7 +9,7 @@ from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers import recovery
-from hypergen_consumers.testing import ConsumerClient
+from hypergen_consumers.testing import ConsumerClient, wait_for
 
 
 def define_member(connections, release):
@@ -37,6 +37,7 @@ def member_channels(group):
 async def connected_member(Member, connections):
     client = ConsumerClient(Member, room="r1")
     await client.connect()
+    await wait_for(lambda: connections)  # on_connect runs right after the accept.
     connection = connections[-1]
     group = Member.group_name(room="r1")
     assert connection.channel_name in member_channels(group)

@@ -1,0 +1,208 @@
+"""Run handlers and sync hooks: ``def`` ones in a bounded thread pool, one connection at a time,
+every one with a timeout.
+
+Why a pool of our own: Channels' ``database_sync_to_async`` is asgiref's thread-sensitive
+``sync_to_async``, so every ``def`` handler of the process would run on ONE thread, the
+same thread Channels' ``AuthMiddleware`` needs to load the user of every new handshake.
+One handler blocking for a few seconds would then stall every other connection's
+``def`` handlers and every handshake. Here ``def`` code runs in a pool of
+``HYPERGEN_CONSUMERS_WORKER_THREADS`` threads (default 16), with Django's
+``close_old_connections`` before and after each run, as ``channels.db`` does, so the ORM
+behaves as in a view.
+
+Order: Channels hands a connection one message at a time, and a :class:`SerialLane` per
+connection keeps that true even past a timeout, so one connection's handlers never overlap.
+
+Timeouts: every run is bounded (``timeout`` on the class or on ``@handler``, default
+``HYPERGEN_CONSUMERS_HANDLER_TIMEOUT``, 30 s; ``0``/``None`` in the setting: no bound).
+An ``async def`` handler that times out is cancelled. A ``def`` handler cannot be killed
+(Python cannot stop a thread): the sender gets ``handler_timeout`` at once, the thread runs
+on, and whatever it returns is discarded (a warning is logged when it ends). The
+connection's next run waits for it, within its own timeout: so a stuck connection holds
+at most one worker thread, and it alone waits; other connections keep being served until
+as many connections are stuck as there are workers. From then on their ``def`` runs queue
+and answer ``handler_timeout`` without running (a queued run whose caller gave up never
+starts), while ``async def`` handlers, broadcasts and handshakes go on unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from channels.db import DatabaseSyncToAsync
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "SerialLane",
+    "HandlerTimedOut",
+    "worker_pool",
+    "worker_threads",
+    "handler_timeout",
+    "check_timeout",
+    "DEFAULT_WORKER_THREADS",
+    "DEFAULT_HANDLER_TIMEOUT",
+]
+
+logger = logging.getLogger("hypergen_consumers")
+
+T = TypeVar("T")
+DEFAULT_WORKER_THREADS = 16
+DEFAULT_HANDLER_TIMEOUT = 30.0
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def worker_threads() -> int:
+    """HYPERGEN_CONSUMERS_WORKER_THREADS: threads that run ``def`` handlers and hooks."""
+    value = getattr(settings, "HYPERGEN_CONSUMERS_WORKER_THREADS", DEFAULT_WORKER_THREADS)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        msg = f"HYPERGEN_CONSUMERS_WORKER_THREADS must be a positive integer, not {value!r} (default {DEFAULT_WORKER_THREADS})."
+        raise ImproperlyConfigured(msg)
+    return value
+
+
+def handler_timeout(own: float | None) -> float | None:
+    """The timeout of a run: its own (handler or class), else HYPERGEN_CONSUMERS_HANDLER_TIMEOUT."""
+    if own is not None:
+        return own
+    value = getattr(settings, "HYPERGEN_CONSUMERS_HANDLER_TIMEOUT", DEFAULT_HANDLER_TIMEOUT)
+    return float(value) if value else None
+
+
+def check_timeout(where: str, value: Any) -> float | None:
+    """Validate a ``timeout`` option at class creation: positive seconds, or None (the default)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        msg = (
+            f"{where}.timeout must be a positive number of seconds (e.g. timeout = 10), or None for "
+            f"HYPERGEN_CONSUMERS_HANDLER_TIMEOUT; got {value!r}."
+        )
+        raise ImproperlyConfigured(msg)
+    return float(value)
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The process's pool for ``def`` code (rebuilt if the setting changed, e.g. in tests)."""
+    global _pool, _pool_size
+    size = worker_threads()
+    if _pool is None or _pool_size != size:
+        old = _pool
+        _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="hypergen_consumers")
+        _pool_size = size
+        if old is not None:
+            old.shutdown(wait=False)
+    return _pool
+
+
+class HandlerTimedOut(Exception):
+    """A run did not finish within its timeout (``handler_timeout`` to the sender)."""
+
+    def __init__(self, what: str, seconds: float, *, waited_for_previous: bool = False) -> None:
+        self.what = what
+        self.seconds = seconds
+        self.waited_for_previous = waited_for_previous
+        why = " while waiting for this connection's previous handler, still running" if waited_for_previous else ""
+        super().__init__(f"{what} did not finish within {seconds:g} s{why}")
+
+
+class _Abandoned(Exception):
+    """The caller gave up before the pool started the run: it is skipped, never run late."""
+
+
+class SerialLane:
+    """One connection's runs, in order, never overlapping, each bounded by its timeout."""
+
+    def __init__(self) -> None:
+        #: A ``def`` run that timed out and still holds a worker thread.
+        self._straggler: asyncio.Future[Any] | None = None
+
+    async def run_sync(self, what: str, timeout: float | None, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` in the worker pool (ORM-safe); HandlerTimedOut past ``timeout``."""
+        started = time.monotonic()
+        deadline = _deadline(timeout)
+        await self._wait_for_straggler(what, timeout, deadline)
+        state = {"abandoned": False}
+
+        def guarded(*call_args: Any) -> T:
+            if state["abandoned"]:
+                raise _Abandoned()
+            return func(*call_args)
+
+        run = DatabaseSyncToAsync(guarded, thread_sensitive=False, executor=worker_pool())
+        task = asyncio.ensure_future(run(*args))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), _remaining(deadline))
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            # The thread cannot be stopped: forget its result, keep the lane waiting for it.
+            state["abandoned"] = True
+            self._straggler = task
+            task.add_done_callback(_report_late(what, started))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise HandlerTimedOut(what, timeout or 0) from None
+
+    async def run_async(self, what: str, timeout: float | None, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` (cancelled past ``timeout``), after any straggling ``def`` run."""
+        deadline = _deadline(timeout)
+        try:
+            await self._wait_for_straggler(what, timeout, deadline)
+        except BaseException:
+            _close(awaitable)
+            raise
+        try:
+            return await asyncio.wait_for(awaitable, _remaining(deadline))
+        except asyncio.TimeoutError:
+            raise HandlerTimedOut(what, timeout or 0) from None
+
+    async def _wait_for_straggler(self, what: str, timeout: float | None, deadline: float | None) -> None:
+        straggler = self._straggler
+        if straggler is None or straggler.done():
+            self._straggler = None
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(straggler), _remaining(deadline))
+        except asyncio.TimeoutError:
+            raise HandlerTimedOut(what, timeout or 0, waited_for_previous=True) from None
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            pass  # Its outcome was reported when it ended; ours is a new run.
+        self._straggler = None
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # A coroutine that will never be awaited: no "never awaited" warning.
+
+
+def _report_late(what: str, started: float) -> Callable[[asyncio.Future[Any]], None]:
+    def report(task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, _Abandoned):
+            return
+        took = time.monotonic() - started
+        if exc is not None:
+            logger.warning("%s raised after its timeout (%.1f s after it started): %r", what, took, exc)
+        else:
+            logger.warning("%s finished %.1f s after it started, past its timeout; its output was discarded", what, took)
+
+    return report

@@ -1,0 +1,160 @@
+"""def handlers run in a bounded pool, one connection at a time, each with a timeout: a slow one
+delays neither other connections nor handshakes."""
+
+import asyncio
+import json
+import threading
+import uuid
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from hypergen.imports import command
+from websockets.asyncio.client import connect
+
+from hypergen_consumers import HANDLER_TIMEOUT, NO_PERM_REQUIRED, HypergenConsumer, consumer, handler
+from hypergen_consumers.testing import ConsumerClient, wait_for
+from tests.consumers import blocker_file
+from tests.servers import daphne
+
+
+def frame(*args):
+    return json.dumps({"args": list(args), "meta": {}})
+
+
+async def receive(socket):
+    return json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+
+
+@pytest.mark.server
+async def test_a_blocking_def_handler_delays_neither_other_connections_nor_handshakes():
+    with daphne("tests.asgi:application") as (port, _):
+        base, origin = f"ws://127.0.0.1:{port}/ws/tests/", f"http://127.0.0.1:{port}"
+        token = uuid.uuid4().hex
+        try:
+            async with connect(base + "blocker/", origin=origin) as blocked, connect(
+                base + "blocker/", origin=origin
+            ) as other:
+                await blocked.send(frame("block", token))
+                await wait_for(blocker_file(token, "started").exists, timeout=10)
+                blocked_reply = asyncio.ensure_future(receive(blocked))
+                # Another connection's def handler, while the blocker holds its thread.
+                await other.send(frame("quick"))
+                assert await receive(other) == [["quick"]]
+                # A new handshake through AuthMiddlewareStack (it loads the user in a thread).
+                async with connect(base + "echo/newcomer/", origin=origin) as newcomer:
+                    await newcomer.send(frame("shout", "hi"))
+                    assert (await receive(newcomer))[1] == ["hypergen.append", "log", "hi"]
+                assert not blocked_reply.done()
+                blocker_file(token, "release").touch()
+                # It was released by us, after the others were served: it had not given up.
+                assert await blocked_reply == [["released"]]
+        finally:
+            for what in ("started", "release"):
+                blocker_file(token, what).unlink(missing_ok=True)
+
+
+def define_stuck(ran, release, **options):
+    class Stuck(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        broadcast = False
+
+        @handler(**options)
+        def block(self, request):
+            ran.append("block started")
+            release.wait(10)
+            ran.append("block ended")
+            command("block output")
+
+        @handler
+        def quick(self, request, who: str):
+            ran.append(who)
+            command("quick", who)
+
+        @handler(timeout=0.2)
+        def quick_or_nothing(self, request, who: str):
+            ran.append(who)
+            command("quick", who)
+
+        @handler(timeout=0.2)
+        async def sleepy(self, request):
+            await asyncio.Event().wait()
+
+    return Stuck
+
+
+async def test_a_def_handler_past_its_timeout_answers_handler_timeout_and_its_output_is_discarded():
+    ran, release = [], threading.Event()
+    Stuck = define_stuck(ran, release, timeout=0.2)
+    async with ConsumerClient(Stuck) as stuck, ConsumerClient(Stuck) as other:
+        await stuck.send("block")
+        error = await stuck.expect_error(HANDLER_TIMEOUT, timeout=5)
+        assert error["message"].startswith("Stuck.block did not finish within 0.2 s")
+        assert ran == ["block started"]  # Still running in its thread.
+        # Other connections are served meanwhile.
+        assert await other.call("quick", "other") == [["quick", "other"]]
+        # The same connection's next handler waits for the straggler: they never overlap.
+        await stuck.send("quick", "next")
+        await wait_for(lambda: "other" in ran)
+        release.set()
+        assert await stuck.receive(timeout=5) == [["quick", "next"]]  # Not "block output": discarded.
+        assert ran == ["block started", "other", "block ended", "next"]
+
+
+async def test_an_async_handler_past_its_timeout_is_cancelled_and_the_connection_goes_on():
+    ran, release = [], threading.Event()
+    Stuck = define_stuck(ran, release)
+    async with ConsumerClient(Stuck) as client:
+        await client.send("sleepy")
+        assert (await client.expect_error(HANDLER_TIMEOUT, timeout=5))["message"].startswith("Stuck.sleepy")
+        assert await client.call("quick", "after") == [["quick", "after"]]
+
+
+async def test_the_next_handler_that_waits_too_long_for_a_straggler_times_out_without_running():
+    ran, release = [], threading.Event()
+    Stuck = define_stuck(ran, release, timeout=0.2)
+    async with ConsumerClient(Stuck) as client:
+        await client.send("block")
+        await client.expect_error(HANDLER_TIMEOUT, timeout=5)
+        await client.send("quick_or_nothing", "waited")
+        error = await client.expect_error(HANDLER_TIMEOUT, timeout=5)
+        assert "waiting for this connection's previous handler" in error["message"]
+        release.set()
+        assert await client.call("quick", "then") == [["quick", "then"]]
+        assert ran == ["block started", "block ended", "then"]
+
+
+async def test_with_every_worker_stuck_a_queued_def_handler_times_out_and_never_runs_later():
+    ran, release = [], threading.Event()
+    with override_settings(HYPERGEN_CONSUMERS_WORKER_THREADS=1):
+        Stuck = define_stuck(ran, release, timeout=0.2)
+        async with ConsumerClient(Stuck) as stuck, ConsumerClient(Stuck) as queued, ConsumerClient(Stuck) as later:
+            await stuck.send("block")
+            await stuck.expect_error(HANDLER_TIMEOUT, timeout=5)
+            await queued.send("quick_or_nothing", "queued")
+            await queued.expect_error(HANDLER_TIMEOUT, timeout=5)
+            release.set()
+            assert await later.call("quick", "later") == [["quick", "later"]]
+            assert ran == ["block started", "block ended", "later"]
+
+
+def test_timeout_options_are_checked_at_class_creation():
+    with pytest.raises(ImproperlyConfigured, match=r"Bad\.timeout must be a positive number of seconds"):
+        class Bad(HypergenConsumer):
+            perm = NO_PERM_REQUIRED
+            timeout = -1
+
+            @handler
+            def go(self, request): ...
+
+    with pytest.raises(ImproperlyConfigured, match=r"Worse\.go\.timeout must be a positive number"):
+        class Worse(HypergenConsumer):
+            perm = NO_PERM_REQUIRED
+
+            @handler(timeout="soon")
+            def go(self, request): ...
+
+    @consumer(perm=NO_PERM_REQUIRED, timeout=2)
+    def patient(consumer, request): ...
+
+    assert patient.timeout == 2.0 and patient._handlers["patient"].timeout == 2.0
