@@ -48,7 +48,7 @@ from .outgoing import encoded_size, error_frame, server_max_message_bytes, too_l
 from .db_cleanup import aclose_old_connections_if_any_open
 from .executor import HandlerTimedOut, SerialLane, handler_timeout
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
-from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
+from .layers import FRAME_EVENT, bounded, layer_errors, require_layer, retried
 from .perms import check_user_perms
 from .ratelimit import RateLimiter, rate_limit_setting
 from .rendering import render_async, render_sync
@@ -208,7 +208,7 @@ class ConnectionMixin:
             return
         try:
             for group in [self.group, *self.groups]:
-                await bounded(self.channel_layer.group_add(group, self.channel_name))
+                await retried(partial(self.channel_layer.group_add, group, self.channel_name))
                 self._joined.append(group)
         except Exception:
             logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
@@ -262,7 +262,7 @@ class ConnectionMixin:
         recovery.untrack(self)
         for group in getattr(self, "_joined", []):
             try:
-                await bounded(self.channel_layer.group_discard(group, self.channel_name))
+                await retried(partial(self.channel_layer.group_discard, group, self.channel_name))
             except Exception:
                 logger.exception("%s: could not leave group %r", type(self).__name__, group)
         self._joined = []

@@ -1,11 +1,23 @@
-"""Channel-layer event types and the translation of layer failures into one clear error."""
+"""Channel-layer event types, bounded layer calls, and the translation of layer failures into one clear error.
+
+Every layer call the package makes goes through :func:`bounded`: at most
+``HYPERGEN_CONSUMERS_LAYER_CONCURRENCY`` (default 50) at once per process, each for at
+most ``HYPERGEN_CONSUMERS_LAYER_TIMEOUT`` seconds. Why the count: each concurrent call
+holds one connection of channels-redis's pool, and redis-py 8 caps a pool at 100
+connections and *fails* the excess (``MaxConnectionsError``) instead of waiting. 500
+clients leaving at once would otherwise make hundreds of ``group_discard`` calls fail and
+leave dead channels in their groups. Calls that must happen (joining and leaving groups)
+go through :func:`retried` as well.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import random
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
@@ -14,10 +26,23 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .errors import ChannelLayerUnavailable
 
-__all__ = ["FRAME_EVENT", "RUN_EVENT", "layer_errors", "require_layer", "bounded"]
+__all__ = [
+    "FRAME_EVENT",
+    "RUN_EVENT",
+    "layer_errors",
+    "require_layer",
+    "bounded",
+    "retried",
+    "layer_concurrency",
+    "DEFAULT_LAYER_CONCURRENCY",
+]
 
 T = TypeVar("T")
 DEFAULT_LAYER_TIMEOUT = 5.0
+DEFAULT_LAYER_CONCURRENCY = 50
+#: Attempts of a call that must happen (joining or leaving a group), with a short backoff.
+LAYER_ATTEMPTS = 4
+_FIRST_RETRY_DELAY = 0.05
 
 #: An encoded command list to send as is (broadcast output, consumer_command).
 FRAME_EVENT = "hypergen_consumers.frame"
@@ -56,11 +81,72 @@ async def layer_errors(operation: str, group: str) -> AsyncIterator[None]:
         raise ChannelLayerUnavailable(msg) from exc
 
 
+def layer_concurrency() -> int:
+    """HYPERGEN_CONSUMERS_LAYER_CONCURRENCY: layer calls in flight at once, per process."""
+    value = getattr(settings, "HYPERGEN_CONSUMERS_LAYER_CONCURRENCY", DEFAULT_LAYER_CONCURRENCY)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        msg = (
+            f"HYPERGEN_CONSUMERS_LAYER_CONCURRENCY must be a positive integer below the Redis pool's "
+            f"max_connections, not {value!r} (default {DEFAULT_LAYER_CONCURRENCY})."
+        )
+        raise ImproperlyConfigured(msg)
+    return value
+
+
+# One semaphore per event loop (an asyncio.Semaphore belongs to the loop it first waits on).
+_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _semaphore() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    size = layer_concurrency()
+    entry = _semaphores.get(loop)
+    if entry is None or entry[0] != size:
+        entry = (size, asyncio.Semaphore(size))
+        _semaphores[loop] = entry
+    return entry[1]
+
+
 async def bounded(operation: Awaitable[T]) -> T:
-    """Await a layer operation for at most HYPERGEN_CONSUMERS_LAYER_TIMEOUT seconds.
+    """Await a layer operation: one of at most HYPERGEN_CONSUMERS_LAYER_CONCURRENCY at once,
+    for at most HYPERGEN_CONSUMERS_LAYER_TIMEOUT seconds.
 
     A Redis that died or restarted can leave a pooled connection that hangs instead of
     failing; a bound turns that into a prompt ChannelLayerUnavailable (via layer_errors).
+    The wait for a turn is not part of the timeout: a burst queues, it does not fail.
     """
     timeout = float(getattr(settings, "HYPERGEN_CONSUMERS_LAYER_TIMEOUT", DEFAULT_LAYER_TIMEOUT))
-    return await asyncio.wait_for(operation, timeout)
+    try:
+        semaphore = _semaphore()
+        await semaphore.acquire()
+    except BaseException:
+        _close(operation)
+        raise
+    try:
+        return await asyncio.wait_for(operation, timeout)
+    finally:
+        semaphore.release()
+
+
+async def retried(make_operation: Callable[[], Awaitable[T]], attempts: int = LAYER_ATTEMPTS) -> T:
+    """``bounded(make_operation())``, tried again (with jittered backoff) if the layer failed."""
+    delay = _FIRST_RETRY_DELAY
+    for attempt in range(1, attempts + 1):
+        try:
+            return await bounded(make_operation())
+        except _CALLER_ERRORS:
+            raise
+        except Exception:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay *= 4
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _close(operation: Any) -> None:
+    close = getattr(operation, "close", None)
+    if close is not None:
+        close()  # Never awaited: no "coroutine was never awaited" warning.

@@ -1,0 +1,64 @@
+"""A burst of joins and leaves against a real Redis with redis-py's default pool (100 connections,
+the excess fails): every channel joins and every channel leaves; the start-up check warns when
+the pool is too small for the package."""
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+from django.core import checks
+from django.test import override_settings
+
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.pool_check import check_redis_pool_size
+from hypergen_consumers.testing import ConsumerClient
+from tests.servers import redis_server
+
+pytestmark = pytest.mark.server
+
+
+def redis_layer(port, **host):
+    address = {"address": f"redis://127.0.0.1:{port}", **host}
+    return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [address]}}}
+
+
+async def group_size(layer, group):
+    async with layer.connection(layer.consistent_hash(group)) as connection:
+        return await connection.zcard(layer._group_key(group))
+
+
+async def test_500_connections_joining_then_leaving_at_once_leave_the_group_empty():
+    class Crowd(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+
+        @handler
+        async def noop(self, request): ...
+
+    with redis_server() as port, override_settings(CHANNEL_LAYERS=redis_layer(port)):
+        layer = get_channel_layer()
+        group = Crowd.group_name()
+        clients = [ConsumerClient(Crowd) for _ in range(500)]
+        await asyncio.gather(*(client.connect() for client in clients))
+        assert await group_size(layer, group) == 500
+        await asyncio.gather(*(client.close() for client in clients))
+        assert await group_size(layer, group) == 0
+        await layer.flush()
+
+
+def test_a_pool_too_small_for_the_package_is_warned_about_at_start_up():
+    assert checks.run_checks(tags=["hypergen_consumers"]) == []  # In-memory layer: nothing to say.
+    with override_settings(CHANNEL_LAYERS=redis_layer(6379)):
+        assert check_redis_pool_size() == []  # redis-py's default pool (100) fits the default 50 calls.
+    with override_settings(CHANNEL_LAYERS=redis_layer(6379, max_connections=40)):
+        [warning] = check_redis_pool_size()
+        assert warning.id == "hypergen_consumers.W001"
+        assert "holds 40 connections" in warning.msg and "max_connections': 120" in warning.hint
+    with override_settings(
+        CHANNEL_LAYERS=redis_layer(6379), HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200
+    ):
+        [warning] = check_redis_pool_size()
+        assert "up to 200 layer calls at once" in warning.msg
+    url_pool = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0?max_connections=500"]}}}
+    with override_settings(CHANNEL_LAYERS=url_pool, HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200):
+        assert check_redis_pool_size() == []
