@@ -41,6 +41,7 @@ from .errors import (
     VALIDATION_ERROR,
 )
 from . import recovery
+from .authority import Authority
 from .frame_decoding import decode_frame
 from .mistake_log import mistakes
 from .slow_readers import find_send_buffer
@@ -206,8 +207,9 @@ class ConnectionMixin:
             logger.warning("%s: handshake refused: %s", cls.__name__, exc)
             await self.close(code=CloseCode.PERMISSION_DENIED)
             return
+        self._authority = Authority(self.scope, self.request.user)
         try:
-            for group in [self.group, *self.groups]:
+            for group in [self.group, *self.groups, *self._authority.groups()]:
                 await retried(partial(self.channel_layer.group_add, group, self.channel_name))
                 self._joined.append(group)
         except Exception:
@@ -321,6 +323,8 @@ class ConnectionMixin:
         """Find the handler the way SPEC says: a ``@consumer`` function takes every arg;
         a class consumer's first arg names the handler, even when it has one handler."""
         cls = type(self)
+        if not await self._authority_holds():
+            return
         spec: HandlerSpec | None
         if cls._function_handler is not None:
             spec = cls._handlers[cls._function_handler]
@@ -401,6 +405,28 @@ class ConnectionMixin:
             await self.send_to_group(text)
         else:
             await self.send(text_data=text)
+
+    async def _authority_holds(self) -> bool:
+        """Re-read session and user when due (see ``authority``); close the socket if they lapsed."""
+        if getattr(self, "_closing", False):
+            return False
+        authority = getattr(self, "_authority", None)
+        if authority is not None and authority.due():
+            code = await authority.recheck(self)
+            if code is not None:
+                await self._close_for(code)
+                return False
+        return True
+
+    async def _close_for(self, code: CloseCode) -> None:
+        logger.info("%s: closing with %d: %s", type(self).__name__, code, code.name.lower())
+        self._closing = True
+        await self.close(code=code)
+
+    async def hypergen_consumers_session_ended(self, event: dict[str, Any]) -> None:
+        """The session logged out or was deleted (in any process): close with 4401."""
+        if not getattr(self, "_closing", False):
+            await self._close_for(CloseCode.SESSION_ENDED)
 
     # --- sending --------------------------------------------------------------------
 
