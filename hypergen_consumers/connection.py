@@ -210,7 +210,7 @@ class ConnectionMixin:
         self._authority = Authority(self.scope, self.request.user)
         try:
             for group in [self.group, *self.groups, *self._authority.groups()]:
-                await retried(partial(self.channel_layer.group_add, group, self.channel_name))
+                await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
                 self._joined.append(group)
         except Exception:
             logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
@@ -264,7 +264,7 @@ class ConnectionMixin:
         recovery.untrack(self)
         for group in getattr(self, "_joined", []):
             try:
-                await retried(partial(self.channel_layer.group_discard, group, self.channel_name))
+                await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)
             except Exception:
                 logger.exception("%s: could not leave group %r", type(self).__name__, group)
         self._joined = []
@@ -442,10 +442,10 @@ class ConnectionMixin:
                 if not await recovery.ensure_recovered(layer):
                     raise ConnectionError("the channel layer is still down")
                 try:
-                    await bounded(layer.group_send(self.group, message))
+                    await bounded(layer.group_send(self.group, message), layer)
                 except Exception:
                     # A pooled connection may have died with a restarted Redis: one fresh try.
-                    await bounded(layer.group_send(self.group, message))
+                    await bounded(layer.group_send(self.group, message), layer)
         except ChannelLayerUnavailable as exc:
             recovery.mark_failed(layer)
             await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)

@@ -109,15 +109,23 @@ def _semaphore() -> asyncio.Semaphore:
     return entry[1]
 
 
-async def bounded(operation: Awaitable[T]) -> T:
-    """Await a layer operation: one of at most HYPERGEN_CONSUMERS_LAYER_CONCURRENCY at once,
-    for at most HYPERGEN_CONSUMERS_LAYER_TIMEOUT seconds.
+def _pooled(layer: Any) -> bool:
+    """Whether ``layer`` holds a connection per call in flight (channels-redis), so needs the count."""
+    return layer is not None and type(layer).__module__.startswith("channels_redis")
+
+
+async def bounded(operation: Awaitable[T], layer: Any = None) -> T:
+    """Await a layer operation for at most HYPERGEN_CONSUMERS_LAYER_TIMEOUT seconds; on a pooled
+    ``layer`` (channels-redis), as one of at most HYPERGEN_CONSUMERS_LAYER_CONCURRENCY at once.
 
     A Redis that died or restarted can leave a pooled connection that hangs instead of
     failing; a bound turns that into a prompt ChannelLayerUnavailable (via layer_errors).
-    The wait for a turn is not part of the timeout: a burst queues, it does not fail.
+    The wait for a turn is not part of the timeout: a burst queues, it does not fail. The
+    in-memory layer holds no connections and skips the count (queueing would only slow it).
     """
     timeout = float(getattr(settings, "HYPERGEN_CONSUMERS_LAYER_TIMEOUT", DEFAULT_LAYER_TIMEOUT))
+    if not _pooled(layer):
+        return await asyncio.wait_for(operation, timeout)
     try:
         semaphore = _semaphore()
         await semaphore.acquire()
@@ -130,12 +138,12 @@ async def bounded(operation: Awaitable[T]) -> T:
         semaphore.release()
 
 
-async def retried(make_operation: Callable[[], Awaitable[T]], attempts: int = LAYER_ATTEMPTS) -> T:
-    """``bounded(make_operation())``, tried again (with jittered backoff) if the layer failed."""
+async def retried(make_operation: Callable[[], Awaitable[T]], layer: Any, attempts: int = LAYER_ATTEMPTS) -> T:
+    """``bounded(make_operation(), layer)``, tried again (with jittered backoff) if the layer failed."""
     delay = _FIRST_RETRY_DELAY
     for attempt in range(1, attempts + 1):
         try:
-            return await bounded(make_operation())
+            return await bounded(make_operation(), layer)
         except _CALLER_ERRORS:
             raise
         except Exception:

@@ -55,7 +55,7 @@ async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_
     message = {"type": RUN_EVENT, "args": dumps(list(args))}
     channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):
-        await bounded(channel_layer.group_send(group_name, message))
+        await bounded(channel_layer.group_send(group_name, message), channel_layer)
 
 
 async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
@@ -76,7 +76,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     message = {"type": FRAME_EVENT, "text": text}
     channel_layer = require_layer(layer, who="consumer_command")
     async with layer_errors("consumer_command", group_name):
-        await bounded(channel_layer.group_send(group_name, message))
+        await bounded(channel_layer.group_send(group_name, message), channel_layer)
 
 
 def group_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

@@ -63,7 +63,7 @@ async def recover(layer: Any, failed_at: float) -> bool:
         try:
             for connection in connections:
                 for group in list(getattr(connection, "_joined", [])):
-                    await bounded(layer.group_add(group, connection.channel_name))
+                    await bounded(layer.group_add(group, connection.channel_name), layer)
         except Exception:
             return False
         _recovered_at = time.monotonic()
