@@ -421,7 +421,7 @@ class ConnectionMixin:
     async def _close_for(self, code: CloseCode) -> None:
         logger.info("%s: closing with %d: %s", type(self).__name__, code, code.name.lower())
         self._closing = True
-        await self.close(code=code)
+        await self.close(code=int(code))  # autobahn refuses an IntEnum member.
 
     async def hypergen_consumers_session_ended(self, event: dict[str, Any]) -> None:
         """The session logged out or was deleted (in any process): close with 4401."""

@@ -45,6 +45,9 @@ if os.environ.get("TEST_REDIS_URL"):
     }
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "test-db.sqlite3"}}
+# Wire tests that need users and sessions shared by several processes set their own file.
+if os.environ.get("TEST_DB_PATH"):
+    DATABASES["default"]["NAME"] = os.environ["TEST_DB_PATH"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 STATIC_URL = "/static/"
 USE_TZ = True
