@@ -104,10 +104,13 @@ def _on_session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def connect_signals() -> None:
     """Called from AppConfig.ready(): logout and session deletion close that session's sockets."""
-    from django.contrib.sessions.models import Session
+    from django.apps import apps
 
     user_logged_out.connect(_on_logout, dispatch_uid="hypergen_consumers.authority.logout")
-    post_delete.connect(_on_session_deleted, sender=Session, dispatch_uid="hypergen_consumers.authority.session")
+    if apps.is_installed("django.contrib.sessions"):  # A project may use other session storage.
+        from django.contrib.sessions.models import Session
+
+        post_delete.connect(_on_session_deleted, sender=Session, dispatch_uid="hypergen_consumers.authority.session")
 
 
 class Authority:
