@@ -12,10 +12,12 @@ from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.context import context
 from hypergen.liveview import dumps
+
+from .executor import worker_pool
 
 __all__ = ["BROADCAST_CHOICES", "OTHERS", "TargetingMixin", "check_broadcast", "run_event_method"]
 
@@ -88,4 +90,5 @@ async def run_event_method(method: Any, message: dict[str, Any], request: Any = 
         with context(request=request):
             method(message)
 
-    await database_sync_to_async(call)()
+    # The worker pool, not asgiref's one thread-sensitive thread (see executor).
+    await DatabaseSyncToAsync(call, thread_sensitive=False, executor=worker_pool())()
