@@ -157,8 +157,14 @@ class SerialLane:
         except BaseException:
             _close(awaitable)
             raise
+        remaining = _remaining(deadline)
+        if remaining is None:
+            return await awaitable
         try:
-            return await asyncio.wait_for(awaitable, _remaining(deadline))
+            if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per message.
+                async with asyncio.timeout(remaining):
+                    return await awaitable
+            return await asyncio.wait_for(awaitable, remaining)
         except asyncio.TimeoutError:
             raise HandlerTimedOut(what, timeout or 0) from None
 
