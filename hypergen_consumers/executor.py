@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -161,7 +162,7 @@ class SerialLane:
         if remaining is None:
             return await awaitable
         try:
-            if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per message.
+            if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per message.
                 async with asyncio.timeout(remaining):
                     return await awaitable
             return await asyncio.wait_for(awaitable, remaining)

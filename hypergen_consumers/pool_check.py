@@ -48,7 +48,7 @@ def _pool_size(host: Any) -> int:
     return _redis_default_pool_size()
 
 
-@register("hypergen_consumers")
+@register("hypergen_consumers")  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_redis_pool_size(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn (hypergen_consumers.W001) for a channels-redis pool smaller than the package needs."""
     messages: list[CheckMessage] = []
