@@ -67,9 +67,9 @@ async def test_a_thousand_connections_fifty_thousand_messages_nothing_lost_dupli
         )
         began = time.monotonic()
         start.set()
-        deadline = began + 240
+        deadline = began + 600  # A guard against a hang, not a speed limit (bench/ measures speed).
         while sum(len(frames) for frames in received) < expected_total:
-            assert time.monotonic() < deadline, "frames missing after 240 s"
+            assert time.monotonic() < deadline, "frames missing after 600 s"
             assert not any(task.done() and task.exception() for task in clients), [t.exception() for t in clients if t.done()]
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - began
