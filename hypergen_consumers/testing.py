@@ -81,8 +81,9 @@ class ConsumerClient:
         #: The last command list received (what morphed() and appended() read).
         self.last: list[Any] = []
 
-    async def connect(self) -> None:
-        accepted, code = await self.communicator.connect()
+    async def connect(self, timeout: float = 10) -> None:
+        """Open the connection; ``timeout`` guards against a hang (a busy machine can take a second)."""
+        accepted, code = await self.communicator.connect(timeout=timeout)
         if not accepted:
             raise ConnectionRefused(code if isinstance(code, int) else 1000)
         # A consumer refuses by accepting and closing at once (so browsers see the code);
