@@ -17,7 +17,9 @@ import json
 import re
 import statistics
 import sys
+import itertools
 import time
+import uuid
 
 from websockets.asyncio.client import connect
 
@@ -25,7 +27,12 @@ NUMBER = re.compile(r'n(?: = |": ?)(\d+)')  # "<span>n = 5</span>" or chanx's {"
 PROTOCOL = "hypergen"
 
 
+FRAME_IDS = itertools.count(1)
+
+
 def frame(n: int, action: str = "echo") -> str:
+    if PROTOCOL == "delivery":  # What client.js sends: the handler's name first, and a frame id.
+        return json.dumps({"args": ["render", n], "meta": {"id": next(FRAME_IDS)}})
     if PROTOCOL == "chanx":
         return json.dumps({"action": action, "payload": {"n": n}})
     if PROTOCOL == "named":
@@ -41,10 +48,22 @@ def percentile(values: list[float], fraction: float) -> float:
 async def open_many(urls: list[str], count: int) -> list:
     sockets = []
     for start in range(0, count, 100):
-        batch = [connect(urls[i % len(urls)], max_queue=None, open_timeout=60, ping_interval=None)
+        batch = [connect(with_socket_id(urls[i % len(urls)]), max_queue=None, open_timeout=60, ping_interval=None)
                  for i in range(start, min(start + 100, count))]
         sockets += await asyncio.gather(*batch)
     return sockets
+
+
+def with_socket_id(url: str) -> str:
+    """client.js names each socket (the delivery protocol: replay positions, frame acks)."""
+    return f"{url}?hypergen_socket={uuid.uuid4().hex}" if PROTOCOL == "delivery" else url
+
+
+async def answer(socket) -> None:
+    """One reply; with the delivery protocol also its acknowledgement, as client.js reads it."""
+    await socket.recv()
+    if PROTOCOL == "delivery":
+        await socket.recv()
 
 
 async def roundtrip(url: str, connections: int, seconds: float) -> dict:
@@ -57,13 +76,13 @@ async def roundtrip(url: str, connections: int, seconds: float) -> dict:
         while time.perf_counter() < deadline:
             began = time.perf_counter()
             await socket.send(frame(n))
-            await socket.recv()
+            await answer(socket)
             latencies.append(time.perf_counter() - began)
             n += 1
 
     for socket in sockets:  # Warm up every connection once.
         await socket.send(frame(0))
-        await socket.recv()
+        await answer(socket)
     began = time.perf_counter()
     await asyncio.gather(*(loop(socket, i) for i, socket in enumerate(sockets)))
     elapsed = time.perf_counter() - began
@@ -152,7 +171,7 @@ def main() -> None:
     il = sub.add_parser("idle")
     il.add_argument("url")
     il.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--protocol", choices=["hypergen", "named", "chanx"], default="hypergen")
+    parser.add_argument("--protocol", choices=["hypergen", "named", "delivery", "chanx"], default="hypergen")
     args = parser.parse_args()
     global PROTOCOL
     PROTOCOL = args.protocol

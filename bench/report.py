@@ -32,6 +32,7 @@ PAIRS = {
         ("ours_command", "raw_echo_nohop", "no rendering vs a plain echo, no hop"),
         ("ours_sync", "upstream", "def handler vs django-hypergen's consumer"),
         ("ours_async", "upstream", "async handler vs django-hypergen's consumer"),
+        ("ours_async", "ours_async_noreplay", "delivery guarantees on (frame ids, acks) vs off, goal >= 0.9"),
         ("raw_render_nohop", "raw_echo_nohop", "what rendering costs a plain consumer"),
         ("raw_echo_nohop", "floor", "Channels + server vs the websockets library"),
     ],
@@ -40,6 +41,7 @@ PAIRS = {
         ("ours_async", "raw_group_send", "group_send as Channels ships it"),
         ("ours_async", "chanx", "peer: chanx's broadcast_message"),
         ("ours_async", "floor", "websockets.broadcast(), goal >= 0.5"),
+        ("ours_async", "ours_async_noreplay", "replay window and positions on vs off, goal >= 0.9"),
         ("ours_sync", "upstream", "def handler vs django-hypergen's consumer"),
     ],
     "memory": [

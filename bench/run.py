@@ -43,12 +43,15 @@ from processes import free_port, redis_server, stop, wait_for_port  # noqa: E402
 import report  # noqa: E402
 
 ROUNDTRIP = ["raw_echo", "raw_echo_nohop", "raw_render", "raw_render_nohop", "upstream",
-             "ours_async", "ours_sync", "ours_function", "ours_command", "chanx", "floor"]
-FANOUT = ["raw_group_send", "raw_group_send_nohop", "upstream", "ours_async", "ours_sync", "ours_function",
+             "ours_async", "ours_async_noreplay", "ours_sync", "ours_function", "ours_command", "chanx", "floor"]
+FANOUT = ["raw_group_send", "raw_group_send_nohop", "upstream", "ours_async", "ours_async_noreplay", "ours_sync", "ours_function",
           "chanx", "floor"]
 MEMORY = ["raw_echo", "raw_render_nohop", "upstream", "ours_async", "ours_sync", "chanx", "floor"]
 # These render the same template and must put the same bytes on the wire (checked while measuring).
-SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "upstream", "ours_async",
+# ours_async speaks client.js's delivery protocol (a position command ends each group frame);
+# ours_async_noreplay (replay_frames = 0, no frame ids) is the same consumer without it.
+SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "upstream",
+              "ours_async_noreplay",
               "ours_sync", "ours_function", "floor"]
 FIRST_FANOUT_FRAME = '[["hypergen.morph","t","<span>n = 1</span>"]]'
 PACKAGES = ["django", "channels", "daphne", "uvicorn", "channels-redis", "redis", "django-hypergen", "pydantic",
@@ -59,7 +62,9 @@ def protocol(endpoint: str) -> str:
     if endpoint == "chanx":
         return "chanx"
     # Class consumers' frames start with the handler's name (SPEC); @consumer functions' do not.
-    return "named" if endpoint in ("ours_async", "ours_sync") else "hypergen"
+    if endpoint == "ours_async":
+        return "delivery"  # As client.js talks: frame ids, acks, replay positions.
+    return "named" if endpoint in ("ours_async_noreplay", "ours_sync") else "hypergen"
 
 
 @contextlib.contextmanager
@@ -119,8 +124,10 @@ def check_wire(wire: dict) -> None:
         for endpoint in ROUNDTRIP:
             wire[endpoint] = load("sample", url(ports, "roundtrip", endpoint), endpoint=endpoint)["reply"]
     for endpoint in SAME_BYTES:
-        if endpoint in wire and wire[endpoint] != wire["ours_async"]:
-            failures.append(f"wire: {endpoint} sent {wire[endpoint]!r}, ours_async sent {wire['ours_async']!r}")
+        if endpoint in wire and wire[endpoint] != wire["ours_async_noreplay"]:
+            failures.append(
+                f"wire: {endpoint} sent {wire[endpoint]!r}, ours_async_noreplay sent {wire['ours_async_noreplay']!r}"
+            )
 
 
 def roundtrip(config: argparse.Namespace, runs: dict) -> None:
@@ -143,7 +150,7 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
     for layer, processes in combos:
         for receivers in config.receivers:
             for rep in range(config.fanout_reps):
-                endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "raw_group_send_nohop"]
+                endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "ours_async_noreplay", "raw_group_send_nohop"]
                 for endpoint in rotated(endpoints, rep):
                     # Fresh servers per run: a slow endpoint's backlog (upstream's sync consumer
                     # queues on Channels' one thread-sensitive executor) must not delay the next.

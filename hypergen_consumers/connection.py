@@ -40,7 +40,7 @@ from .errors import (
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
 )
-from . import recovery
+from . import catchup, recovery
 from .authority import Authority
 from .frame_decoding import decode_frame
 from .mistake_log import mistakes
@@ -209,6 +209,7 @@ class ConnectionMixin:
             return
         self._authority = Authority(self.scope, self.request.user)
         try:
+            await catchup.start(self)
             for group in [self.group, *self.groups, *self._authority.groups()]:
                 await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
                 self._joined.append(group)
@@ -229,6 +230,7 @@ class ConnectionMixin:
         recovery.track(self)
         per_second = rate_limit_setting()
         self._rate_limiter = RateLimiter(per_second) if per_second else None
+        await catchup.resume(self)
         if cls._on_connect is not None:
             async with self.rejections():
                 await self._run(cls._on_connect, [], to_group=False)
@@ -309,7 +311,13 @@ class ConnectionMixin:
                 raise Rejected(
                     INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
                 )
-            await self._dispatch_args(content["args"], to_group=None)
+            frame_id, run = await catchup.admit(self, content["meta"])
+            try:
+                if run:
+                    await self._dispatch_args(content["args"], to_group=None)
+            finally:
+                if frame_id is not None:
+                    await catchup.acknowledge(self, frame_id)
 
     @asynccontextmanager
     async def rejections(self) -> AsyncIterator[None]:
@@ -436,11 +444,15 @@ class ConnectionMixin:
         message = {"type": FRAME_EVENT, "text": text}
         if exclude is not None:
             message["exclude"] = exclude
+            socket_key = getattr(self, "_socket_key", None)
+            if socket_key is not None:
+                message["exclude_socket"] = socket_key  # The sender's page, also after a reconnect.
         layer = self.channel_layer
         try:
             async with layer_errors("group_send", self.group):
                 if not await recovery.ensure_recovered(layer):
                     raise ConnectionError("the channel layer is still down")
+                message = await catchup.stamp(layer, self.channel_layer_alias, self.group, message)
                 try:
                     await bounded(layer.group_send(self.group, message), layer)
                 except Exception:
@@ -492,12 +504,22 @@ class ConnectionMixin:
 
     async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
         """An already encoded command list for this connection (a broadcast or consumer_command)."""
+        if await catchup.on_group_event(self, event):
+            return  # Positioned: sent in stream order (and not to an excluded sender) by catchup.
         if event.get("exclude") == self.channel_name:
             return  # broadcast="others": the sender does not get its own output.
         await self.send(text_data=event["text"])
 
     async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:
         """Run a handler as if this connection's client had sent it (``group_send``); reply to it alone."""
+        if not await catchup.on_group_event(self, event):
+            await self._run_group_event(event)
+
+    async def hypergen_consumers_catchup(self, event: dict[str, Any]) -> None:
+        """After a layer outage: send what the group said while this connection was out of it."""
+        await catchup.catch_up(self)
+
+    async def _run_group_event(self, event: dict[str, Any]) -> None:
         async with self.rejections():
             try:
                 args = loads(event["args"])

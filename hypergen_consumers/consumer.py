@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.liveview import NO_PERM_REQUIRED
 
-from . import routing
+from . import replay, routing
 from .connection import ConnectionMixin
 from .callback_checks import build_callback
 from .errors import ReservedGroupName
@@ -127,6 +127,7 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
             raise ImproperlyConfigured(msg)
     cls.user_plugins = tuple(cls.user_plugins or ())
     cls.timeout = check_timeout(owner, cls.timeout)
+    _check_replay(owner, cls.replay_frames, cls.replay_seconds)
 
     localns = {**localns, **namespace}
     reserved = _reserved_names()
@@ -166,6 +167,7 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
         raise ImproperlyConfigured(msg)
     cls._handlers = handlers
     cls._on_connect = _compile_hook(cls, "on_connect", localns)
+    cls._on_resync = _compile_hook(cls, "on_resync", localns)
     overridden = cls.on_disconnect is not HypergenConsumer.on_disconnect
     cls._on_disconnect = cls.on_disconnect if overridden else None
 
@@ -202,6 +204,15 @@ def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec |
             )
             raise ImproperlyConfigured(msg)
     return spec
+
+
+def _check_replay(owner: str, frames: Any, seconds: Any) -> None:
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+        msg = f"{owner}.replay_frames must be a whole number of frames, 0 to turn replay off; got {frames!r}."
+        raise ImproperlyConfigured(msg)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        msg = f"{owner}.replay_seconds must be a number of seconds above 0 (e.g. 120); got {seconds!r}."
+        raise ImproperlyConfigured(msg)
 
 
 def _field(spec: HandlerSpec, param: str) -> str:
@@ -265,6 +276,11 @@ class HypergenConsumer(
     _group_rule: ClassVar[Callable[[Any], str] | None] = None
     _handlers: ClassVar[dict[str, HandlerSpec]] = {}
     _on_connect: ClassVar[HandlerSpec | None] = None
+    _on_resync: ClassVar[HandlerSpec | None] = None
+    #: Frames of the group kept for pages that reconnect (0: no replay). See "Delivery guarantees".
+    replay_frames: ClassVar[int] = 200
+    #: ... and for how long, in seconds: older frames are trimmed even below replay_frames.
+    replay_seconds: ClassVar[float] = 120
     _on_disconnect: ClassVar[Callable[..., Any] | None] = None
     _abstract: ClassVar[bool] = True
     #: Set by @consumer: the name of the function that is the class's one handler and takes
@@ -278,6 +294,14 @@ class HypergenConsumer(
         Called once the connection is accepted, with URL kwargs bound by name as in
         handlers. May be ``def`` (run in a worker thread) or ``async def``. What it renders
         goes to this connection only.
+        """
+
+    def on_resync(self, request: Any) -> Any:
+        """Override to re-render a page that was away longer than the replay window.
+
+        Called on a reconnect that cannot be caught up frame by frame. Without it the page
+        gets ``hypergen:websocket:resync`` and reloads; with it, what it renders goes to this
+        connection only and the page stays. URL kwargs bind by name, as in ``on_connect``.
         """
 
     def on_disconnect(self, request: Any, code: int) -> Any:
@@ -331,7 +355,9 @@ class HypergenConsumer(
         stand_in: Any = cls.__new__(cls)
         stand_in.url_kwargs = url_kwargs
         stand_in.scope = {"type": "websocket", "url_route": {"args": (), "kwargs": url_kwargs}}
-        return cls._group_for(stand_in)
+        group = cls._group_for(stand_in)
+        replay.remember_group(group, cls)  # consumer_command(group, ...) keeps this class's window.
+        return group
 
     @classmethod
     def _group_for(cls, consumer: Any) -> str:

@@ -29,6 +29,7 @@ from .errors import ChannelLayerUnavailable
 __all__ = [
     "FRAME_EVENT",
     "RUN_EVENT",
+    "CATCHUP_EVENT",
     "layer_errors",
     "require_layer",
     "bounded",
@@ -48,6 +49,8 @@ _FIRST_RETRY_DELAY = 0.05
 FRAME_EVENT = "hypergen_consumers.frame"
 #: Run a named handler on the receiving connection (group_send).
 RUN_EVENT = "hypergen_consumers.run"
+#: Catch up from the replay window (sent to each connection after a layer outage).
+CATCHUP_EVENT = "hypergen_consumers.catchup"
 
 # Mistakes in our arguments, not an unreachable layer: let them through unchanged.
 _CALLER_ERRORS = (TypeError, ValueError, AssertionError)

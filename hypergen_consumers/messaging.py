@@ -15,6 +15,7 @@ from hypergen.liveview import dumps
 
 from .groups import is_valid_group_name
 from .outgoing import encoded_size, server_max_message_bytes, too_large
+from .catchup import stamp
 from .layers import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
 
 __all__ = ["group_send", "agroup_send", "consumer_command", "aconsumer_command"]
@@ -55,6 +56,7 @@ async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_
     message = {"type": RUN_EVENT, "args": dumps(list(args))}
     channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):
+        message = await stamp(channel_layer, layer, group_name, message)
         await bounded(channel_layer.group_send(group_name, message), channel_layer)
 
 
@@ -76,6 +78,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     message = {"type": FRAME_EVENT, "text": text}
     channel_layer = require_layer(layer, who="consumer_command")
     async with layer_errors("consumer_command", group_name):
+        message = await stamp(channel_layer, layer, group_name, message)
         await bounded(channel_layer.group_send(group_name, message), channel_layer)
 
 

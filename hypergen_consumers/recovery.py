@@ -14,7 +14,7 @@ import time
 import weakref
 from typing import Any
 
-from .layers import bounded
+from .layers import CATCHUP_EVENT, bounded
 
 __all__ = ["track", "untrack", "recover", "mark_failed", "ensure_recovered"]
 
@@ -64,6 +64,9 @@ async def recover(layer: Any, failed_at: float) -> bool:
             for connection in connections:
                 for group in list(getattr(connection, "_joined", [])):
                     await bounded(layer.group_add(group, connection.channel_name), layer)
+            for connection in connections:
+                if getattr(connection, "_replay", None) is not None:  # Send what the group said meanwhile.
+                    await bounded(layer.send(connection.channel_name, {"type": CATCHUP_EVENT}), layer)
         except Exception:
             return False
         _recovered_at = time.monotonic()

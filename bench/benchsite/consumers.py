@@ -108,6 +108,12 @@ class OursAsync(HypergenConsumer):
         template(n)
 
 
+class OursAsyncNoReplay(OursAsync):
+    """OursAsync with the replay window off: what the delivery guarantees cost is the difference."""
+
+    replay_frames = 0
+
+
 class OursSync(HypergenConsumer):
     perm = NO_PERM_REQUIRED
     target_id = "t"
@@ -192,6 +198,10 @@ class OursAsyncFanout(HypergenConsumer):
     @handler
     async def render(self, request, n: int):
         template(n)
+
+
+class OursAsyncFanoutNoReplay(OursAsyncFanout):
+    replay_frames = 0
 
 
 class OursSyncFanout(HypergenConsumer):

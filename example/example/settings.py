@@ -35,7 +35,7 @@ ASGI_APPLICATION = "example.asgi.application"
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": os.environ.get("REDIS_LAYER", "channels_redis.core.RedisChannelLayer"),
             # redis-py 8 caps a pool at 100 connections and fails the excess (docs/deployment.rst).
             "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}]},
         }

@@ -52,6 +52,7 @@
     this.timer = null;
     this.delays = []; // The last retry delays (ms) this connection chose, for pages and tests.
     this.unanswered = 0; // Sent since the socket opened, before the server sent anything.
+    initDelivery(this);
   }
 
   Connection.prototype.isOpen = function () {
@@ -64,10 +65,11 @@
     this.timer = null;
     if (this.socket !== null) return; // One live socket per URL, never more.
     var self = this;
-    var socket = new WebSocket(this.url);
+    var socket = new WebSocket(resumeUrl(this));
     this.socket = socket;
     socket.onopen = function () {
       self.attempt = 0;
+      requeueUnacknowledged(self);
       // A refusal (4403) arrives right after "open": what is flushed now counts as dropped
       // if the socket is refused before the server says anything.
       self.unanswered = self.queue.length;
@@ -135,6 +137,7 @@
   };
 
   Connection.prototype.send = function (text) {
+    text = numberFrame(this, text);
     if (this.isOpen() && this.queue.length === 0) {
       this.socket.send(text);
       return;
@@ -162,7 +165,7 @@
       emit("error", this.url, { code: "invalid_frame", message: String(error) });
       return;
     }
-    emit("message", this.url, { commands: commands });
+    if (!isDeliveryOnly(commands)) emit("message", this.url, { commands: commands });
     applyingUrl = this.url;
     try {
       hypergen.applyCommands(commands);
@@ -184,6 +187,84 @@
       emit("close", this.url, { code: 1000, reason: "closed by the page" });
     }
   };
+
+  // --- Delivery guarantees (SPEC "Delivery guarantees"; docs/guide.rst) ---------------
+  // Down: each group frame ends with ["hypergen.websocket.position", p]; a reconnect asks
+  // for what came after p (?hypergen_position=p). Past the server's window it sends
+  // ["hypergen.websocket.resync", {reload}]: the page fires hypergen:websocket:resync and
+  // reloads unless reload is false or a listener calls preventDefault().
+  // Up: each frame gets meta.id (1, 2, ...) on a socket id (?hypergen_socket=...); frames
+  // stay until ["hypergen.websocket.ack", id] and are re-sent after a reconnect; the
+  // server runs each id once.
+
+  function randomSocketId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function initDelivery(connection) {
+    connection.socketId = randomSocketId();
+    connection.position = null; // Unknown until the server's first position command.
+    connection.nextFrameId = 1;
+    connection.unacknowledged = []; // [{id, text}] in the order sent.
+  }
+
+  function resumeUrl(connection) {
+    var url = connection.url + (connection.url.indexOf("?") === -1 ? "?" : "&");
+    url += "hypergen_socket=" + connection.socketId;
+    if (connection.position !== null) url += "&hypergen_position=" + encodeURIComponent(connection.position);
+    return url;
+  }
+
+  function numberFrame(connection, text) {
+    var frame;
+    try {
+      frame = JSON.parse(text);
+    } catch (error) {
+      return text; // Not ours to number; the server answers invalid_frame.
+    }
+    if (!frame || typeof frame !== "object" || !frame.meta || typeof frame.meta !== "object") return text;
+    frame.meta.id = connection.nextFrameId++;
+    var numbered = JSON.stringify(frame);
+    connection.unacknowledged.push({ id: frame.meta.id, text: numbered });
+    if (connection.unacknowledged.length > MAX_QUEUE) connection.unacknowledged.shift();
+    return numbered;
+  }
+
+  var DELIVERY_COMMANDS = ["hypergen.websocket.position", "hypergen.websocket.ack"];
+
+  function isDeliveryOnly(commands) {
+    // An acknowledgement or a position alone is bookkeeping, not a message for the page.
+    return Array.isArray(commands) && commands.length > 0 && commands.every(function (command) {
+      return Array.isArray(command) && DELIVERY_COMMANDS.indexOf(command[0]) !== -1;
+    });
+  }
+
+  function requeueUnacknowledged(connection) {
+    // Everything not acknowledged, in order: sent frames whose answer may be lost come first,
+    // then what was queued while down (also in the list). The server skips ids it ran.
+    connection.queue = connection.unacknowledged.map(function (frame) { return frame.text; });
+  }
+
+  function acknowledge(id) {
+    var connection = WEBSOCKETS[applyingUrl];
+    if (!connection) return;
+    connection.unacknowledged = connection.unacknowledged.filter(function (frame) { return frame.id > id; });
+  }
+
+  function position(value) {
+    var connection = WEBSOCKETS[applyingUrl];
+    if (connection) connection.position = value;
+  }
+
+  function resync(detail) {
+    var url = applyingUrl;
+    var reload = !(detail && detail.reload === false);
+    var event = new CustomEvent("hypergen:websocket:resync", { detail: { url: url, reload: reload }, cancelable: true });
+    window.dispatchEvent(event);
+    if (reload && !event.defaultPrevented) window.location.reload();
+  }
 
   function open(url) {
     if (WEBSOCKETS[url]) return; // Opening one URL twice opens one socket.
@@ -227,6 +308,9 @@
     error: error,
     backoff: BACKOFF,
     backoffCeiling: backoffCeiling,
+    ack: acknowledge,
+    position: position,
+    resync: resync,
   };
 
   // Sockets that hypergen's own client opened before this script loaded move over.

@@ -1,0 +1,286 @@
+"""Replay windows: every frame sent to a group gets a position in that group's stream.
+
+A page that reconnects says where it was (``?hypergen_position=...``) and is sent what it
+missed, once each and in order, before live frames. Each stored frame also records the
+position before it (``prev``), so a gap (frames trimmed away, a Redis that lost its data, a
+process restarted) is seen, never papered over: past the window the page is told to resync.
+
+Two stores, one contract: :class:`MemoryWindow` (the in-memory layer: one process) and
+:class:`RedisWindow` (channels-redis, both layers: one stream per group in the layer's own
+Redis, ``XADD`` trimmed by length and by age, so any process can replay it).
+Positions are ``"<milliseconds>-<sequence>"`` in both, so they compare the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+__all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer"]
+
+DEFAULT_REPLAY_FRAMES = 200
+DEFAULT_REPLAY_SECONDS = 120
+#: How long a group's last position is kept after its frames expired: long enough that an
+#: idle page reconnecting later is known to have missed nothing (and is not reloaded).
+LAST_POSITION_SECONDS = 24 * 3600
+KEY_PREFIX = "hypergen_consumers:replay:"
+
+
+@dataclass(frozen=True)
+class Entry:
+    position: str
+    prev: str
+    message: dict[str, Any]
+
+
+def newer(a: str, b: str) -> bool:
+    """True when position ``a`` comes after ``b`` (``""`` is before everything)."""
+    return _key(a) > _key(b)
+
+
+def continues(entries: list[Entry], position: str) -> bool:
+    """Do ``entries`` follow ``position`` without a gap?
+
+    Yes when the first one's ``prev`` is ``position``. Also when the first one starts a
+    history (``prev`` empty) after ``position``: the store lost the older history (a Redis
+    restart without persistence, a restarted process), and everything since is all there is.
+    """
+    if not entries:
+        return False
+    first = entries[0]
+    return first.prev == position or (first.prev == "" and newer(first.position, position))
+
+
+def _key(position: str) -> tuple[int, int]:
+    if not position:
+        return (-1, -1)
+    ms, _, seq = position.partition("-")
+    return (int(ms), int(seq or 0))
+
+
+# --- which window settings a group uses -------------------------------------------
+
+_group_settings: collections.OrderedDict[str, tuple[int, float]] = collections.OrderedDict()
+_MAX_REMEMBERED_GROUPS = 100_000
+
+
+def remember_group(group: str, consumer_class: Any) -> None:
+    """Record the replay settings of the consumer whose group this is (at lookup and connect),
+    so ``consumer_command(ChatRoom.group_name(...), ...)`` knows the window to keep."""
+    _group_settings[group] = (
+        int(getattr(consumer_class, "replay_frames", DEFAULT_REPLAY_FRAMES)),
+        float(getattr(consumer_class, "replay_seconds", DEFAULT_REPLAY_SECONDS)),
+    )
+    _group_settings.move_to_end(group)
+    if len(_group_settings) > _MAX_REMEMBERED_GROUPS:
+        _group_settings.popitem(last=False)
+
+
+def window_settings(group: str) -> tuple[int, float]:
+    """``(frames, seconds)`` for ``group``; the defaults for a group no consumer class named."""
+    return _group_settings.get(group, (DEFAULT_REPLAY_FRAMES, DEFAULT_REPLAY_SECONDS))
+
+
+# --- the in-process window ----------------------------------------------------------
+
+
+class MemoryWindow:
+    """The window of the in-memory layer: a deque per group, in this process only."""
+
+    def __init__(self) -> None:
+        self._frames: dict[str, collections.deque[tuple[Entry, float]]] = {}
+        self._last: dict[str, str] = {}
+        self._last_key = (0, 0)
+        self._claims: dict[str, tuple[int, float]] = {}
+        self._starts: dict[str, tuple[str, float]] = {}
+
+    def _next_position(self) -> str:
+        ms, seq = int(time.time() * 1000), 0
+        if ms <= self._last_key[0]:
+            ms, seq = self._last_key[0], self._last_key[1] + 1
+        self._last_key = (ms, seq)
+        return f"{ms}-{seq}"
+
+    async def append(self, group: str, message: dict[str, Any], frames: int, seconds: float) -> tuple[str, str]:
+        position, prev = self._next_position(), self._last.get(group, "")
+        kept = self._frames.setdefault(group, collections.deque(maxlen=frames))
+        kept.append((Entry(position, prev, message), time.monotonic()))
+        self._trim(kept, seconds)
+        self._last[group] = position
+        return position, prev
+
+    @staticmethod
+    def _trim(kept: collections.deque[tuple[Entry, float]], seconds: float) -> None:
+        oldest = time.monotonic() - seconds
+        while kept and kept[0][1] < oldest:
+            kept.popleft()
+
+    async def last(self, group: str) -> str:
+        return self._last.get(group, "")
+
+    async def read_after(self, group: str, position: str, seconds: float) -> tuple[list[Entry] | None, str]:
+        """``(frames after position in order, or None when some are gone; the last position)``.
+
+        Both read at once: a frame stored after this read follows the returned last position.
+        """
+        last = self._last.get(group, "")
+        kept = self._frames.get(group)
+        if position == last or kept is None:
+            return [], last  # Caught up, or no history since this process started.
+        self._trim(kept, seconds)
+        entries = [entry for entry, _ in kept if newer(entry.position, position)]
+        return (entries if continues(entries, position) else None), last
+
+    async def start(self, key: str, group: str, seconds: float) -> str:
+        """Where socket ``key`` starts in ``group``: the last position when it first connected.
+
+        Remembered, so a page whose first connection died before the position reached it
+        starts its next one there too (and misses nothing sent in between)."""
+        now = time.monotonic()
+        started = self._starts.get(key)
+        if started is None or started[1] < now - seconds:
+            started = self._starts[key] = (self._last.get(group, ""), now)
+            if len(self._starts) > 10_000:
+                self._starts = {k: v for k, v in self._starts.items() if v[1] > now - seconds}
+        return started[0]
+
+    async def claim(self, key: str, frame_id: int, seconds: float) -> bool:
+        """True (and remembered) if ``frame_id`` is newer than any id ``key`` ran: run it once."""
+        now = time.monotonic()
+        if len(self._claims) > 10_000:
+            self._claims = {k: v for k, v in self._claims.items() if v[1] > now - seconds}
+        highest, _ = self._claims.get(key, (0, 0.0))
+        if frame_id <= highest:
+            return False
+        self._claims[key] = (frame_id, now)
+        return True
+
+
+# --- the Redis window (channels-redis) ----------------------------------------------
+
+# KEYS: stream, last position. ARGV: max frames, seconds, encoded message, last-position ttl.
+_APPEND = """
+local prev = redis.call('GET', KEYS[2]) or ''
+local position = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', prev, 'm', ARGV[3])
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2]) * 1000
+redis.call('XTRIM', KEYS[1], 'MINID', '~', oldest)
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+redis.call('SET', KEYS[2], position, 'EX', ARGV[4])
+return {position, prev}
+"""
+
+# KEYS: the socket's start, the group's last position. ARGV: seconds.
+_START = """
+redis.call('SET', KEYS[1], redis.call('GET', KEYS[2]) or '', 'NX', 'EX', ARGV[1])
+return redis.call('GET', KEYS[1])
+"""
+
+# KEYS: the socket's highest frame id run. ARGV: frame id, seconds.
+_CLAIM = """
+local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= highest then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+class RedisWindow:
+    """One Redis stream per group in the channel layer's own Redis (its first host)."""
+
+    def __init__(self, host: dict[str, Any]) -> None:
+        self._host = host
+        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def _client(self) -> Any:
+        import asyncio
+
+        from channels_redis.utils import create_pool
+        from redis import asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        client: Any = self._clients.get(loop)
+        if client is None:
+            client = aioredis.Redis(connection_pool=create_pool(self._host))
+            client._hypergen_append = client.register_script(_APPEND)
+            client._hypergen_claim = client.register_script(_CLAIM)
+            client._hypergen_start = client.register_script(_START)
+            self._clients[loop] = client
+        return client
+
+    async def _retrying(self, operation: Any) -> Any:
+        """Run ``operation(client)``; once more on a connection error (a pooled connection may
+        have died with a restarted Redis, and redis-py only notices on use)."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            return await operation(self._client())
+        except (RedisConnectionError, OSError):
+            return await operation(self._client())
+
+    async def append(self, group: str, message: dict[str, Any], frames: int, seconds: float) -> tuple[str, str]:
+        keys = [KEY_PREFIX + group, KEY_PREFIX + group + ":last"]
+        args = [frames, seconds, json.dumps(message), LAST_POSITION_SECONDS]
+        position, prev = await self._retrying(lambda client: client._hypergen_append(keys=keys, args=args))
+        return _text(position), _text(prev)
+
+    async def last(self, group: str) -> str:
+        return _text(await self._retrying(lambda client: client.get(KEY_PREFIX + group + ":last")) or b"")
+
+    async def read_after(self, group: str, position: str, seconds: float) -> tuple[list[Entry] | None, str]:
+        """As MemoryWindow.read_after: the frames up to the last position read first."""
+        last = await self.last(group)
+        if position == last or not last:
+            return [], last  # Caught up, or Redis lost its data (a restart without persistence).
+        start = f"({position}" if position else "-"
+        raw = await self._retrying(lambda client: client.xrange(KEY_PREFIX + group, min=start, max=last))
+        entries = [
+            Entry(_text(position_), _text(fields[b"p"]), json.loads(fields[b"m"])) for position_, fields in raw
+        ]
+        if entries and entries[-1].position != last:
+            return None, last
+        return (entries if continues(entries, position) else None), last
+
+    async def start(self, key: str, group: str, seconds: float) -> str:
+        """Where socket ``key`` starts in ``group`` (see MemoryWindow.start), in every process."""
+        keys, args = [KEY_PREFIX + "start:" + key, KEY_PREFIX + group + ":last"], [max(1, int(seconds))]
+        return _text(await self._retrying(lambda client: client._hypergen_start(keys=keys, args=args)))
+
+    async def claim(self, key: str, frame_id: int, seconds: float) -> bool:
+        """True (and remembered, for every process) if ``frame_id`` is newer than any ``key`` ran."""
+        keys, args = [KEY_PREFIX + "ran:" + key], [frame_id, max(1, int(seconds))]
+        ran = await self._retrying(lambda client: client._hypergen_claim(keys=keys, args=args))
+        return bool(int(ran))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- one window per layer -------------------------------------------------------------
+
+_windows: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def window_for(alias: str, layer: Any) -> Any:
+    """The window of the channel layer ``alias``: in Redis for channels-redis, else in memory.
+
+    Keyed by the layer object, so a layer Channels rebuilds (settings changed) starts afresh.
+    """
+    window = _windows.get(layer)
+    if window is None:
+        if type(layer).__module__.startswith("channels_redis"):
+            from channels_redis.utils import decode_hosts
+
+            hosts = settings.CHANNEL_LAYERS[alias].get("CONFIG", {}).get("hosts")
+            window = RedisWindow(decode_hosts(hosts)[0])
+        else:
+            window = MemoryWindow()
+        _windows[layer] = window
+    return window

@@ -1,0 +1,169 @@
+"""Delivery guarantees in a real browser: chromium behind a proxy that cuts and black-holes.
+
+A page talks to daphne through ``tests.proxy.Proxy``; another page talks to daphne directly.
+"Once, in order" is checked by the exact list of chat lines, and "no duplicate arrived
+later" by a marker message sent afterwards: it must come right after, with nothing between.
+"""
+
+import re
+from contextlib import ExitStack
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.proxy import Proxy
+from tests.servers import daphne, free_port, redis_server, run_script
+from tests.test_browser import browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.server
+
+OFFLINE = re.compile("hypergen-websocket-offline")
+UNACKNOWLEDGED = "() => Object.values(hypergen.websocket.WEBSOCKETS)[0].unacknowledged.length"
+PUSH_FIVE = (
+    "import django; django.setup()\n"
+    "from hypergen_consumers import consumer_command\n"
+    "from chat.consumers import ChatRoom\n"
+    "for n in range(5):\n"
+    "    consumer_command(ChatRoom.group_name(room_name='redis'), [['hypergen.append', 'messages', f'<li>after restart {n}</li>']])\n"
+)
+REDIS_LAYERS = ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+
+
+@pytest.fixture(scope="module")
+def server_port(example_db):  # noqa: F811
+    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
+        yield port
+
+
+@pytest.fixture
+def proxy(server_port):
+    with Proxy(server_port) as proxy:
+        yield proxy
+
+
+def lines(page):
+    return page.locator("#messages li")
+
+
+def come_back(page, proxy):
+    """The network returns: let connections through and tell the page it is online."""
+    proxy.refuse(False)
+    proxy.blackhole(None)
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(page.locator("html")).not_to_have_class(OFFLINE, timeout=15_000)
+
+
+def away_while_five_messages(away, here, proxy, before_return=None):
+    proxy.refuse(True)
+    proxy.cut()
+    expect(away.locator("html")).to_have_class(OFFLINE)
+    sent = [f"bob: missed {n}" for n in range(5)]
+    for n in range(5):
+        send_chat(here, f"missed {n}", author="bob")
+        expect(lines(here)).to_have_text(sent[: n + 1])
+    if before_return is not None:
+        before_return()
+    come_back(away, proxy)
+    expect(lines(away)).to_have_text(sent, timeout=15_000)
+    send_chat(here, "marker", author="bob")
+    for page in (away, here):
+        expect(lines(page)).to_have_text([*sent, "bob: marker"])
+
+
+def swallowed_up_arrives_once(away, here, proxy):
+    before = lines(here).all_text_contents()
+    proxy.blackhole("up")
+    send_chat(away, "lost on the way up", author="ann")
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 1")
+    proxy.cut()
+    come_back(away, proxy)
+    expected = [*before, "ann: lost on the way up"]
+    for page in (away, here):
+        expect(lines(page)).to_have_text(expected, timeout=15_000)
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 0")
+    send_chat(here, "marker up", author="bob")
+    for page in (away, here):
+        expect(lines(page)).to_have_text([*expected, "bob: marker up"])
+
+
+def answer_swallowed_runs_once(away, here, proxy):
+    before = lines(here).all_text_contents()
+    proxy.blackhole("down")
+    send_chat(away, "answer lost", author="ann")
+    expected = [*before, "ann: answer lost"]
+    expect(lines(here)).to_have_text(expected)  # It ran; the away page heard nothing back.
+    assert away.evaluate(f"({UNACKNOWLEDGED})()") == 1
+    proxy.cut()
+    come_back(away, proxy)  # client.js re-sends the frame; the server must not run it again.
+    expect(lines(away)).to_have_text(expected, timeout=15_000)
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 0")
+    send_chat(here, "marker down", author="bob")
+    for page in (away, here):
+        expect(lines(page)).to_have_text([*expected, "bob: marker down"])
+
+
+def test_a_page_away_while_its_group_gets_5_messages_shows_all_5_once_in_order(server_port, proxy, open_page):  # noqa: F811
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/away/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/away/")
+    away_while_five_messages(away, here, proxy)
+
+
+def test_a_frame_swallowed_on_the_way_up_arrives_once(server_port, proxy, open_page):  # noqa: F811
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/up/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/up/")
+    swallowed_up_arrives_once(away, here, proxy)
+
+
+def test_a_frame_whose_answer_was_swallowed_runs_once(server_port, proxy, open_page):  # noqa: F811
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/down/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/down/")
+    answer_swallowed_runs_once(away, here, proxy)
+
+
+def test_a_page_away_longer_than_the_window_is_told_to_resync(server_port, proxy, open_page):  # noqa: F811
+    """The example's ChatRoom keeps 200 frames: 201 while away is past the window."""
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/resync/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/resync/")
+    away.evaluate("""() => { window.resyncs = [];
+        addEventListener("hypergen:websocket:resync", e => { window.resyncs.push(e.detail.reload); e.preventDefault(); }); }""")
+    proxy.refuse(True)
+    proxy.cut()
+    here.evaluate("""() => { for (let n = 0; n < 201; n++) hypergen.websocket.WEBSOCKETS[Object.keys(hypergen.websocket.WEBSOCKETS)[0]]
+        .send(JSON.stringify({args: ["send_message", {author: "bob", text: "n" + n}], meta: {}})); }""")
+    expect(lines(here)).to_have_count(201, timeout=30_000)
+    come_back(away, proxy)
+    away.wait_for_function("() => window.resyncs.length === 1")
+    assert away.evaluate("window.resyncs") == [True]  # No on_resync: the default is a reload.
+    expect(lines(away)).to_have_count(0)  # Nothing replayed frame by frame past the window.
+
+
+@pytest.mark.parametrize("layer", REDIS_LAYERS, ids=["core", "pubsub"])
+def test_across_two_processes_and_a_redis_restart(layer, example_db, open_page):  # noqa: F811
+    redis_port = free_port()
+    env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}", "REDIS_LAYER": layer}
+    with ExitStack() as first_redis:
+        first_redis.enter_context(redis_server(redis_port))
+        with daphne("example.asgi:application", settings="example.settings", env=env) as (port_a, _), daphne(
+            "example.asgi:application", settings="example.settings", env=env
+        ) as (port_b, _), Proxy(port_a) as proxy:
+            away = open_page(f"http://127.0.0.1:{proxy.port}/chat/redis/")
+            here = open_page(f"http://127.0.0.1:{port_b}/chat/redis/")
+            # Away on process A, back on process B: B replays from the stream in Redis.
+            away_while_five_messages(away, here, proxy, before_return=lambda: proxy.retarget(port_b))
+            proxy.retarget(port_a)
+            swallowed_up_arrives_once(away, here, proxy)  # Re-sent to A after running on B...
+            answer_swallowed_runs_once(away, here, proxy)  # ...and not run twice across processes.
+
+            before = lines(here).all_text_contents()
+            proxy.refuse(True)
+            proxy.cut()
+            first_redis.close()  # Redis restarts without its data while the page is away.
+            with redis_server(redis_port):
+                # A third process pushes 5 frames; each push that reports success is in the window.
+                result = run_script(PUSH_FIVE, {**env, "DJANGO_SETTINGS_MODULE": "example.settings"})
+                assert result.returncode == 0, result.stderr
+                sent = [f"after restart {n}" for n in range(5)]
+                come_back(away, proxy)
+                expect(lines(away)).to_have_text([*before, *sent], timeout=15_000)
+                send_chat(away, "marker", author="ann")  # Through A: the away page hears it once.
+                expect(lines(away)).to_have_text([*before, *sent, "ann: marker"], timeout=15_000)
