@@ -25,6 +25,7 @@ from .errors import (
 from .handlers import handler
 from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
 from .routing import autoconsumers
+from .users import auser_command, user_command
 
 __all__ = [
     "HypergenConsumer",
@@ -35,6 +36,8 @@ __all__ = [
     "agroup_send",
     "consumer_command",
     "aconsumer_command",
+    "user_command",
+    "auser_command",
     "NO_PERM_REQUIRED",
     "ChannelLayerUnavailable",
     "ConsumerNotMounted",

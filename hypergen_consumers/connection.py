@@ -40,7 +40,7 @@ from .errors import (
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
 )
-from . import catchup, recovery
+from . import catchup, presence, recovery
 from .authority import Authority
 from .frame_decoding import decode_frame
 from .mistake_log import mistakes
@@ -54,6 +54,7 @@ from .perms import check_user_perms
 from .ratelimit import RateLimiter, rate_limit_setting
 from .rendering import render_async, render_sync
 from .targeting import OTHERS, run_event_method
+from .users import user_groups
 
 __all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES"]
 
@@ -210,7 +211,7 @@ class ConnectionMixin:
         self._authority = Authority(self.scope, self.request.user)
         try:
             await catchup.start(self)
-            for group in [self.group, *self.groups, *self._authority.groups()]:
+            for group in [self.group, *self.groups, *self._authority.groups(), *user_groups(self)]:
                 await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
                 self._joined.append(group)
         except Exception:
@@ -247,6 +248,7 @@ class ConnectionMixin:
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self._accepted = True
+        await presence.join(self)  # Before the client hears "accepted", so presence() lists it already.
         await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
         self._send_buffer = find_send_buffer(getattr(self, "_server_receive", None))
 
@@ -264,6 +266,7 @@ class ConnectionMixin:
 
     async def _leave_groups(self) -> None:
         recovery.untrack(self)
+        await presence.leave(self)
         for group in getattr(self, "_joined", []):
             try:
                 await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)

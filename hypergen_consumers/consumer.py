@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.liveview import NO_PERM_REQUIRED
 
-from . import replay, routing
+from . import presence, replay, routing
 from .connection import ConnectionMixin
 from .callback_checks import build_callback
 from .errors import ReservedGroupName
@@ -43,6 +43,7 @@ CONFIG_ATTRIBUTES = (
     "user_plugins",
     "autourl",
     "timeout",
+    "presence",
 )
 
 
@@ -81,9 +82,16 @@ class HypergenConsumerMeta(type):
             return super().__new__(mcs, name, bases, namespace, **kwargs)  # HypergenConsumer itself.
         # A subclass's group_name is its rule; the class keeps the group_name() lookup.
         group_rule = namespace.pop("group_name", UNSET)
+        # Likewise ``presence = True`` is a switch; the class keeps the presence() lookup.
+        presence_switch = namespace.pop("presence", UNSET)
         cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
         if group_rule is not UNSET:
             cls._group_rule = _unwrap_group_rule(cls, group_rule)
+        if presence_switch is not UNSET:
+            if not isinstance(presence_switch, bool):
+                msg = f"{name}.presence must be True or False, not {presence_switch!r}."
+                raise ImproperlyConfigured(msg)
+            cls._presence_enabled = presence_switch
         cls._abstract = bool(namespace.get("abstract", False))
         _configure(cls, namespace, dict(localns) if localns is not None else {})
         if not cls._abstract:
@@ -168,6 +176,10 @@ def _configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) 
     cls._handlers = handlers
     cls._on_connect = _compile_hook(cls, "on_connect", localns)
     cls._on_resync = _compile_hook(cls, "on_resync", localns)
+    cls._on_presence = _compile_hook(cls, "on_presence", localns)
+    if cls._on_presence is not None and not cls._presence_enabled and not cls._abstract:
+        msg = f"{owner} defines on_presence but does not track presence: set presence = True on the class."
+        raise ImproperlyConfigured(msg)
     overridden = cls.on_disconnect is not HypergenConsumer.on_disconnect
     cls._on_disconnect = cls.on_disconnect if overridden else None
 
@@ -282,6 +294,9 @@ class HypergenConsumer(
     #: ... and for how long, in seconds: older frames are trimmed even below replay_frames.
     replay_seconds: ClassVar[float] = 120
     _on_disconnect: ClassVar[Callable[..., Any] | None] = None
+    _on_presence: ClassVar[HandlerSpec | None] = None
+    #: ``presence = True`` on a subclass (the metaclass stores it here, so the class keeps presence()).
+    _presence_enabled: ClassVar[bool] = False
     _abstract: ClassVar[bool] = True
     #: Set by @consumer: the name of the function that is the class's one handler and takes
     #: the client's args directly. None for class consumers, whose first arg names the handler.
@@ -309,6 +324,46 @@ class HypergenConsumer(
 
         May be ``def`` (run in a worker thread) or ``async def``.
         """
+
+    def presence_meta(self, request: Any) -> dict[str, Any]:
+        """Override to add to this connection's entry in presence (e.g. ``{"tab": ...}``).
+
+        Called once when the connection joins presence, before anyone sees it. Return a
+        JSON-safe dict; ``id`` (the connection's presence id) is added. May be ``def`` (run
+        in a worker thread) or ``async def``.
+        """
+        return {}
+
+    def on_presence(self, request: Any, present: Any, joins: Any, leaves: Any) -> Any:
+        """Override to re-render when who is here changes (needs ``presence = True``).
+
+        Runs on every connection of the group, each rendering for itself to its own
+        socket. ``present`` is the whole list (as ``presence()`` returns it), ``joins`` and
+        ``leaves`` the users whose connections came or went since this connection last
+        rendered, each with just those metas. Changes in a burst are coalesced: a
+        connection renders the latest list once, not once per change.
+        """
+
+    @classmethod
+    def presence(cls, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Who is connected to the group of these URL kwargs: ``[{"key", "user", "metas"}]``, per user.
+
+        Read from the store every process shares (Redis with channels-redis). Sync; use
+        ``apresence`` in async code.
+        """
+        return presence.presence_list(cls, cls._presence_group(args, kwargs))
+
+    @classmethod
+    async def apresence(cls, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Async twin of ``presence()``."""
+        return await presence.apresence_list(cls, cls._presence_group(args, kwargs))
+
+    @classmethod
+    def _presence_group(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        if not cls._presence_enabled:
+            msg = f"{cls.__name__} does not track presence: set presence = True on the class."
+            raise ImproperlyConfigured(msg)
+        return cls._lookup_group_name(args, kwargs)
 
     @classmethod
     def reverse(cls, *args: Any, **kwargs: Any) -> str:

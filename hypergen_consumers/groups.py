@@ -22,6 +22,7 @@ __all__ = [
     "is_valid_group_name",
     "is_reserved_group_name",
     "RESERVED_PREFIXES",
+    "digest",
 ]
 
 MAX_GROUP_NAME_LENGTH = 99  # Channels requires len(name) < 100.
@@ -56,6 +57,11 @@ def _slug(value: str) -> str:
 
 def _digest(canonical: str) -> str:
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=_HASH_LENGTH // 2).hexdigest()
+
+
+def digest(text: str) -> str:
+    """A short, stable hash of ``text`` that is valid in a group name."""
+    return _digest(text)
 
 
 def _with_hash(readable: str, canonical: str) -> str:

@@ -30,12 +30,12 @@ def _check_group(function: str, group_name: Any) -> None:
         raise ValueError(msg)
 
 
-def _check_commands(commands: Any) -> None:
+def _check_commands(commands: Any, function: str = "consumer_command") -> None:
     if not isinstance(commands, (list, tuple)) or not all(
         isinstance(command, (list, tuple)) and command and isinstance(command[0], str) for command in commands
     ):
         msg = (
-            f"consumer_command() takes a list of commands, each a list starting with the client "
+            f"{function}() takes a list of commands, each a list starting with the client "
             f'function\'s name, e.g. [["alert", 42]]; got {commands!r}.'
         )
         raise ValueError(msg)
