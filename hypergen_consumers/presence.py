@@ -94,16 +94,34 @@ class _Hub:
         self.refreshing: dict[str, asyncio.Task[None]] = {}
         self.dirty: set[str] = set()
         self.channel: str | None = None
+        self.subscribed: set[str] = set()
+        self.started: asyncio.Future[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start heartbeats and the process's change listener (Redis only), once."""
-        if not self.store.needs_heartbeat or self.tasks:
+        """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
+        if not self.store.needs_heartbeat:
             return
-        self.tasks.append(asyncio.ensure_future(self._heartbeats()))
+        if self.started is None:
+            self.started = asyncio.ensure_future(self._start())
+        await asyncio.shield(self.started)
+
+    async def _start(self) -> None:
         await self.store.heartbeat([])
         self.channel = await self.layer.new_channel()
+        self.tasks.append(asyncio.ensure_future(self._heartbeats()))
         self.tasks.append(asyncio.ensure_future(self._listen()))
+
+    async def subscribe(self, group: str) -> None:
+        """Listen for changes of ``group`` made by other processes (once per group, not per connection)."""
+        if self.channel is not None and group not in self.subscribed:
+            self.subscribed.add(group)
+            await bounded(self.layer.group_add(companion_group(group), self.channel))
+
+    async def unsubscribe(self, group: str) -> None:
+        if self.channel is not None and group in self.subscribed:
+            self.subscribed.discard(group)
+            await bounded(self.layer.group_discard(companion_group(group), self.channel))
 
     async def _heartbeats(self) -> None:
         while True:
@@ -211,7 +229,6 @@ async def _join(connection: Any, hub: _Hub) -> None:
     }
     group = connection.group
     await hub.start()
-    first_here = group not in hub.local
     hub.local.setdefault(group, {})[connection._presence_id] = connection
     connection._presence_hub = hub
     if cls._on_presence is not None:
@@ -219,8 +236,7 @@ async def _join(connection: Any, hub: _Hub) -> None:
         connection._presence_seen = []
         connection._presence_dirty = False
         connection._presence_task = None
-    if first_here and hub.channel is not None:
-        await bounded(hub.layer.group_add(companion_group(group), hub.channel))
+    await hub.subscribe(group)
     await hub.store.add(group, entry)
     await hub.announce(group)
 
@@ -242,8 +258,7 @@ async def leave(connection: Any) -> None:
             hub.local.pop(group, None)
             hub.watched.discard(group)
             hub.snapshots.pop(group, None)
-            if hub.channel is not None:
-                await bounded(hub.layer.group_discard(companion_group(group), hub.channel))
+            await hub.unsubscribe(group)
         await hub.store.remove(group, connection._presence_id)
         await hub.announce(group)
     except Exception:

@@ -134,3 +134,21 @@ class Blocker(HypergenConsumer):
     @handler
     def quick(self, request):
         command("quick")
+
+
+class Lobby(HypergenConsumer):
+    """For the presence tests over Redis: tells each page who is here, and where they connected."""
+
+    perm = NO_PERM_REQUIRED
+    path = "lobby/<slug:room>/"
+    presence = True
+
+    def presence_meta(self, request):
+        return {"server": request.META.get("SERVER_PORT")}
+
+    async def on_presence(self, request, room: str, present, joins, leaves):
+        command("present", sorted(meta["server"] for item in present for meta in item["metas"]))
+
+    @handler(broadcast=False)
+    async def who(self, request, room: str):
+        command("who", await type(self).apresence(room=room))

@@ -1,0 +1,109 @@
+"""Presence over channels-redis: two daphne processes agree, and a killed one drops out.
+
+Each test starts its own redis-server; both channels-redis layers are covered. The servers
+run with a 1 s heartbeat and a 3 s expiry (the defaults, 10 s and 25 s, keep a dead
+process in the list for at most 25 s, within SPEC's 30 s).
+"""
+
+import asyncio
+import json
+import signal
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.servers import daphne, redis_server, run_script
+
+pytestmark = pytest.mark.server
+
+LAYERS = ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+READ_PRESENCE = (
+    "import django, json; django.setup()\n"
+    "from tests.consumers import Lobby\n"
+    "print(json.dumps(Lobby.presence(room='x')))\n"
+)
+
+
+@pytest.fixture(params=LAYERS, ids=["core", "pubsub"])
+def redis_env(request):
+    with redis_server() as port:
+        yield {
+            "TEST_REDIS_URL": f"redis://127.0.0.1:{port}",
+            "TEST_REDIS_LAYER": request.param,
+            "TEST_PRESENCE_HEARTBEAT": "1",
+            "TEST_PRESENCE_EXPIRY": "3",
+        }
+
+
+def lobby(port):
+    return connect(f"ws://127.0.0.1:{port}/ws/tests/lobby/x/", origin=f"http://127.0.0.1:{port}")
+
+
+async def until_present(socket, servers, timeout=15):
+    """Read on_presence frames until one lists exactly ``servers`` (one entry per connection)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=max(0.1, deadline - time.monotonic())))
+        if frame[0][0] == "present" and frame[0][1] == sorted(servers):
+            return
+
+
+async def who(socket):
+    await socket.send(json.dumps({"args": ["who"], "meta": {}}))
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=5))
+        if frame[0][0] == "who":
+            return frame[0][1]
+
+
+def read_presence(env):
+    result = run_script(READ_PRESENCE, env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def test_two_processes_agree_on_presence_and_a_killed_one_drops_out(redis_env):
+    with daphne("tests.asgi:application", env=redis_env) as (port_a, _), daphne(
+        "tests.asgi:application", env=redis_env
+    ) as (port_b, process_b):
+        a, b = str(port_a), str(port_b)
+        async with lobby(port_a) as on_a1, lobby(port_a) as on_a2, lobby(port_b) as on_b:
+            for socket in (on_a1, on_a2, on_b):  # on_presence ran in both processes.
+                await until_present(socket, [a, a, b])
+            from_a, from_b, from_script = await who(on_a1), await who(on_b), read_presence(redis_env)
+            assert from_a == from_b == from_script, "every process reads the same list"
+            assert len(from_a) == 3 and all(item["user"] is None for item in from_a)
+            assert sorted(meta["server"] for item in from_a for meta in item["metas"]) == sorted([a, a, b])
+
+            process_b.send_signal(signal.SIGKILL)  # No goodbye: only the heartbeat's expiry tells.
+            killed_at = time.monotonic()
+            process_b.wait()
+            for socket in (on_a1, on_a2):
+                await until_present(socket, [a, a], timeout=30)
+            gone_after = time.monotonic() - killed_at
+            print(f"\nkilled process left presence after {gone_after:.1f}s (heartbeat 1 s, expiry 3 s)")
+            assert gone_after < 30
+            assert [meta["server"] for item in read_presence(redis_env) for meta in item["metas"]] == [a, a]
+
+            await on_a2.close()
+            await until_present(on_a1, [a])
+        assert await asyncio.to_thread(read_presence, redis_env) == []
+
+
+async def test_a_burst_over_redis_renders_a_bounded_number_of_times(redis_env):
+    """200 sockets at once to one process: each on_presence frame is one render."""
+    with daphne("tests.asgi:application", env=redis_env) as (port, _):
+        sockets = await asyncio.gather(*(lobby(port).__aenter__() for _ in range(200)))
+        try:
+            frames = 0
+            for socket in sockets:
+                while True:
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=30))
+                    frames += 1
+                    if len(frame[0][1]) == 200:
+                        break
+            print(f"\n200 joins at once over Redis: {frames} on_presence renders (uncoalesced: {200 * 201 // 2})")
+            assert frames <= 5 * 200
+        finally:
+            await asyncio.gather(*(socket.close() for socket in sockets))
