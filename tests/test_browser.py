@@ -274,3 +274,48 @@ def test_reconnecting_starts_fast_and_is_capped_at_five_seconds(restartable, ope
     assert delays[0] < 250 and all(0 <= delay < ceiling for delay, ceiling in zip(delays, ceilings[:3] + [2000]))
     start()
     page.wait_for_function(ALL_OPEN, timeout=30_000)
+
+
+def log_in(page, server, username):
+    page.goto(f"{server}/login/")
+    page.fill("#username", username)
+    page.fill("#password", username if username != "demo" else "demo")
+    with page.expect_navigation():  # demo lands in the staff room, friend back on the login page.
+        page.click("#login")
+    assert any(cookie["name"] == "sessionid" for cookie in page.context.cookies()), f"{username} is not logged in"
+
+
+def test_whos_online_typing_and_a_private_notice_with_two_users(server, open_page, browser):
+    room = f"{server}/chat/presence-room/"
+    pages = {}
+    for username in ("demo", "friend"):
+        page = open_page(f"{server}/login/", wait_open=False)
+        log_in(page, server, username)
+        page.goto(room)
+        page.wait_for_function(ALL_OPEN)
+        pages[username] = page
+    demo, friend = pages["demo"], pages["friend"]
+    for page in (demo, friend):  # Who's online, on both pages.
+        expect(page.locator("#online li")).to_have_text(["demo", "friend"])
+
+    second_tab = demo.context.new_page()  # Two tabs of one user are one entry.
+    second_tab.goto(room)
+    expect(friend.locator("#online li")).to_have_text(["demo (2 tabs)", "friend"])
+    second_tab.close()
+    expect(friend.locator("#online li")).to_have_text(["demo", "friend"])
+
+    demo.type("#text", "hel")  # The typing indicator reaches the other user, not the typist.
+    expect(friend.locator("#typing")).to_have_text("demo is typing…")
+    expect(demo.locator("#typing")).to_have_text("")
+    send_chat(demo, "hello")
+    expect(friend.locator("#typing")).to_have_text("")
+
+    sender = open_page(f"{server}/notice/", wait_open=False)  # An anonymous visitor pushes to friend.
+    sender.fill("#notice-user", "friend")
+    sender.fill("#notice-text", "for your eyes only")
+    sender.click("#send-notice")
+    expect(sender.locator("#notice-result")).to_have_text("Sent to friend's open pages.")
+    expect(friend.locator("#notices .notice")).to_have_text(["anonymous says: for your eyes only"])
+    expect(demo.locator("#online li")).to_have_text(["demo", "friend"])  # A round trip later...
+    expect(demo.locator("#notices .notice")).to_have_count(0)  # ...demo got nothing.
+    sender.close()

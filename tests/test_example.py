@@ -24,7 +24,7 @@ async def receive(socket):
     return json.loads(await asyncio.wait_for(socket.recv(), timeout=5))
 
 
-@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/counter/", "/push/", "/login/"])
+@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/counter/", "/push/", "/login/", "/notice/"])
 def test_pages_render_with_the_client_script(example, path):
     html = urllib.request.urlopen(f"http://127.0.0.1:{example}{path}").read().decode()
     assert '<script src="/static/hypergen/dist/hypergen.js"></script>' in html

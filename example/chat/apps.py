@@ -3,7 +3,7 @@ from django.db.models.signals import post_migrate
 
 
 def create_demo_user(**kwargs):
-    """A demo account for the permission-protected staff room (demo / demo)."""
+    """Demo accounts: demo / demo (may enter the staff room) and friend / friend."""
     from django.contrib.auth.models import Permission, User
 
     user, created = User.objects.get_or_create(username="demo")
@@ -11,6 +11,11 @@ def create_demo_user(**kwargs):
         user.set_password("demo")
         user.save()
     user.user_permissions.add(Permission.objects.get(content_type__app_label="auth", codename="view_user"))
+    # A second account without permissions, to see presence and private notices with two users.
+    friend, created = User.objects.get_or_create(username="friend")
+    if created:
+        friend.set_password("friend")
+        friend.save()
 
 
 class ChatConfig(AppConfig):

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from hypergen_consumers.imports import (
     NO_PERM_REQUIRED,
+    agroup_send,
     HypergenConsumer,
     b,
     command,
@@ -14,6 +15,7 @@ from hypergen_consumers.imports import (
     hypergen,
     li,
     span,
+    ul,
 )
 
 
@@ -22,21 +24,52 @@ class Message(BaseModel):
     text: Annotated[str, Field(min_length=1, max_length=500)]
 
 
+def display_name(user):
+    return user.get_username() if user.is_authenticated else "anonymous"
+
+
 class ChatRoom(HypergenConsumer):
-    """One group per room: every message goes to everyone in the room."""
+    """One group per room: every message goes to everyone in the room, who is online is tracked."""
 
     perm = NO_PERM_REQUIRED
     path = "room/<slug:room_name>/"
     target_id = "chat-status"
+    presence = True
 
     def on_connect(self, request, room_name):
         self.sent = 0  # Per-connection state lives on the instance.
+
+    def on_presence(self, request, room_name, present, joins, leaves):
+        """Who's online: re-rendered on every page of the room when someone comes or goes."""
+
+        def online():
+            with ul():
+                for item in present:
+                    tabs = len(item["metas"])
+                    li(item["user"] or "anonymous", f" ({tabs} tabs)" if tabs > 1 else "")
+
+        command("hypergen.morph", "online", hypergen(online))
 
     @handler
     def send_message(self, request, room_name: str, message: Message):
         self.sent += 1
         span("Last message in #", room_name, " was from ", message.author)
         command("hypergen.append", "messages", hypergen(lambda: li(b(message.author), ": ", message.text)))
+        command("hypergen.morph", "typing", "")
+
+    @handler(broadcast=False)
+    async def typing(self, request, room_name: str):
+        """Tell the others that this user is typing.
+
+        Until ``broadcast="others"`` exists, every connection is asked to show it and the
+        sender's own connection skips it (see show_typing).
+        """
+        await agroup_send(self.group_name(), "show_typing", display_name(request.user), self.channel_name)
+
+    @handler(broadcast=False)
+    def show_typing(self, request, room_name: str, who: str, sender: str):
+        if sender != self.channel_name:
+            command("hypergen.morph", "typing", hypergen(lambda: span(who, " is typing…")))
 
     @handler(broadcast=False)
     def my_stats(self, request):

@@ -4,6 +4,7 @@ import inspect
 from contextlib import contextmanager
 
 from django.contrib.auth import authenticate, login
+from django.contrib.auth.models import User
 from django.http import HttpResponseRedirect
 from django.templatetags.static import static
 from hypergen.imports import (
@@ -19,6 +20,7 @@ from hypergen.imports import (
     doctype,
     h1,
     h2,
+    hypergen as hypergen_html,
     head,
     html,
     input_,
@@ -35,7 +37,7 @@ from hypergen.imports import (
 
 from chat import consumers
 from chat.consumers import ChatRoom, StaffRoom, increment
-from hypergen_consumers import consumer_command, group_send
+from hypergen_consumers import consumer_command, group_send, user_command
 
 CSS = """
 body { font-family: sans-serif; max-width: 48rem; margin: 2rem auto; }
@@ -64,11 +66,13 @@ def base_template():
             # Loaded on every page so partial page loads to a consumer page work too.
             script(src=static("hypergen_consumers/client.js"))
             div("Offline: reconnecting…", class_="offline-banner")
+            div(id_="notices")  # user_command() pushes private notices here, on any page with a socket.
             with nav():
                 a("Chat", href=chat.reverse(room_name="lobby"))
                 a("Counter", href=counter.reverse())
                 a("Push from the backend", href=push.reverse())
                 a("Staff room (login)", href=staff.reverse())
+                a("Private notice", href=notice.reverse())
             with div(id_="content"):
                 yield
 
@@ -87,10 +91,13 @@ def chat(request, room_name):
     url = ChatRoom.reverse(room_name=room_name)
     command("hypergen.websocket.open", url)
     h2("Room #", room_name)
+    h2("Online")
+    div(id_="online")  # ChatRoom.on_presence renders who's online here.
     p(id_="chat-status")
     ul(id_="messages")
-    author = input_(id_="author", placeholder="Your name", value="anonymous")
-    text = input_(id_="text", placeholder="Message")
+    p(id_="typing")
+    author = input_(id_="author", placeholder="Your name", value=request.user.get_username() or "anonymous")
+    text = input_(id_="text", placeholder="Message", oninput=callback(url, "typing", debounce=200))
     message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
     # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the page
     # renders (a typo in the handler or a wrong number of args fails here, not on click).
@@ -129,6 +136,29 @@ def push_message(request):
 def push_alert(request):
     consumer_command(ChatRoom.group_name(room_name="lobby"), [["console.log", "Hello from a view!"]])
     span("Logged in every #lobby page's console.")
+
+
+@liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
+def notice(request):
+    h2("Private notice")
+    p("Pushes a notice to every open page of one user (log in as demo or friend in another browser "
+      "and open the chat there), and to no one else.")
+    username = input_(id_="notice-user", value="friend")
+    text = input_(id_="notice-text", value="Psst!")
+    button("Send privately", id_="send-notice", onclick=callback(send_notice, username, text))
+    p(id_="notice-result")
+    show_source(notice, send_notice)
+
+
+@action(perm=NO_PERM_REQUIRED, target_id="notice-result")
+def send_notice(request, username, text):
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        span("No user ", username, ".")
+        return
+    sender = request.user.get_username() or "anonymous"
+    user_command(user, [["hypergen.append", "notices", hypergen_html(lambda: p(sender, " says: ", text, class_="notice"))]])
+    span("Sent to ", username, "'s open pages.")
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="login/")
