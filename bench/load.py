@@ -137,6 +137,18 @@ async def read_nothing(socket):
         pass
 
 
+async def connect_burst(url: str, connections: int) -> dict:
+    """Open ``connections`` sockets, 100 handshakes at a time, as clients returning after a deploy."""
+    began = time.perf_counter()
+    sockets = await open_many([url], connections)
+    elapsed = time.perf_counter() - began
+    began_closing = time.perf_counter()
+    await asyncio.gather(*(socket.close() for socket in sockets))
+    closing = time.perf_counter() - began_closing
+    return {"connections": connections, "seconds": elapsed, "connects_per_s": connections / elapsed,
+            "closes_per_s": connections / closing}
+
+
 async def sample(url: str) -> dict:
     (socket,) = await open_many([url], 1)
     await socket.send(frame(5))
@@ -166,6 +178,9 @@ def main() -> None:
     fo.add_argument("receiver_urls", nargs="+")
     fo.add_argument("--receivers", type=int, default=100)
     fo.add_argument("--messages", type=int, default=20)
+    cb = sub.add_parser("connect")
+    cb.add_argument("url")
+    cb.add_argument("--connections", type=int, default=1000)
     sa = sub.add_parser("sample")
     sa.add_argument("url")
     il = sub.add_parser("idle")
@@ -179,6 +194,8 @@ def main() -> None:
         result = asyncio.run(roundtrip(args.url, args.connections, args.seconds))
     elif args.mode == "fanout":
         result = asyncio.run(fanout(args.sender_url, args.receiver_urls, args.receivers, args.messages))
+    elif args.mode == "connect":
+        result = asyncio.run(connect_burst(args.url, args.connections))
     elif args.mode == "sample":
         result = asyncio.run(sample(args.url))
     else:

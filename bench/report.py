@@ -19,8 +19,9 @@ DOCS = BENCH.parent / "docs" / "performance.rst"
 START, END = ".. results-start", ".. results-end"
 
 HEADLINE = {"roundtrip": "messages_per_s", "fanout": "deliveries_per_s", "memory": "kib_per_connection",
-            "inprocess": "validate_us"}
-UNIT = {"roundtrip": "messages/s", "fanout": "deliveries/s", "memory": "KiB per idle connection"}
+            "connect": "connects_per_s", "inprocess": "validate_us"}
+UNIT = {"roundtrip": "messages/s", "fanout": "deliveries/s", "memory": "KiB per idle connection",
+        "connect": "handshakes/s"}
 
 # (ours, baseline, why this pair): each ratio is ours / baseline, so > 1 means ours is faster
 # (for memory: uses more). The first pair of each family is the fair one.
@@ -43,6 +44,11 @@ PAIRS = {
         ("ours_async", "floor", "websockets.broadcast(), goal >= 0.5"),
         ("ours_async", "ours_async_noreplay", "replay window and positions on vs off, goal >= 0.9"),
         ("ours_sync", "upstream", "def handler vs django-hypergen's consumer"),
+        ("ours_presence", "ours_async", "presence on vs off"),
+    ],
+    "connect": [
+        ("ours_presence", "ours_async", "presence on vs off"),
+        ("ours_async", "raw_group_send_nohop", "fair: a plain consumer's group_add at connect"),
     ],
     "memory": [
         ("ours_async", "raw_echo", "vs a plain Channels consumer"),
@@ -165,7 +171,8 @@ def rst(result: dict) -> str:
     failures = result.get("failures") or []
     if failures:
         out += ["Failures in this run (not hidden, not retried):", "", *[f"- ``{f}``" for f in failures], ""]
-    for fam, title in [("roundtrip", "Round trip"), ("fanout", "Fan-out"), ("memory", "Memory")]:
+    for fam, title in [("roundtrip", "Round trip"), ("fanout", "Fan-out"), ("connect", "Connect burst"),
+                       ("memory", "Memory")]:
         if not keys_of(result, fam):
             continue
         out += [f"Paired ratios: {title.lower()}", "~" * len(f"Paired ratios: {title.lower()}"), ""]
@@ -188,7 +195,7 @@ def rst(result: dict) -> str:
 def text_tables(result: dict) -> str:
     """The same tables, for the terminal."""
     blocks = []
-    for fam in ("roundtrip", "fanout", "memory"):
+    for fam in ("roundtrip", "fanout", "connect", "memory"):
         for header, rows in (headline_rows(result, fam), ratio_rows(result, fam)):
             if not rows:
                 continue

@@ -45,7 +45,9 @@ import report  # noqa: E402
 ROUNDTRIP = ["raw_echo", "raw_echo_nohop", "raw_render", "raw_render_nohop", "upstream",
              "ours_async", "ours_async_noreplay", "ours_sync", "ours_function", "ours_command", "chanx", "floor"]
 FANOUT = ["raw_group_send", "raw_group_send_nohop", "upstream", "ours_async", "ours_async_noreplay", "ours_sync", "ours_function",
-          "chanx", "floor"]
+          "ours_presence", "chanx", "floor"]
+# Handshakes per second in a burst: what group_add costs, and what presence adds to it.
+CONNECT = ["raw_group_send_nohop", "ours_async", "ours_presence"]
 MEMORY = ["raw_echo", "raw_render_nohop", "upstream", "ours_async", "ours_sync", "chanx", "floor"]
 # These render the same template and must put the same bytes on the wire (checked while measuring).
 # ours_async speaks client.js's delivery protocol (a position command ends each group frame);
@@ -62,7 +64,7 @@ def protocol(endpoint: str) -> str:
     if endpoint == "chanx":
         return "chanx"
     # Class consumers' frames start with the handler's name (SPEC); @consumer functions' do not.
-    if endpoint == "ours_async":
+    if endpoint in ("ours_async", "ours_presence"):
         return "delivery"  # As client.js talks: frame ids, acks, replay positions.
     return "named" if endpoint in ("ours_async_noreplay", "ours_sync") else "hypergen"
 
@@ -150,7 +152,8 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
     for layer, processes in combos:
         for receivers in config.receivers:
             for rep in range(config.fanout_reps):
-                endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "ours_async_noreplay", "raw_group_send_nohop"]
+                endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "ours_async_noreplay",
+                                                                                   "ours_presence", "raw_group_send_nohop"]
                 for endpoint in rotated(endpoints, rep):
                     # Fresh servers per run: a slow endpoint's backlog (upstream's sync consumer
                     # queues on Channels' one thread-sensitive executor) must not delay the next.
@@ -171,6 +174,23 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
                     if endpoint in SAME_BYTES and frame != FIRST_FANOUT_FRAME:
                         failures.append(f"{key} {endpoint}: sent {frame!r}, not {FIRST_FANOUT_FRAME!r}")
                     runs[key][endpoint].append({**result, "rep": rep})
+
+
+def connect_rate(config: argparse.Namespace, runs: dict, redis_url: str | None) -> None:
+    """A burst of handshakes to one group, presence on versus off (fresh server per run)."""
+    layers = ["memory"] + (["redis", "pubsub"] if redis_url else [])
+    for layer in layers:
+        for rep in range(config.fanout_reps):
+            for endpoint in rotated(CONNECT, rep):
+                key = f"connect/{config.burst}conn/{layer}"
+                with server("daphne", layer, redis_url or "") as (port, _):
+                    try:
+                        result = load("connect", f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/",
+                                      "--connections", config.burst, endpoint=endpoint)
+                    except RuntimeError as exc:
+                        failures.append(f"{key} {endpoint}: {str(exc).strip().splitlines()[-1]}"[:500])
+                        continue
+                runs[key][endpoint].append({**result, "rep": rep})
 
 
 def memory(config: argparse.Namespace, runs: dict) -> None:
@@ -269,6 +289,7 @@ def main() -> None:
     config.receivers = [100] if config.quick else [100, 500]
     config.messages = 5 if config.quick else 20  # per 500 receivers; more for fewer, so each run lasts
     config.idle = 200 if config.quick else 1000
+    config.burst = 500 if config.quick else 1000
 
     runs: dict = defaultdict(lambda: defaultdict(list))
     wire: dict = {}
@@ -279,6 +300,7 @@ def main() -> None:
         use_redis = shutil.which("redis-server") and not config.no_redis
         redis_url = stack.enter_context(redis_server()) if use_redis else None
         fanout(config, runs, redis_url)
+        connect_rate(config, runs, redis_url)
     memory(config, runs)
     handler_cost(runs)
     result = {
@@ -286,7 +308,8 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": versions(),
         "quick": config.quick,
-        "repetitions": {"roundtrip": config.reps, "fanout": config.fanout_reps, "memory": config.reps},
+        "repetitions": {"roundtrip": config.reps, "fanout": config.fanout_reps, "memory": config.reps,
+                        "connect": config.fanout_reps},
         "seconds": time.monotonic() - began,
         "wire": wire,
         "scenarios": summarise(runs),

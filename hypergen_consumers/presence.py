@@ -102,13 +102,13 @@ class _Hub:
         """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
         if not self.store.needs_heartbeat:
             return
-        if self.started is None:
-            self.started = asyncio.ensure_future(self._start())
+        if self.started is None or (self.started.done() and self.started.exception() is not None):
+            self.started = asyncio.ensure_future(self._start())  # First time, or Redis was down then.
         await asyncio.shield(self.started)
 
     async def _start(self) -> None:
         await self.store.heartbeat([])
-        self.channel = await self.layer.new_channel()
+        self.channel = self.channel or await self.layer.new_channel()
         self.tasks.append(asyncio.ensure_future(self._heartbeats()))
         self.tasks.append(asyncio.ensure_future(self._listen()))
 
@@ -128,13 +128,25 @@ class _Hub:
             await asyncio.sleep(heartbeat_seconds())
             groups = list(self.local)
             try:
-                await self.store.heartbeat(groups)
+                if not await self.store.heartbeat(groups):
+                    await self._restore()
                 for group in groups:  # Notice processes that died without saying goodbye.
                     _, pruned = await self.store.entries(group)
                     if pruned:
                         await self.announce(group)
             except Exception:
                 logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
+
+    async def _restore(self) -> None:
+        """Our heartbeat key had vanished (Redis restarted empty, or we stalled past the expiry):
+        write this process's entries and subscriptions again, and tell the groups."""
+        logger.warning("presence: this process's heartbeat had expired in Redis; re-adding its connections")
+        for group, members in list(self.local.items()):
+            for connection in list(members.values()):
+                await self.store.add(group, connection._presence_entry)
+            if group in self.subscribed:
+                await bounded(self.layer.group_add(companion_group(group), self.channel))
+            await self.announce(group)
 
     async def _listen(self) -> None:
         while True:
@@ -236,7 +248,9 @@ async def _join(connection: Any, hub: _Hub) -> None:
         connection._presence_seen = []
         connection._presence_dirty = False
         connection._presence_task = None
-    await hub.subscribe(group)
+    if cls._on_presence is not None:
+        await hub.subscribe(group)
+    connection._presence_entry = entry
     await hub.store.add(group, entry)
     await hub.announce(group)
 

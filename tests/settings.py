@@ -45,8 +45,8 @@ if os.environ.get("TEST_REDIS_URL"):
     }
 
 # The presence tests shorten heartbeats so a killed process drops out in seconds, not 25 s.
-HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT = float(os.environ.get("TEST_PRESENCE_HEARTBEAT", 10))
-HYPERGEN_CONSUMERS_PRESENCE_EXPIRY = float(os.environ.get("TEST_PRESENCE_EXPIRY", 25))
+HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT = float(os.environ.get("TEST_PRESENCE_HEARTBEAT", 5))
+HYPERGEN_CONSUMERS_PRESENCE_EXPIRY = float(os.environ.get("TEST_PRESENCE_EXPIRY", 15))
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "test-db.sqlite3"}}
 # Wire tests that need users and sessions shared by several processes set their own file.

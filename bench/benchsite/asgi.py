@@ -36,6 +36,7 @@ ROUTES = {
         "ours_async_noreplay": c.OursAsyncFanoutNoReplay.as_asgi(),
         "ours_sync": c.OursSyncFanout.as_asgi(),
         "ours_function": c.ours_function_fanout.as_asgi(),
+        "ours_presence": c.OursPresenceFanout.as_asgi(),
         "chanx": c.ChanxBroadcast.as_asgi(),
     },
 }

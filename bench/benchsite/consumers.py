@@ -214,6 +214,20 @@ class OursSyncFanout(HypergenConsumer):
         template(n)
 
 
+class OursPresenceFanout(OursAsyncFanout):
+    """``ours_async`` with presence on: every connection is tracked and told who is here.
+
+    on_presence sends a small command (no ``n = ``, so the load client does not count it):
+    the cost of presence measured here is the bookkeeping plus one render per connection
+    per (coalesced) change, as a "who's online" list would do.
+    """
+
+    presence = True
+
+    async def on_presence(self, request, present, joins, leaves):
+        command("online", len(present))
+
+
 @consumer(perm=NO_PERM_REQUIRED, target_id="t", group_name=lambda consumer: FANOUT_GROUP)
 async def ours_function_fanout(consumer, request, n: int):
     template(n)
