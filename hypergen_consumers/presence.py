@@ -192,6 +192,12 @@ class _Hub:
             self.refreshing.pop(group, None)
 
 
+def _base_presence_meta() -> Any:
+    from .consumer import HypergenConsumer
+
+    return HypergenConsumer.presence_meta
+
+
 _hubs: weakref.WeakKeyDictionary[Any, _Hub] = weakref.WeakKeyDictionary()
 
 
@@ -204,6 +210,8 @@ def _hub(layer: Any, owner: str) -> _Hub:
 
 async def _meta(connection: Any) -> dict[str, Any]:
     hook = connection.presence_meta
+    if type(connection).presence_meta is _base_presence_meta():
+        return {"id": connection._presence_id}  # Not overridden: no worker-thread hop per handshake.
     if asyncio.iscoroutinefunction(hook):
         extra = await hook(connection.request)
     else:
