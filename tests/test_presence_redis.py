@@ -126,7 +126,6 @@ async def test_heartbeats_are_one_write_per_process_not_per_connection(redis_env
 
             # Redis loses the presence keys (restarted empty): the next heartbeat writes them again.
             await client.delete(*[key async for key in client.scan_iter("asgi:hc:presence:*")])
-            assert await asyncio.to_thread(read_presence, redis_env) == []
             deadline = time.monotonic() + 10
             while len(await asyncio.to_thread(read_presence, redis_env)) != 100:
                 assert time.monotonic() < deadline, "presence was not restored after Redis lost it"
