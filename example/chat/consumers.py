@@ -6,7 +6,6 @@ from pydantic import BaseModel, Field
 
 from hypergen_consumers.imports import (
     NO_PERM_REQUIRED,
-    agroup_send,
     HypergenConsumer,
     b,
     command,
@@ -57,19 +56,11 @@ class ChatRoom(HypergenConsumer):
         command("hypergen.append", "messages", hypergen(lambda: li(b(message.author), ": ", message.text)))
         command("hypergen.morph", "typing", "")
 
-    @handler(broadcast=False)
-    async def typing(self, request, room_name: str):
-        """Tell the others that this user is typing.
-
-        Until ``broadcast="others"`` exists, every connection is asked to show it and the
-        sender's own connection skips it (see show_typing).
-        """
-        await agroup_send(self.group_name(), "show_typing", display_name(request.user), self.channel_name)
-
-    @handler(broadcast=False)
-    def show_typing(self, request, room_name: str, who: str, sender: str):
-        if sender != self.channel_name:
-            command("hypergen.morph", "typing", hypergen(lambda: span(who, " is typing…")))
+    @handler(broadcast="others")
+    def typing(self, request, room_name: str):
+        """Tell the others in the room that this user is typing (not the typist)."""
+        who = display_name(request.user)
+        command("hypergen.morph", "typing", hypergen(lambda: span(who, " is typing…")))
 
     @handler(broadcast=False)
     def my_stats(self, request):
