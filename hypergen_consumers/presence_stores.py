@@ -177,11 +177,13 @@ def _make_store(layer: Any, owner: str) -> MemoryStore | RedisStore:
         from channels_redis.core import RedisChannelLayer
         from channels_redis.pubsub import RedisPubSubChannelLayer
     except ImportError:  # pragma: no cover - channels-redis is an optional extra
-        RedisChannelLayer = RedisPubSubChannelLayer = ()  # type: ignore[assignment,misc]
-    if isinstance(layer, RedisChannelLayer):
-        return RedisStore(layer.hosts[0], layer.prefix)
-    if isinstance(layer, RedisPubSubChannelLayer):
-        return RedisStore(layer._shards[0].host, layer.prefix)
+        pass
+    else:
+        if isinstance(layer, RedisChannelLayer):
+            return RedisStore(layer.hosts[0], layer.prefix)
+        if isinstance(layer, RedisPubSubChannelLayer):
+            pubsub: Any = layer  # Its __getattr__ proxies to a shard, which confuses type checkers.
+            return RedisStore(pubsub._shards[0].host, pubsub.prefix)
     msg = (
         f"{owner}.presence = True needs channels' InMemoryChannelLayer or a channels_redis layer "
         f"(RedisChannelLayer or RedisPubSubChannelLayer) to keep presence in; the channel layer is "
