@@ -1,9 +1,8 @@
 """Send to every open socket of one user: every tab, every consumer, every process.
 
-Every authenticated connection also joins its user's group, ``hc-user-<pk>``. That name
-cannot be produced by the default group rule (its first segment would hold a ``-``, which
-module names cannot) and a custom rule returning it is rewritten by ``safe_group_name``,
-so no consumer URL can lead into another user's group.
+Every authenticated connection also joins its user's group, ``hc-user-<pk>``. Names
+starting with ``hc-`` are reserved for the package's own groups: a custom group rule that
+returns one is refused (ReservedGroupName), so no consumer URL leads into a user's group.
 """
 
 from __future__ import annotations

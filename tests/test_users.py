@@ -8,7 +8,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, auser_command, handler, user_command
-from hypergen_consumers.testing import ConsumerClient
+from hypergen_consumers.errors import ReservedGroupName
+from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
 from hypergen_consumers.users import user_group_name
 
 
@@ -65,11 +66,14 @@ async def test_a_custom_group_rule_cannot_join_another_users_group():
     alice = await make_user("alice")
     target = user_group_name(alice)
     assert target == f"hc-user-{alice.pk}"
-    async with ConsumerClient(inbox, target=target) as intruder, ConsumerClient(room, name="a", user=alice) as real:
-        assert inbox.group_name(target=target) != target
+    with pytest.raises(ReservedGroupName):
+        inbox.group_name(target=target)
+    with pytest.raises(ConnectionRefused) as refused:
+        await ConsumerClient(inbox, target=target).connect()
+    assert refused.value.code == 4403
+    async with ConsumerClient(room, name="a", user=alice) as real:
         await auser_command(alice, [["secret"]])
         assert await real.receive() == [["secret"]]
-        await intruder.expect_nothing()
 
 
 async def test_a_user_with_no_open_socket_receives_nothing_and_nothing_breaks():
