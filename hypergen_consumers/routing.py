@@ -177,9 +177,15 @@ class UnmatchedInNamespace(RegexPattern):  # type: ignore[misc]  # Django ships 
         if matched is None:
             return None
         mounts = [mount for mount in list(_registry.mounts.values()) if mount.namespace == self.namespace]
-        if any(mount.resolver.url_patterns[0].pattern.match(path) for mount in mounts):
+        if any(_first_pattern(mount.resolver).pattern.match(path) for mount in mounts):
             return None
         return matched
+
+
+def _first_pattern(resolver: URLResolver) -> Any:
+    """The one route a mount's resolver holds (``url_patterns`` is a cached_property, untyped)."""
+    patterns: list[Any] = resolver.url_patterns  # type: ignore[assignment,unused-ignore]
+    return patterns[0]
 
 
 async def refuse_unmatched(scope: dict[str, Any], receive: Any, send: Any) -> None:
