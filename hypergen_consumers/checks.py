@@ -6,6 +6,8 @@
   or passes the wrong number of arguments (see ``callback_checks``).
 - ``hypergen_consumers.E003``: HYPERGEN_CONSUMERS_MAX_FRAME_BYTES is larger than what the
   server accepts (registered in ``outgoing``).
+- ``hypergen_consumers.W002``: ``hypergen.context.context_middleware`` is not in MIDDLEWARE, so
+  every liveview fails with an AttributeError that does not say why.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from django.core import checks
 
 from . import route_order
 
-__all__ = ["check_websocket_routes", "url_routers"]
+__all__ = ["check_websocket_routes", "check_context_middleware", "url_routers"]
+
+CONTEXT_MIDDLEWARE = "hypergen.context.context_middleware"
 
 
 def url_routers(application: Any, seen: set[int] | None = None) -> Iterator[Any]:
@@ -100,3 +104,19 @@ def check_callbacks(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 checks.Error(f"{module.__file__}:{line}: {problem}", obj=consumer, id="hypergen_consumers.E002")
             )
     return errors
+
+
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_context_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """hypergen's liveviews read the request from its context, which only its middleware sets."""
+    if CONTEXT_MIDDLEWARE in (getattr(settings, "MIDDLEWARE", None) or ()):
+        return []
+    return [
+        checks.Warning(
+            f"{CONTEXT_MIDDLEWARE!r} is not in MIDDLEWARE, so every hypergen liveview (and the pages "
+            f"that open consumers) fails with AttributeError: No such attribute: request.",
+            hint=f"Add {CONTEXT_MIDDLEWARE!r} to MIDDLEWARE, after Django's SessionMiddleware and "
+            f"AuthenticationMiddleware.",
+            id="hypergen_consumers.W002",
+        )
+    ]
