@@ -206,7 +206,7 @@ class ConnectionMixin:
             self.group = cls._group_for(self)
         except ReservedGroupName as exc:
             logger.warning("%s: handshake refused: %s", cls.__name__, exc)
-            await self.close(code=CloseCode.PERMISSION_DENIED)
+            await self.refuse(CloseCode.PERMISSION_DENIED)  # Accept first, so a browser sees 4403.
             return
         self._authority = Authority(self.scope, self.request.user)
         try:
