@@ -15,7 +15,7 @@ from tests.proxy import Proxy
 from tests.servers import daphne, free_port, redis_server, run_script
 from tests.test_browser import browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 OFFLINE = re.compile("hypergen-websocket-offline")
 UNACKNOWLEDGED = "() => Object.values(hypergen.websocket.WEBSOCKETS)[0].unacknowledged.length"
