@@ -187,23 +187,26 @@ def test_close_stops_reconnecting_for_good(restartable, open_page):
     expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
 
 
-def test_coming_back_online_or_visible_reconnects_at_once(restartable, open_page):
-    base, start, stop = restartable
-    page = open_page(f"{base}/chat/online/")
-    stop()
-    expect(page.locator("html")).to_have_class(re.compile("hypergen-websocket-offline"))
-    start()
+def test_coming_back_online_or_visible_reconnects_at_once(server, open_page):
+    page = open_page(f"{server}/chat/online/")
     for event in ["window.dispatchEvent(new Event('online'))",
                   "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
                   "document.dispatchEvent(new Event('visibilitychange'))"]:
-        # Make the backoff long, wait until the socket is down with a retry pending, then fire the event:
-        # the socket must be created by the event itself, not by the timer.
-        page.wait_for_function("() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];"
-                               " c.attempt = 30; return c.socket === null && c.timer !== null; }", timeout=30_000)
+        page.wait_for_function(ALL_OPEN, timeout=30_000)
+        page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")  # Down, retry pending.
+        # Once the socket is down with a retry pending, push that retry an hour away (in the same
+        # turn of the page's event loop, so the backoff timer cannot win the race), then fire the
+        # event: the socket must be created by the event itself, not by the timer.
+        page.wait_for_function("""() => {
+            const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];
+            if (c.socket !== null || c.timer === null) return false;
+            clearTimeout(c.timer);
+            c.timer = setTimeout(() => { c.timer = null; c.connect(); }, 3600000);
+            return true;
+        }""", timeout=30_000)
         created = page.evaluate("() => { " + event + "; return Object.values(hypergen.websocket.WEBSOCKETS)[0].socket !== null; }")
         assert created is True
         page.wait_for_function(ALL_OPEN, timeout=30_000)
-        page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")  # Down again for the next event.
 
 
 def test_the_offline_queue_is_bounded_and_warns(restartable, open_page):
