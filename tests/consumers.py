@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from asgiref.sync import sync_to_async
-from pydantic import StringConstraints
+from pydantic import Field
 from django.db import connections
 from hypergen.imports import command, span
 
@@ -107,7 +107,7 @@ class Big(HypergenConsumer):
         command("pong", room)
 
 
-Token = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")]
+Token = Annotated[str, Field(pattern=r"^[a-f0-9]{32}$")]  # Field, not StringConstraints: pydantic 2.0 is supported.
 
 
 def blocker_file(token: str, what: str) -> Path:

@@ -53,9 +53,9 @@ async def test_chat_messages_reach_everyone_in_the_room_and_are_validated(exampl
         assert await receive(bob) == expected
         await ann.send(json.dumps({"args": ["send_message", {"author": "", "text": "hi"}], "meta": {}}))
         error = await receive(ann)
-        assert error[0][1]["errors"] == [
-            {"type": "string_too_short", "loc": ["message", "author"], "msg": "String should have at least 1 character"}
-        ]
+        [problem] = error[0][1]["errors"]
+        assert (problem["type"], problem["loc"]) == ("string_too_short", ["message", "author"])
+        assert problem["msg"].startswith("String should have at least 1 character")  # pydantic 2.4: "characters".
         await ann.send(json.dumps({"args": ["my_stats"], "meta": {}}))
         assert await receive(ann) == [["hypergen.morph", "my-stats", "<span>You sent 1 messages here.</span>"]]
 
