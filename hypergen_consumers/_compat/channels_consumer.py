@@ -59,7 +59,7 @@ def _names_problem(method: Any, expected: frozenset[str], what: str) -> str | No
         return f"{what} is not a plain function any more (Channels changed it)"
     if frozenset(names) != expected:
         added, gone = sorted(set(names) - expected), sorted(expected - set(names))
-        return f"{what} changed (it now also uses {added}, no longer {gone})"
+        return f"{what} changed: it now also uses {added}" if added else f"{what} changed: it no longer uses {gone}"
     return None
 
 
