@@ -14,7 +14,8 @@ from hypergen.imports import button, callback, command, div, span
 from pydantic import BaseModel
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, consumer, handler
-from hypergen_consumers.testing import ConsumerClient, wait_for
+from hypergen_consumers.testing import ConsumerClient
+from tests.support import wait_for
 
 
 async def test_a_class_with_one_handler_still_reads_its_name_first():
