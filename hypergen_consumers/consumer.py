@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import presence, registry, replay, routing
 from .callback_checks import build_callback
+from .client_script import ensure_client_script
 from .configuration import configure, unwrap_group_rule
 from .connection import ConnectionMixin
 from .errors import ReservedGroupName
@@ -196,8 +197,15 @@ class HypergenConsumer(
 
     @classmethod
     def reverse(cls, *args: Any, **kwargs: Any) -> str:
-        """The absolute ``ws://``/``wss://`` URL of this consumer for the given URL kwargs."""
-        return routing.reverse_url(cls, args, kwargs)
+        """The absolute ``ws://``/``wss://`` URL of this consumer for the given URL kwargs.
+
+        Reversing a consumer is how a liveview says it uses one, so inside a liveview's
+        rendering this also makes the page load ``client.js`` (SPEC: "injected automatically
+        into a liveview that uses a consumer"); elsewhere it only returns the URL.
+        """
+        url = routing.reverse_url(cls, args, kwargs)
+        ensure_client_script()
+        return url
 
     @classmethod
     def callback(cls, *args: Any, **kwargs: Any) -> Any:

@@ -22,7 +22,6 @@ from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 from hypergen.context import context
 
 from . import route_order
-from .client_script import ensure_client_script
 from .registry import REGISTRY, Mount, label, mount_of
 
 if TYPE_CHECKING:
@@ -178,7 +177,10 @@ def _unused_view(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never
 
 
 def reverse_url(cls: Consumer, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-    """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request."""
+    """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request.
+
+    Only builds the URL; ``HypergenConsumer.reverse()`` is what also loads the client script.
+    """
     path_ = mount_of(cls).reverse_path(args, kwargs)
     request = context.request if "request" in context else None
     if request is None:
@@ -188,7 +190,6 @@ def reverse_url(cls: Consumer, args: tuple[Any, ...], kwargs: Mapping[str, Any])
             f"wrap the call in `with context(request=request):`."
         )
         raise RuntimeError(msg)
-    ensure_client_script()
     url: str = request.build_absolute_uri(path_)
     if url.startswith("https://"):
         return "wss://" + url[len("https://") :]
