@@ -221,7 +221,7 @@ def handler_cost(runs: dict) -> None:
     django.setup()
     from benchsite.consumers import OursAsync, morph, template
     from hypergen.liveview import dumps, loads
-    from hypergen_consumers.connection import build_request
+    from hypergen_consumers.lifecycle import build_request
     from hypergen_consumers.rendering import render_sync
 
     request = build_request({"type": "websocket", "path": "/", "headers": []})

@@ -68,12 +68,12 @@ def report(problem: str) -> None:
 
 def consumer_for_url(url: Any) -> Any:
     """The mounted consumer class a ``ws://`` URL reaches, or None."""
-    from .routing import _registry
+    from .registry import REGISTRY
 
     if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
         return None
     path = urlsplit(url).path
-    for cls, mount in list(_registry.mounts.items()):
+    for cls, mount in list(REGISTRY.mounts.items()):
         try:
             mount.resolver.resolve(path)
         except Resolver404:

@@ -32,7 +32,11 @@ class ClientScriptPlugin:
 
 
 def ensure_client_script() -> None:
-    """Called by ``reverse()``: if a liveview page is rendering, make it load the client."""
+    """Called by ``HypergenConsumer.reverse()``: if a liveview page is rendering, make it load the client.
+
+    The only thing in the package that changes a page as a side effect, kept to this one
+    named call: ``routing.reverse_url`` itself only builds the URL.
+    """
     if "hypergen" not in context:
         return
     plugins = context.hypergen.get("plugins")

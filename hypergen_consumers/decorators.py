@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, overload
 
-from .consumer import CONFIG_ATTRIBUTES, HypergenConsumer, HypergenConsumerMeta
+from .configuration import CONFIG_ATTRIBUTES
+from .consumer import HypergenConsumer, HypergenConsumerMeta
 from .handlers import handler
 
 __all__ = ["consumer"]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
 from hypergen.liveview import NO_PERM_REQUIRED
 
-__all__ = ["check_user_perms"]
+__all__ = ["check_user_perms", "perms_ok"]
+
 
 def check_user_perms(user: Any, perm: Any, any_perm: bool = False) -> tuple[bool, frozenset[str]]:
     """Return ``(ok, matched_perms)`` for ``user``. May query the database: call from a thread."""
@@ -28,3 +30,11 @@ def check_user_perms(user: Any, perm: Any, any_perm: bool = False) -> tuple[bool
     if user.has_perms(perms):
         return True, frozenset(perms)
     return False, frozenset()
+
+
+async def perms_ok(user: Any, perm: Any, any_perm: bool) -> tuple[bool, frozenset[str]]:
+    """``check_user_perms`` from async code: in a worker thread, unless no permission is required."""
+    if perm == NO_PERM_REQUIRED:
+        return True, frozenset()
+    result: tuple[bool, frozenset[str]] = await database_sync_to_async(check_user_perms)(user, perm, any_perm)
+    return result

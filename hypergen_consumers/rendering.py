@@ -66,8 +66,14 @@ class ConsumerPlugin(LiveviewPluginBase):  # type: ignore[misc]  # hypergen ship
         context.hypergen.commands.extendleft(reversed(leading))
 
 
-def _plugins(target_id: str | None, owner: str, user_plugins: Sequence[Any]) -> list[Any]:
-    return [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins]
+def _handler_rendering(
+    request: Any, target_id: str | None, owner: str, user_plugins: Sequence[Any], matched_perms: frozenset[str]
+) -> Any:
+    """The setup and teardown both twins share: hypergen's rendering state with the consumer's plugins.
+
+    Returns the context manager itself (no wrapper around it): it runs for every handler.
+    """
+    return rendering(request, [TemplatePlugin(), ConsumerPlugin(target_id, owner), *user_plugins], matched_perms)
 
 
 def _finish(template_result: Any) -> list[Any]:
@@ -87,7 +93,7 @@ def render_sync(
     owner: str = "",
 ) -> list[Any]:
     """Call a sync handler while rendering; return its client commands."""
-    with rendering(request, _plugins(target_id, owner, user_plugins), matched_perms):
+    with _handler_rendering(request, target_id, owner, user_plugins, matched_perms):
         return _finish(func(*args, **kwargs))
 
 
@@ -102,7 +108,7 @@ async def render_async(
     matched_perms: frozenset[str] = frozenset(),
     owner: str = "",
 ) -> list[Any]:
-    """Await an async handler while rendering; return its client commands."""
+    """Await an async handler while rendering (its twin's setup, plus ``render_guard``); return its commands."""
     async with render_guard():
-        with rendering(request, _plugins(target_id, owner, user_plugins), matched_perms):
+        with _handler_rendering(request, target_id, owner, user_plugins, matched_perms):
             return _finish(await func(*args, **kwargs))

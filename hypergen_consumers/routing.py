@@ -1,7 +1,7 @@
-"""The consumer registry, ``autoconsumers()`` and ``reverse()``.
+"""Routing: a consumer's ``path``, ``autoconsumers()`` and ``reverse()``.
 
-Consumers register themselves per module when their class is created; ``autoconsumers``
-turns one module's consumers into a plain list of ``path()`` objects for Channels'
+Consumers register themselves per module when their class is created (see ``registry``);
+``autoconsumers`` turns one module's consumers into a plain list of ``path()`` objects for Channels'
 ``URLRouter``, mounted at ``ws/<namespace>/<path>``, and remembers where each was mounted
 so ``reverse()`` can build its URL with Django's own reversing (converters, quoting).
 """
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from types import ModuleType
@@ -24,15 +22,14 @@ from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 from hypergen.context import context
 
 from . import route_order
-from .client_script import ensure_client_script
-from .errors import ConsumerNotMounted
+from .registry import REGISTRY, Mount, label, mount_of
 
 if TYPE_CHECKING:
     from .consumer import HypergenConsumer
 
     Consumer = type[HypergenConsumer]
 
-__all__ = ["autoconsumers", "compile_route", "registry_snapshot"]
+__all__ = ["autoconsumers", "compile_route", "reverse_url"]
 
 _NAMESPACE = re.compile(r"^[a-zA-Z\d_-]+(/[a-zA-Z\d_-]+)*$")
 _GROUP_NAMES_IN_REGEX = re.compile(r"\?P<[^>]+>")
@@ -45,30 +42,6 @@ class Route:
     path: str
     kwarg_names: tuple[str, ...]
     shape: str  # the regex without group names: equal shapes are the same route
-
-
-@dataclass(frozen=True)
-class Mount:
-    namespace: str
-    route: str
-    resolver: URLResolver
-    name: str
-
-    def reverse_path(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-        path: str = self.resolver.reverse(self.name, *args, **kwargs)
-        return "/" + path
-
-
-class _Registry:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.by_module: dict[str, list[Consumer]] = {}
-        self.mounts: dict[Consumer, Mount] = {}
-        self.mounted_shapes: dict[str, Consumer] = {}
-
-
-_registry = _Registry()
-_asgi_application_imported = False
 
 
 def compile_route(owner: str, route: Any) -> Route:
@@ -92,23 +65,6 @@ def compile_route(owner: str, route: Any) -> Route:
     return Route(route, tuple(pattern.converters), _GROUP_NAMES_IN_REGEX.sub("", regex))
 
 
-def register(cls: Consumer) -> None:
-    """Add a consumer class to its module's list; two consumers on one route raise."""
-    route: Route = cls._route
-    with _registry.lock:
-        siblings = _registry.by_module.setdefault(cls.__module__, [])
-        for other in siblings:
-            if other._route.shape == route.shape and other.__qualname__ != cls.__qualname__:
-                msg = (
-                    f"{cls.__qualname__} and {other.__qualname__} in {cls.__module__} both use the route "
-                    f"{route.path!r}. Give one of them another path."
-                )
-                raise ImproperlyConfigured(msg)
-        # Re-defining a class of the same name (a module reload) replaces it.
-        siblings[:] = [other for other in siblings if other.__qualname__ != cls.__qualname__]
-        siblings.append(cls)
-
-
 def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
     """Mount every consumer defined in ``module`` at ``ws/<namespace>/<path>``.
 
@@ -123,8 +79,8 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
             f"letters, digits, '-' and '_' (optionally separated by '/'), e.g. namespace=\"chat\"."
         )
         raise ImproperlyConfigured(msg)
-    with _registry.lock:
-        consumers = [cls for cls in _registry.by_module.get(module.__name__, []) if cls.autourl]
+    with REGISTRY.lock:
+        consumers = [cls for cls in REGISTRY.by_module.get(module.__name__, []) if cls.autourl]
         if not consumers:
             msg = (
                 f"autoconsumers({module.__name__}) found no HypergenConsumer subclass or @consumer "
@@ -135,17 +91,17 @@ def autoconsumers(module: ModuleType | str, namespace: str) -> list[URLPattern]:
         for cls in consumers:
             route = f"ws/{namespace}/{cls._route.path}"
             shape = f"{namespace}:{cls._route.shape}"
-            other = _registry.mounted_shapes.get(shape)
-            if other is not None and other is not cls and _label(other) != _label(cls):
+            other = REGISTRY.mounted_shapes.get(shape)
+            if other is not None and other is not cls and label(other) != label(cls):
                 msg = (
-                    f"{_label(cls)} and {_label(other)} are both mounted at {route!r}. "
+                    f"{label(cls)} and {label(other)} are both mounted at {route!r}. "
                     f"Change the path of one, or mount its module under another namespace."
                 )
                 raise ImproperlyConfigured(msg)
-            name = _label(cls)
+            name = label(cls)
             pattern = path(route, cls.as_asgi(), name=name)
-            _registry.mounts[cls] = Mount(namespace, route, URLResolver(RegexPattern(r"^/"), [pattern]), name)
-            _registry.mounted_shapes[shape] = cls
+            REGISTRY.mounts[cls] = Mount(namespace, route, URLResolver(RegexPattern(r"^/"), [pattern]), name)
+            REGISTRY.mounted_shapes[shape] = cls
             patterns.append(pattern)
         patterns = route_order.order_patterns(patterns)
         for pattern in patterns:
@@ -176,7 +132,7 @@ class UnmatchedInNamespace(RegexPattern):  # type: ignore[misc]  # Django ships 
         matched = super().match(path)
         if matched is None:
             return None
-        mounts = [mount for mount in list(_registry.mounts.values()) if mount.namespace == self.namespace]
+        mounts = [mount for mount in list(REGISTRY.mounts.values()) if mount.namespace == self.namespace]
         if any(_first_pattern(mount.resolver).pattern.match(path) for mount in mounts):
             return None
         return matched
@@ -220,39 +176,11 @@ def _unused_view(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never
     raise NotImplementedError
 
 
-def _label(cls: Consumer) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _import_asgi_application() -> None:
-    """Import ASGI_APPLICATION once, so its routing runs autoconsumers() (as Django loads ROOT_URLCONF)."""
-    global _asgi_application_imported
-    if _asgi_application_imported:
-        return
-    _asgi_application_imported = True
-    from django.conf import settings
-
-    dotted = getattr(settings, "ASGI_APPLICATION", None)
-    if dotted:
-        import_module(dotted.rsplit(".", 1)[0])
-
-
-def mount_of(cls: Consumer) -> Mount:
-    mount = _registry.mounts.get(cls)
-    if mount is None:
-        _import_asgi_application()
-        mount = _registry.mounts.get(cls)
-    if mount is None:
-        msg = (
-            f"{cls.__name__} is not mounted: add autoconsumers({cls.__module__}, namespace=...) "
-            f"to a websocket URLRouter (your routing.py)."
-        )
-        raise ConsumerNotMounted(msg)
-    return mount
-
-
 def reverse_url(cls: Consumer, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-    """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request."""
+    """The absolute ``ws://``/``wss://`` URL of ``cls`` for these URL args, from the current request.
+
+    Only builds the URL; ``HypergenConsumer.reverse()`` is what also loads the client script.
+    """
     path_ = mount_of(cls).reverse_path(args, kwargs)
     request = context.request if "request" in context else None
     if request is None:
@@ -262,33 +190,9 @@ def reverse_url(cls: Consumer, args: tuple[Any, ...], kwargs: Mapping[str, Any])
             f"wrap the call in `with context(request=request):`."
         )
         raise RuntimeError(msg)
-    ensure_client_script()
     url: str = request.build_absolute_uri(path_)
     if url.startswith("https://"):
         return "wss://" + url[len("https://") :]
     if url.startswith("http://"):
         return "ws://" + url[len("http://") :]
     return url
-
-
-@contextmanager
-def registry_snapshot() -> Iterator[None]:
-    """Restore the registry on exit, so consumers defined inside a test never collide."""
-    global _asgi_application_imported
-    with _registry.lock:
-        saved = (
-            {module: list(classes) for module, classes in _registry.by_module.items()},
-            dict(_registry.mounts),
-            dict(_registry.mounted_shapes),
-            _asgi_application_imported,
-        )
-    try:
-        yield
-    finally:
-        with _registry.lock:
-            _registry.by_module, _registry.mounts, _registry.mounted_shapes, _asgi_application_imported = (
-                saved[0],
-                saved[1],
-                saved[2],
-                saved[3],
-            )

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypergen.liveview import NO_PERM_REQUIRED
 
-from . import routing
+from . import registry
 from .errors import ERROR_CODES, ERROR_COMMAND
 from .handlers import HandlerSpec
 
@@ -21,10 +21,10 @@ _ROUTE_PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-def mounted_consumers() -> list[tuple[routing.Consumer, routing.Mount]]:
+def mounted_consumers() -> list[tuple[registry.Consumer, registry.Mount]]:
     """Every consumer mounted by autoconsumers(), importing ASGI_APPLICATION first."""
-    routing._import_asgi_application()
-    return sorted(routing._registry.mounts.items(), key=lambda item: item[1].route)
+    registry.import_asgi_application()
+    return sorted(registry.REGISTRY.mounts.items(), key=lambda item: item[1].route)
 
 
 def _perm_text(perm: Any, any_perm: bool) -> str:

@@ -1,6 +1,6 @@
 """Who gets what: ``broadcast`` (True, False, "others"), ``send_commands`` and sync event methods.
 
-Kept apart from ``connection.py`` so the per-connection pipeline only asks two questions
+Kept apart from ``pipeline.py`` so the per-connection pipeline only asks two questions
 here: where does a handler's output go, and how is a channel-layer event method run.
 """
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from types import TracebackType
 from typing import Any
@@ -23,7 +22,7 @@ from channels.testing import WebsocketCommunicator
 from django.urls import path
 from hypergen.liveview import dumps, loads
 
-from . import routing
+from . import registry, routing
 from .errors import ERROR_COMMAND, ConsumerNotMounted
 
 __all__ = ["ConsumerClient", "ConsumerClients", "ConnectionRefused", "frame"]
@@ -47,7 +46,7 @@ class ConnectionRefused(AssertionError):
 
 def _application(consumer_class: Any, user: Any) -> Any:
     try:
-        route = routing.mount_of(consumer_class).route
+        route = registry.mount_of(consumer_class).route
     except ConsumerNotMounted:
         route = f"ws/test/{consumer_class._route.path}"
     routes: list[Any] = [path(route, consumer_class.as_asgi())]
@@ -187,13 +186,3 @@ class ConsumerClients:
         for client in self.clients:
             await client.close()
         self.clients.clear()
-
-
-async def wait_for(predicate: Any, timeout: float = 2, interval: float = 0.01) -> None:
-    """Poll ``predicate`` until true (for conditions with no event to await)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            msg = f"condition not met within {timeout}s"
-            raise AssertionError(msg)
-        await asyncio.sleep(interval)

@@ -7,7 +7,7 @@ from django.test import RequestFactory, override_settings
 from hypergen.context import context
 
 from hypergen_consumers.mistake_log import mistakes
-from hypergen_consumers.routing import registry_snapshot
+from tests.support import registry_snapshot
 
 # Registered at import, before any test's registry snapshot, as a real project's would be.
 import tests.consumers  # noqa: E402,F401

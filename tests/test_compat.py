@@ -11,6 +11,7 @@ import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -24,6 +25,7 @@ from hypergen_consumers import HypergenConsumer, _compat, db_cleanup, handler
 from hypergen_consumers._compat import (
     CompatWarning,
     apply_all,
+    channels_consumer,
     channels_db,
     django_db,
     hypergen_context,
@@ -321,3 +323,118 @@ async def test_without_channels_aclose_old_connections_connections_are_still_cle
     assert await sync_to_async(open_with_errors)() is True
     await channels_db.aclose_old_connections()
     assert await sync_to_async(errors_occurred)() is False  # Checked in the worker thread, found usable.
+
+
+class ChangedAsyncConsumer:
+    """What a Channels release that changed AsyncConsumer.__call__ and dispatch might look like."""
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.tracer = scope.get("trace")  # Something new the copy in lifecycle would not do.
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)  # noqa: F821 - never run
+        await handler(message)  # No aclose_old_connections any more.
+
+
+def test_channels_consumer_checks_name_what_changed():
+    assert channels_consumer.check_call() is None
+    assert channels_consumer.check_dispatch() is None
+    assert channels_consumer.check_call(ChangedAsyncConsumer) == (
+        "AsyncConsumer.__call__ changed: it now also uses ['get', 'tracer']"
+    )
+    assert channels_consumer.check_dispatch(ChangedAsyncConsumer) == (
+        "AsyncConsumer.dispatch changed: it no longer uses ['ValueError', 'aclose_old_connections']"
+    )
+    assert channels_consumer.check_call(utils=SimpleNamespace()) == (
+        "channels.utils has no await_many_dispatch (Channels changed its internals)"
+    )
+    assert channels_consumer.check_dispatch(module=SimpleNamespace()) == (
+        "channels.consumer has no get_handler_name (Channels changed its internals)"
+    )
+
+
+def test_apply_all_warns_and_leaves_the_channels_consumer_copies_off(monkeypatch):
+    monkeypatch.setattr(channels_consumer, "_call_active", False)
+    monkeypatch.setattr(channels_consumer, "_dispatch_active", False)
+    monkeypatch.setattr("channels.consumer.AsyncConsumer.__call__", ChangedAsyncConsumer.__call__)
+    monkeypatch.setattr("channels.consumer.AsyncConsumer.dispatch", ChangedAsyncConsumer.dispatch)
+    with pytest.warns(CompatWarning) as caught:
+        applied = apply_all()
+    assert (applied["Channels AsyncConsumer.__call__"], applied["Channels AsyncConsumer.dispatch"]) == (False, False)
+    assert (channels_consumer.call_is_ours(), channels_consumer.dispatch_is_ours()) == (False, False)
+    messages = [str(w.message) for w in caught]
+    assert any("AsyncConsumer.__call__ changed" in m and "Channels' own AsyncConsumer.__call__" in m for m in messages)
+    assert any("AsyncConsumer.dispatch changed" in m and "Channels' own AsyncConsumer.dispatch" in m for m in messages)
+
+
+class Fallbacks(HypergenConsumer):
+    """Every kind of message a connection gets: client frames, broadcasts, group_send runs, event methods."""
+
+    perm = NO_PERM_REQUIRED
+    path = "compat-fallbacks/"
+    target_id = "out"
+    connections: ClassVar[list] = []
+
+    def on_connect(self, request):
+        Fallbacks.connections.append(self)
+
+    @handler
+    def post(self, request, text: str):
+        span(text)
+
+    @handler(broadcast=False)
+    def whisper(self, request, text: str):
+        command("whispered", text)
+
+    def ping_event(self, message):
+        """A plain ``def`` event method, as upstream hypergen writes them (runs in a worker thread)."""
+        self.send_commands([["pong", message["n"]]])
+
+
+async def round_trip_on_the_fallbacks():
+    """Two connections talk through every path; returns the channel layer's groups afterwards."""
+    from channels.layers import get_channel_layer
+
+    from hypergen_consumers import agroup_send
+
+    Fallbacks.connections.clear()
+    async with ConsumerClient(Fallbacks) as first, ConsumerClient(Fallbacks) as second:
+        assert await first.call("post", "hello") == [["hypergen.morph", "out", "<span>hello</span>"]]
+        assert second.morphed("out", await second.receive()) == "<span>hello</span>"
+        assert await second.call("whisper", "psst") == [["whispered", "psst"]]
+        await first.expect_nothing()
+        await agroup_send(Fallbacks.group_name(), "whisper", "from the server")
+        assert await first.receive() == [["whispered", "from the server"]]
+        assert await second.receive() == [["whispered", "from the server"]]
+        await get_channel_layer().group_send(Fallbacks.group_name(), {"type": "ping.event", "n": 7})
+        assert await first.receive() == [["pong", 7]]
+        assert await second.receive() == [["pong", 7]]
+        await first.send("nope")
+        assert (await first.expect_error("unknown_handler"))["message"].startswith("Fallbacks has no handler 'nope'")
+    return get_channel_layer().groups
+
+
+async def test_on_channels_own_call_a_connection_works_and_leaves_its_groups(monkeypatch):
+    monkeypatch.setattr(channels_consumer, "_call_active", False)
+    assert await round_trip_on_the_fallbacks() == {}
+    ours = [c for c in Fallbacks.connections if c.channel_receive == c._receive_from_layer]
+    assert len(Fallbacks.connections) == 2 and ours == []  # Channels' receive, not the outage-surviving one.
+
+
+async def test_on_channels_own_dispatch_every_message_makes_the_clean_up_hop(monkeypatch):
+    import channels.consumer
+
+    hops = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counting():
+        hops.append(1)
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    assert await round_trip_on_the_fallbacks() == {}
+    assert hops == []  # Our dispatch: no Channels hop at all.
+    monkeypatch.setattr(channels_consumer, "_dispatch_active", False)
+    assert await round_trip_on_the_fallbacks() == {}
+    assert len(hops) >= 10  # Channels' dispatch: connects, frames, broadcasts, runs each made it.

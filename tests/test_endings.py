@@ -9,7 +9,8 @@ from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers import recovery
-from hypergen_consumers.testing import ConsumerClient, wait_for
+from hypergen_consumers.testing import ConsumerClient
+from tests.support import wait_for
 
 
 def define_member(connections, release):

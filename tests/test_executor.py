@@ -13,7 +13,8 @@ from hypergen.imports import command
 from websockets.asyncio.client import connect
 
 from hypergen_consumers import HANDLER_TIMEOUT, NO_PERM_REQUIRED, HypergenConsumer, consumer, handler
-from hypergen_consumers.testing import ConsumerClient, wait_for
+from hypergen_consumers.testing import ConsumerClient
+from tests.support import wait_for
 from tests.consumers import blocker_file
 from tests.servers import daphne
 

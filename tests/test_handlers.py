@@ -14,7 +14,8 @@ from hypergen.imports import button, callback, command, div, span
 from pydantic import BaseModel
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, consumer, handler
-from hypergen_consumers.testing import ConsumerClient, wait_for
+from hypergen_consumers.testing import ConsumerClient
+from tests.support import wait_for
 
 
 async def test_a_class_with_one_handler_still_reads_its_name_first():
@@ -358,16 +359,16 @@ async def test_broadcasts_arrive_in_the_same_order_everywhere():
 
 
 async def test_a_broadcast_to_1000_receivers_is_rendered_once_and_encoded_once_per_message(monkeypatch):
-    from hypergen_consumers import connection
+    from hypergen_consumers import pipeline
 
     encodes, renders = [], []
-    real_dumps = connection.dumps
+    real_dumps = pipeline.dumps
 
     def counting_dumps(data, *args, **kwargs):
         encodes.append(data)
         return real_dumps(data, *args, **kwargs)
 
-    monkeypatch.setattr(connection, "dumps", counting_dumps)
+    monkeypatch.setattr(pipeline, "dumps", counting_dumps)
 
     class Room(HypergenConsumer):
         perm = NO_PERM_REQUIRED

@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, UNKNOWN_HANDLER, HypergenConsumer, consumer, handler
-from hypergen_consumers.testing import ConsumerClient, wait_for
+from hypergen_consumers.testing import ConsumerClient
+from tests.support import wait_for
 
 
 def define_room(renders=None, meta=None):

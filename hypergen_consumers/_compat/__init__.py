@@ -3,7 +3,9 @@
 hypergen_consumers is faster than plain hypergen + Channels in a few spots because it
 leans on internals those libraries do not promise to keep: hypergen's global ``context``
 object, pyrsistent's ``PMap`` slots, the keys ``hypergen()`` puts in its rendering context,
-Django's ``_thread_ident``, Channels' ``aclose_old_connections``. Each such patch lives in a module of this package with
+Django's ``_thread_ident``, Channels' ``aclose_old_connections`` and the ``AsyncConsumer``
+methods a connection re-implements (``__call__``, ``dispatch``). Each such patch lives in a
+module of this package with
 
 - ``check()``: inspects the shape the patch relies on and returns ``None`` when it is there,
   or a sentence saying what is different;
@@ -22,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import channels_db, django_db, hypergen_context, pmap, rendering_state
+from . import channels_consumer, channels_db, django_db, hypergen_context, pmap, rendering_state
 
 __all__ = ["CompatWarning", "Patch", "PATCHES", "apply_all"]
 
@@ -46,6 +48,18 @@ PATCHES = (
     Patch("hypergen rendering state", rendering_state.check, rendering_state.apply, rendering_state.FALLBACK),
     Patch("Django connection thread", django_db.check, django_db.apply, django_db.FALLBACK),
     Patch("Channels aclose_old_connections", channels_db.check, channels_db.apply, channels_db.FALLBACK),
+    Patch(
+        "Channels AsyncConsumer.__call__",
+        channels_consumer.check_call,
+        channels_consumer.apply_call,
+        channels_consumer.CALL_FALLBACK,
+    ),
+    Patch(
+        "Channels AsyncConsumer.dispatch",
+        channels_consumer.check_dispatch,
+        channels_consumer.apply_dispatch,
+        channels_consumer.DISPATCH_FALLBACK,
+    ),
 )
 
 

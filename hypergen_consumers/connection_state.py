@@ -1,0 +1,81 @@
+"""What every part of a connection relies on: the attributes set on it, and its serial lane.
+
+A connection's behaviour is split by concept (``lifecycle``, ``pipeline``, ``sending``),
+composed into ``connection.ConnectionMixin``. Each part reads state another part (or
+``HypergenConsumer``, or Channels' ``AsyncJsonWebsocketConsumer``) sets; this base declares
+that state once, for the type checkers, so no part has to guess what the others provide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .executor import SerialLane
+
+if TYPE_CHECKING:
+    from .authority import Authority
+    from .errors import ErrorCode
+    from .handlers import HandlerSpec
+    from .ratelimit import RateLimiter
+
+__all__ = ["ConnectionState"]
+
+
+class ConnectionState:
+    """The state one connection's parts share (see the module docstring)."""
+
+    if TYPE_CHECKING:  # What HypergenConsumer and Channels' AsyncJsonWebsocketConsumer provide.
+        perm: ClassVar[Any]
+        any_perm: ClassVar[bool]
+        target_id: ClassVar[str | None]
+        user_plugins: ClassVar[Any]
+        _handlers: ClassVar[dict[str, HandlerSpec]]
+        _on_connect: ClassVar[HandlerSpec | None]
+        _on_disconnect: ClassVar[Callable[..., Any] | None]
+        _function_handler: ClassVar[str | None]
+        channel_layer_alias: str
+        groups: list[str]
+
+        # Set when the connection starts (``lifecycle``).
+        base_send: Any
+        channel_layer: Any
+        channel_name: str
+        channel_receive: Any
+        url_kwargs: dict[str, Any]
+        request: Any
+        matched_perms: frozenset[str]
+        group: str
+        _server_receive: Any
+        _joined: list[str]
+        _accepted: bool
+        _authority: Authority
+        _rate_limiter: RateLimiter | None
+        _send_buffer: Any
+        _closing: bool
+
+        @classmethod
+        def _group_for(cls, consumer: Any) -> str: ...
+        async def close(self, code: int | bool | None = None, reason: str | None = None) -> None: ...
+        async def connect(self) -> None: ...
+        async def disconnect(self, code: int) -> None: ...
+
+        # Provided by one part, used by another.
+        def rejections(self) -> AbstractAsyncContextManager[None]: ...
+        async def _run(
+            self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str,
+            matched_perms: frozenset[str] | None = None,
+        ) -> None: ...
+        async def send(
+            self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+        ) -> None: ...
+        async def dispatch(self, message: dict[str, Any]) -> None: ...
+        async def send_to_group(self, text: str, *, exclude: str | None = None) -> None: ...
+        async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
+
+    @cached_property
+    def _lane(self) -> SerialLane:
+        """This connection's handler runs: in order, never overlapping, each with a timeout."""
+        return SerialLane()

@@ -1,0 +1,217 @@
+"""A connection's life: the ASGI entry point, the handshake, the groups, the end.
+
+Channels' ``AsyncConsumer.__call__`` runs a connection; here it is re-implemented (see
+``_compat.channels_consumer``) so that a channel-layer outage does not end the connection:
+the layer receive backs off and retries, and the connection re-joins its groups once the
+layer answers again. The handshake checks ``perm`` before anything joins a group, and
+however a connection ends (a disconnect, an exception, a cancelled task) it leaves its groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import logging
+from functools import partial
+from typing import Any
+
+from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
+
+from . import catchup, presence, recovery
+from ._compat import channels_consumer
+from .authority import Authority
+from .connection_state import ConnectionState
+from .errors import CloseCode, ReservedGroupName
+from .executor import handler_timeout
+from .layers import require_layer, retried
+from .perms import perms_ok
+from .ratelimit import RateLimiter, rate_limit_setting
+from .slow_readers import find_send_buffer
+from .users import user_groups
+
+__all__ = ["LifecycleMixin", "build_request"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+LAYER_RETRY_FIRST_DELAY = 0.1
+LAYER_RETRY_MAX_DELAY = 5.0
+
+
+def build_request(scope: dict[str, Any]) -> Any:
+    """A Django ASGIRequest for the handshake, like the request a view gets (user, session)."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.handlers.asgi import ASGIRequest
+
+    request: Any = ASGIRequest({**scope, "method": "WS"}, io.BytesIO())
+    request.user = scope.get("user") or AnonymousUser()
+    if "session" in scope:
+        request.session = scope["session"]
+    return request
+
+
+async def _call_hook(connection: Any, func: Any, *args: Any) -> None:
+    """Await an async hook, or run a sync one in the worker pool (so the ORM works), with the class's timeout."""
+    what, timeout = f"{type(connection).__name__}.{func.__name__}", handler_timeout(type(connection).timeout)
+    if inspect.iscoroutinefunction(func):
+        await connection._lane.run_async(what, timeout, func(connection, *args))
+    else:
+        await connection._lane.run_sync(what, timeout, func, connection, *args)
+
+
+class LifecycleMixin(ConnectionState):
+    """Connect, accept or refuse, survive layer outages, disconnect, leave the groups."""
+
+    # --- the ASGI entry point -------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__, with a channel-layer receive that survives outages.
+
+        Channels stops the whole consumer when the layer's receive raises (Redis down), which
+        would drop every connection. Here the receive backs off and retries instead, and
+        re-joins the connection's groups once the layer answers again.
+        """
+        if not channels_consumer.call_is_ours():
+            await self._channels_call(scope, receive, send)
+            return
+        self.scope = scope
+        self.base_send = send
+        self._server_receive = receive
+        self.channel_layer = require_layer(self.channel_layer_alias, who=type(self).__name__)
+        try:
+            self.channel_name = await self.channel_layer.new_channel()
+        except Exception:
+            logger.exception("%s: the channel layer is unavailable; refusing the connection", type(self).__name__)
+            await receive()  # The handshake's websocket.connect.
+            await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR})
+            return
+        self.channel_receive = self._receive_from_layer
+        try:
+            receivers: list[Any] = [receive, self.channel_receive]
+            await channels_consumer.await_many_dispatch(receivers, self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # Whatever ended the connection (a disconnect, an exception, daphne cancelling a
+            # still-running handler), it leaves its groups and the recovery registry. Shielded:
+            # a second cancellation cannot cut the clean-up short.
+            await asyncio.shield(self._leave_groups())
+
+    async def _channels_call(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The fallback when Channels' ``__call__`` changed (see ``_compat.channels_consumer``):
+        Channels' own, without the outage retry, and the same clean-up when it ends."""
+        self._server_receive = receive
+        require_layer(self.channel_layer_alias, who=type(self).__name__)  # Its error says what to configure.
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]  # Channels' __call__.
+        finally:
+            await asyncio.shield(self._leave_groups())
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        while True:
+            try:
+                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                return message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "%s: channel layer receive failed (%s: %s); retrying with backoff",
+                    type(self).__name__, type(exc).__name__, exc,
+                )
+                await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
+
+    async def _wait_for_layer(self, failed_at: float) -> None:
+        """Back off until the layer answers and this process's connections are in their groups again."""
+        delay = LAYER_RETRY_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            if await recovery.recover(self.channel_layer, failed_at):
+                return
+            delay = min(delay * 2, LAYER_RETRY_MAX_DELAY)
+
+    # --- connect / disconnect --------------------------------------------------------
+
+    async def websocket_connect(self, message: Any) -> None:
+        """Check permissions, join the group, let ``connect()`` accept, then run ``on_connect``."""
+        cls = type(self)
+        self._joined = []
+        self._accepted = False
+        self.url_kwargs = dict(self.scope.get("url_route", {}).get("kwargs", {}))
+        self.request = build_request(self.scope)
+        ok, self.matched_perms = await perms_ok(self.request.user, cls.perm, cls.any_perm)
+        if not ok:
+            logger.info("%s: handshake refused, %s lacks perm %r", cls.__name__, self.request.user, cls.perm)
+            await self.refuse(CloseCode.PERMISSION_DENIED)
+            return
+        try:
+            self.group = cls._group_for(self)
+        except ReservedGroupName as exc:
+            logger.warning("%s: handshake refused: %s", cls.__name__, exc)
+            await self.refuse(CloseCode.PERMISSION_DENIED)  # Accept first, so a browser sees 4403.
+            return
+        self._authority = Authority(self.scope, self.request.user)
+        try:
+            await catchup.start(self)
+            for group in [self.group, *self.groups, *self._authority.groups(), *user_groups(self)]:
+                await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
+                self._joined.append(group)
+        except Exception:
+            logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
+            await self._leave_groups()
+            await self.close(code=CloseCode.INTERNAL_ERROR)
+            return
+        try:
+            await self.connect()
+        except AcceptConnection:
+            await self.accept()
+        except DenyConnection:
+            await self.close()
+        if not self._accepted:
+            await self._leave_groups()
+            return
+        recovery.track(self)
+        per_second = rate_limit_setting()
+        self._rate_limiter = RateLimiter(per_second) if per_second else None
+        await catchup.resume(self)
+        if cls._on_connect is not None:
+            async with self.rejections():
+                await self._run(cls._on_connect, [], to_group=False)
+
+    async def refuse(self, code: int) -> None:
+        """Accept, then close at once with ``code``: a browser sees the code in its close event.
+
+        Closing before accepting makes the server answer the handshake with HTTP 403, which a
+        browser reports as 1006 (like a network outage), so client.js would retry for ever.
+        Nothing joins a group and no hook or handler runs.
+        """
+        await self.base_send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+        await self.close(code=int(code))  # autobahn takes a plain int, not an IntEnum.
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        self._accepted = True
+        await presence.join(self)  # Before the client hears "accepted", so presence() lists it already.
+        await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
+        self._send_buffer = find_send_buffer(getattr(self, "_server_receive", None))
+
+    async def websocket_disconnect(self, message: Any) -> None:
+        """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""
+        await self._leave_groups()
+        await self.disconnect(message.get("code", 1000))
+        hook = type(self)._on_disconnect
+        if hook is not None and getattr(self, "_accepted", False):
+            try:
+                await _call_hook(self, hook, self.request, message.get("code", 1000))
+            except Exception:
+                logger.exception("%s.on_disconnect raised", type(self).__name__)
+        raise StopConsumer()
+
+    async def _leave_groups(self) -> None:
+        recovery.untrack(self)
+        await presence.leave(self)
+        for group in getattr(self, "_joined", []):
+            try:
+                await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)
+            except Exception:
+                logger.exception("%s: could not leave group %r", type(self).__name__, group)
+        self._joined = []
