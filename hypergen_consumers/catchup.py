@@ -9,24 +9,31 @@ connection catches up from the stream first, and skips what a catch-up already s
 
 Up: client.js numbers its frames per socket (``meta.id``, with ``?hypergen_socket=<random>``
 in the URL; a client without it gets plain frames, no positions) and re-sends what was not acknowledged (``["hypergen.websocket.ack", id]``) after
-reconnecting. Each id runs at most once, in every process (the window's ``claim``).
+reconnecting. Each id runs at most once, in every process, and a re-sent id gets the reply
+its first run sent to this connection alone (``replies``), then the ack.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from hypergen.liveview import dumps
 
+from . import replies
 from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
+from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import FRAME_EVENT, bounded
 from .replay import newer, remember_group, window_for, window_settings
 
-__all__ = ["POSITION_COMMAND", "RESYNC_COMMAND", "ACK_COMMAND", "stamp", "start", "resume", "on_group_event"]
+__all__ = ["POSITION_COMMAND", "RESYNC_COMMAND", "ACK_COMMAND", "stamp", "start", "resume", "on_group_event", "run_once"]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -145,15 +152,18 @@ async def catch_up(conn: Any) -> None:
 
 
 async def resync(conn: Any) -> None:
-    """The page was away longer than the window: tell it (reload by default) or re-render."""
+    """The page missed what cannot be sent again (away longer than the window, or a reply
+    no longer kept): tell it (reload by default) or re-render."""
     tracking = conn._replay
     hook = type(conn)._on_resync
-    tracking.position = await bounded(tracking.window.last(conn.group))
+    if tracking is not None:
+        tracking.position = await bounded(tracking.window.last(conn.group))
     await conn.send(text_data=dumps([[RESYNC_COMMAND, {"reload": hook is None}]]))
     if hook is not None:
         async with conn.rejections():
             await conn._run(hook, [], to_group=False)
-    await conn.send(text_data=dumps([[POSITION_COMMAND, tracking.position]]))
+    if tracking is not None:
+        await conn.send(text_data=dumps([[POSITION_COMMAND, tracking.position]]))
 
 
 # --- live frames ----------------------------------------------------------------------
@@ -191,23 +201,68 @@ async def deliver(conn: Any, position: str, message: dict[str, Any]) -> None:
 # --- frame ids up -----------------------------------------------------------------------
 
 
-async def admit(conn: Any, meta: dict[str, Any]) -> tuple[int | None, bool]:
-    """``(frame id or None, run it?)``: a frame id this socket already ran is not run again."""
-    frame_id = meta.get("id")
-    if frame_id is None or conn._socket_key is None:
-        return None, True
-    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
-        raise Rejected(INVALID_FRAME, f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.")
+async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[None]]) -> None:
+    """Run a client frame; with an id, at most once per socket, its reply recorded, then the ack.
+
+    A duplicate id (client.js re-sends what was not acknowledged) does not run: it gets the
+    frames the first run sent to this connection alone, in order, then the ack (see
+    ``replies``). The ack comes last, so a page that has it has the reply too.
+    """
+    frame_id = _frame_id(conn, meta)
+    if frame_id is None:
+        await run()
+        return
     _, seconds = window_settings(conn.group)
-    window = window_for(conn.channel_layer_alias, conn.channel_layer)
+    seconds = max(seconds, 1.0)
+    store = replies.store_for(window_for(conn.channel_layer_alias, conn.channel_layer))
     try:
-        return frame_id, await bounded(window.claim(conn._socket_key, frame_id, max(seconds, 1.0)))
+        first, record = await bounded(store.claim(conn._socket_key, frame_id, seconds))
     except Exception as exc:
         # Not acknowledged: client.js keeps the frame and re-sends it after its next reconnect.
         raise Rejected(
             LAYER_UNAVAILABLE, f"Could not record frame {frame_id} as run ({type(exc).__name__}); it was not run."
         ) from None
-
-
-async def acknowledge(conn: Any, frame_id: int) -> None:
+    if first:
+        sent: list[str] = []
+        conn._recording = sent
+        try:
+            async with conn.rejections():
+                await run()
+        finally:
+            conn._recording = None
+        try:
+            await bounded(store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
+        except Exception as exc:
+            logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
+    else:
+        await _answer_again(conn, store, frame_id, record)
     await conn.send(text_data=dumps([[ACK_COMMAND, frame_id]]))
+
+
+def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:
+    frame_id = meta.get("id")
+    if frame_id is None or conn._socket_key is None:
+        return None
+    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
+        raise Rejected(INVALID_FRAME, f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.")
+    return frame_id
+
+
+async def _answer_again(conn: Any, store: replies.ReplyStore, frame_id: int, record: str) -> None:
+    """A frame this socket ran: send its recorded reply again; resync if it is not kept.
+
+    Still running (the first copy went to a connection that is now silent), it is waited
+    for, up to the handler timeout.
+    """
+    timeout = handler_timeout(type(conn).timeout) or DEFAULT_HANDLER_TIMEOUT
+    deadline, delay = time.monotonic() + timeout + 1.0, 0.05
+    while record == replies.PENDING and time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        record = await bounded(store.recorded(conn._socket_key, frame_id))
+    if record.startswith("["):
+        for text in json.loads(record):
+            await conn.send(text_data=text)
+        return
+    logger.info("%s: the reply to frame %d is not kept (%r); the page resyncs", type(conn).__name__, frame_id, record)
+    await resync(conn)

@@ -75,6 +75,9 @@ class ConnectionState:
         async def send_to_group(self, text: str, *, exclude: str | None = None) -> None: ...
         async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
 
+    #: While a client frame with an id runs: what this connection sends (see catchup.run_once).
+    _recording: list[str] | None = None
+
     @cached_property
     def _lane(self) -> SerialLane:
         """This connection's handler runs: in order, never overlapping, each with a timeout."""

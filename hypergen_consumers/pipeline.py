@@ -108,13 +108,7 @@ class PipelineMixin(ConnectionState):
                 raise Rejected(
                     INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
                 )
-            frame_id, run = await catchup.admit(self, content["meta"])
-            try:
-                if run:
-                    await self._dispatch_args(content["args"], to_group=None)
-            finally:
-                if frame_id is not None:
-                    await catchup.acknowledge(self, frame_id)
+            await catchup.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
 
     @asynccontextmanager
     async def rejections(self) -> AsyncIterator[None]:

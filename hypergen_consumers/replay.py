@@ -97,7 +97,6 @@ class MemoryWindow:
         self._frames: dict[str, collections.deque[tuple[Entry, float]]] = {}
         self._last: dict[str, str] = {}
         self._last_key = (0, 0)
-        self._claims: dict[str, tuple[int, float]] = {}
         self._starts: dict[str, tuple[str, float]] = {}
 
     def _next_position(self) -> str:
@@ -150,17 +149,6 @@ class MemoryWindow:
                 self._starts = {k: v for k, v in self._starts.items() if v[1] > now - seconds}
         return started[0]
 
-    async def claim(self, key: str, frame_id: int, seconds: float) -> bool:
-        """True (and remembered) if ``frame_id`` is newer than any id ``key`` ran: run it once."""
-        now = time.monotonic()
-        if len(self._claims) > 10_000:
-            self._claims = {k: v for k, v in self._claims.items() if v[1] > now - seconds}
-        highest, _ = self._claims.get(key, (0, 0.0))
-        if frame_id <= highest:
-            return False
-        self._claims[key] = (frame_id, now)
-        return True
-
 
 # --- the Redis window (channels-redis) ----------------------------------------------
 
@@ -182,14 +170,6 @@ redis.call('SET', KEYS[1], redis.call('GET', KEYS[2]) or '', 'NX', 'EX', ARGV[1]
 return redis.call('GET', KEYS[1])
 """
 
-# KEYS: the socket's highest frame id run. ARGV: frame id, seconds.
-_CLAIM = """
-local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) <= highest then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-
 
 class RedisWindow:
     """One Redis stream per group in the channel layer's own Redis (its first host)."""
@@ -209,7 +189,6 @@ class RedisWindow:
         if client is None:
             client = aioredis.Redis(connection_pool=create_pool(self._host))
             client._hypergen_append = client.register_script(_APPEND)
-            client._hypergen_claim = client.register_script(_CLAIM)
             client._hypergen_start = client.register_script(_START)
             self._clients[loop] = client
         return client
@@ -251,12 +230,6 @@ class RedisWindow:
         """Where socket ``key`` starts in ``group`` (see MemoryWindow.start), in every process."""
         keys, args = [KEY_PREFIX + "start:" + key, KEY_PREFIX + group + ":last"], [max(1, int(seconds))]
         return _text(await self._retrying(lambda client: client._hypergen_start(keys=keys, args=args)))
-
-    async def claim(self, key: str, frame_id: int, seconds: float) -> bool:
-        """True (and remembered, for every process) if ``frame_id`` is newer than any ``key`` ran."""
-        keys, args = [KEY_PREFIX + "ran:" + key], [frame_id, max(1, int(seconds))]
-        ran = await self._retrying(lambda client: client._hypergen_claim(keys=keys, args=args))
-        return bool(int(ran))
 
 
 def _text(value: Any) -> str:

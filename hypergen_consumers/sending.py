@@ -69,6 +69,8 @@ class SendingMixin(ConnectionState):
         if text_data is not None and too_large(text_data):
             logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
             text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
+        if self._recording is not None and text_data is not None:
+            self._recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         buffer = getattr(self, "_send_buffer", None)
         if buffer is not None and buffer.over_limit():

@@ -1,0 +1,228 @@
+"""Sender-only replies and error frames keep the delivery guarantee: a re-sent id gets them again.
+
+Over WebsocketCommunicator, with the in-memory layer and (the hostile tests) channels-redis on a
+real redis-server: the first run's reply is recorded with the id's claim, a duplicate is
+answered with it (not run), and what a client can make the server keep is bounded.
+"""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+from hypergen.imports import command
+from hypergen.liveview import loads
+
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, replies
+from hypergen_consumers.catchup import ACK_COMMAND, POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.replay import window_for
+from hypergen_consumers.testing import DEFAULT_HEADERS, _application
+from tests.servers import redis_server
+
+ERROR_COMMAND = "hypergen.websocket.error"
+
+
+def define_room(**attributes):
+    runs = []
+    release = asyncio.Event()
+
+    class Room(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "replies/<slug:room>/"
+        locals().update(attributes)
+
+        @handler(broadcast=False)
+        async def whisper(self, request, room: str, value: str):
+            runs.append(value)
+            await self.asend_commands([["first", value, len(runs)]])
+            command("whisper", value, len(runs))  # Which run answered: a re-run would say so.
+
+        @handler(broadcast=False)
+        async def slow(self, request, room: str):
+            runs.append("slow")
+            await release.wait()
+            command("slow done")
+
+        @handler(broadcast=False)
+        async def large(self, request, room: str, size: int):
+            runs.append(size)
+            command("large", "x" * size)
+
+    return Room, runs, release
+
+
+async def open_socket(consumer_class, socket_id, room="r"):
+    application, route = _application(consumer_class, None)
+    url = "/" + route.replace("<slug:room>", room) + f"?hypergen_socket={socket_id}"
+    communicator = WebsocketCommunicator(application, url, headers=DEFAULT_HEADERS)
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await receive(communicator))[0][0] == POSITION_COMMAND
+    return communicator
+
+
+async def receive(communicator):
+    return loads(await communicator.receive_from(5))
+
+
+def frame(frame_id, *args):
+    return json.dumps({"args": list(args), "meta": {"id": frame_id}})
+
+
+def store_key(consumer_class, socket_id):
+    return f"{consumer_class.__name__}::{socket_id}"  # No session in these tests.
+
+
+async def test_a_lost_reply_is_sent_again_in_order_then_the_ack_and_nothing_runs_twice():
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    await socket.send_to(text_data=frame(1, "whisper", "hi"))
+    first = [await receive(socket) for _ in range(3)]
+    assert first == [[["first", "hi", 1]], [["whisper", "hi", 1]], [[ACK_COMMAND, 1]]]
+    await socket.disconnect()  # As if those three frames were lost on the way down.
+
+    again = await open_socket(Room, socket_id)
+    await again.send_to(text_data=frame(1, "whisper", "hi"))
+    assert [await receive(again) for _ in range(3)] == first  # The first run's answer, not a new one.
+    await again.send_to(text_data=frame(2, "whisper", "next"))  # And the socket goes on.
+    assert [await receive(again) for _ in range(3)] == [
+        [["first", "next", 2]], [["whisper", "next", 2]], [[ACK_COMMAND, 2]]
+    ]
+    assert runs == ["hi", "next"]
+    await again.disconnect()
+
+
+async def test_an_error_frame_is_sent_again_before_the_ack():
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    await socket.send_to(text_data=frame(1, "whisper", 42))  # value must be a string.
+    [[name, error]] = await receive(socket)
+    assert name == ERROR_COMMAND and error["code"] == "validation_error"
+    assert await receive(socket) == [[ACK_COMMAND, 1]]  # After the error: TCP order means it arrived.
+    await socket.disconnect()
+
+    again = await open_socket(Room, socket_id)
+    await again.send_to(text_data=frame(1, "whisper", 42))
+    assert await receive(again) == [[ERROR_COMMAND, error]]
+    assert await receive(again) == [[ACK_COMMAND, 1]]
+    assert runs == []
+    await again.disconnect()
+
+
+async def test_a_copy_that_arrives_while_the_first_still_runs_waits_for_its_reply():
+    """The first copy went to a connection that went silent; the page re-sends on a new one."""
+    Room, runs, release = define_room()
+    socket_id = uuid.uuid4().hex
+    silent, again = await open_socket(Room, socket_id), await open_socket(Room, socket_id)
+    await silent.send_to(text_data=frame(1, "slow"))
+    while runs != ["slow"]:
+        await asyncio.sleep(0.01)
+    await again.send_to(text_data=frame(1, "slow"))
+    assert await again.receive_nothing(0.3)  # Waiting for the first run, not running it again.
+    release.set()
+    assert await again.receive_from(5) == json.dumps([["slow done"]])
+    assert await receive(again) == [[ACK_COMMAND, 1]]
+    assert runs == ["slow"]
+    await silent.disconnect()
+    await again.disconnect()
+
+
+async def test_a_reply_too_large_to_keep_makes_its_copy_resync_instead():
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    await socket.send_to(text_data=frame(1, "large", replies.REPLY_BYTES_PER_FRAME))
+    assert (await receive(socket))[0][0] == "large"
+    assert await receive(socket) == [[ACK_COMMAND, 1]]
+    await socket.send_to(text_data=frame(1, "large", replies.REPLY_BYTES_PER_FRAME))
+    assert await receive(socket) == [[RESYNC_COMMAND, {"reload": True}]]  # The page reloads: it missed an answer.
+    assert (await receive(socket))[0][0] == POSITION_COMMAND
+    assert await receive(socket) == [[ACK_COMMAND, 1]]
+    assert runs == [replies.REPLY_BYTES_PER_FRAME]
+    await socket.disconnect()
+
+
+# --- hostile clients, in memory and in Redis -----------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request):
+    if request.param == "memory":
+        yield request.param
+        return
+    with redis_server() as port:
+        redis_layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                       "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
+        with override_settings(CHANNEL_LAYERS={"default": redis_layer}):
+            yield request.param
+
+
+def reply_store():
+    from channels.layers import get_channel_layer
+
+    store = replies.store_for(window_for("default", get_channel_layer()))
+    assert isinstance(store, replies.RedisReplies if "Redis" in type(get_channel_layer()).__name__ else replies.MemoryReplies)
+    return store
+
+
+async def test_one_id_sent_500_times_runs_once_and_keeps_one_reply(layer):
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    for _ in range(500):
+        await socket.send_to(text_data=frame(1, "whisper", "again"))
+    answers = [await receive(socket) for _ in range(1500)]
+    assert answers == [[["first", "again", 1]], [["whisper", "again", 1]], [[ACK_COMMAND, 1]]] * 500
+    assert runs == ["again"]
+    ids, size = await reply_store().size(store_key(Room, socket_id))
+    assert ids == 1 and 0 < size < 200  # One record of two short frames, however many copies came.
+    await socket.disconnect()
+
+
+async def test_thousands_of_ids_with_large_replies_keep_at_most_the_per_socket_bound(layer):
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    size_per_reply = 10_000  # 25 of them reach the 256 KiB bound of a socket; 1000 ids reach the id bound.
+    store, key = reply_store(), store_key(Room, socket_id)
+    largest_ids = largest_size = 0
+    for frame_id in range(1, 1001):
+        await socket.send_to(text_data=frame(frame_id, "large", size_per_reply if frame_id <= 100 else 1))
+        await receive(socket)
+        assert await receive(socket) == [[ACK_COMMAND, frame_id]]
+        ids, size = await store.size(key)
+        largest_ids, largest_size = max(largest_ids, ids), max(largest_size, size)
+    assert largest_ids <= replies.REPLY_IDS_PER_SOCKET
+    assert 0 < largest_size <= replies.REPLY_BYTES_PER_SOCKET
+    assert len(runs) == 1000
+    # The oldest ids are no longer kept: their copies resync; nothing runs again.
+    await socket.send_to(text_data=frame(1, "large", size_per_reply))
+    assert await receive(socket) == [[RESYNC_COMMAND, {"reload": True}]]
+    assert (await receive(socket))[0][0] == POSITION_COMMAND
+    assert await receive(socket) == [[ACK_COMMAND, 1]]
+    # The latest are: their copies get their replies.
+    await socket.send_to(text_data=frame(1000, "large", 1))
+    assert await receive(socket) == [["large", "x"]]
+    assert await receive(socket) == [[ACK_COMMAND, 1000]]
+    assert len(runs) == 1000
+    await socket.disconnect()
+
+
+async def test_many_sockets_cannot_grow_the_in_memory_store_past_its_total(monkeypatch):
+    monkeypatch.setattr(replies, "MEMORY_TOTAL_BYTES", 100_000)
+    Room, runs, _ = define_room()
+    store = reply_store()
+    for n in range(40):
+        socket = await open_socket(Room, f"many-{n:04d}-sockets")
+        await socket.send_to(text_data=frame(1, "large", 10_000))
+        await receive(socket)
+        assert await receive(socket) == [[ACK_COMMAND, 1]]
+        await socket.disconnect()
+        assert store.total <= 100_000
+    assert len(runs) == 40
+    assert (await store.size(store_key(Room, "many-0039-sockets")))[0] == 1  # The latest kept theirs.
+    assert (await store.size(store_key(Room, "many-0000-sockets")))[0] == 0  # The oldest gave theirs up.
