@@ -23,6 +23,10 @@ UNACKNOWLEDGED = (
     "() => Object.values(hypergen.websocket.WEBSOCKETS)[0].unacknowledged"
     ".filter(frame => frame.text.includes('\"send_message\"')).length"
 )
+UNACKNOWLEDGED_STATS = UNACKNOWLEDGED.replace("send_message", "my_stats")
+RECORD_VALIDATION_ERRORS = """() => { window.validationErrors = [];
+    addEventListener("hypergen:websocket:error", e => {
+        if (e.detail.code === "validation_error") window.validationErrors.push(e.detail.message); }); }"""
 PUSH_FIVE = (
     "import django; django.setup()\n"
     "from hypergen_consumers import consumer_command\n"
@@ -106,6 +110,58 @@ def answer_swallowed_runs_once(away, here, proxy):
         expect(lines(page)).to_have_text([*expected, "bob: marker down"])
 
 
+def lost_reply_is_shown_after_reconnecting(away, here, proxy, before_return=None):
+    """My stats (broadcast=False) answers the sender alone: its answer was swallowed on the way
+    down. The re-sent frame must not run again (a new run on the new connection would say 0
+    messages) and the page must show the first run's answer."""
+    before = lines(here).all_text_contents()
+    send_chat(away, "counted", author="ann")  # This connection has now sent 1 message.
+    expected = [*before, "ann: counted"]
+    expect(lines(away)).to_have_text(expected)
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 0")
+    proxy.blackhole("down")
+    away.click("#stats")
+    send_chat(away, "after the stats", author="ann")
+    expected.append("ann: after the stats")
+    expect(lines(here)).to_have_text(expected)  # Frames run in order: My stats ran before it.
+    assert away.evaluate(f"({UNACKNOWLEDGED_STATS})()") == 1
+    expect(here.locator("#my-stats")).to_have_text("")  # Nothing went to the group...
+    expect(away.locator("#my-stats")).to_have_text("")  # ...and the answer is swallowed.
+    proxy.cut()
+    if before_return is not None:
+        before_return()
+    come_back(away, proxy)
+    expect(away.locator("#my-stats")).to_have_text("You sent 1 messages here.", timeout=15_000)
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED_STATS})() === 0")
+    for page in (away, here):
+        expect(lines(page)).to_have_text(expected)
+
+
+def lost_error_is_shown_after_reconnecting(away, here, proxy, before_return=None):
+    """A message without an author is a validation_error, sent to the sender alone: swallowed,
+    then sent again after the reconnect; the message never runs."""
+    before = lines(here).all_text_contents()
+    away.evaluate(RECORD_VALIDATION_ERRORS)
+    proxy.blackhole("down")
+    send_chat(away, "no author", author="")
+    send_chat(away, "after the error", author="ann")
+    expected = [*before, "ann: after the error"]
+    expect(lines(here)).to_have_text(expected)  # Frames run in order: the first one ran (and failed).
+    assert away.evaluate(f"({UNACKNOWLEDGED})()") == 2
+    proxy.cut()
+    if before_return is not None:
+        before_return()
+    assert away.evaluate("window.validationErrors") == []
+    come_back(away, proxy)
+    away.wait_for_function("() => window.validationErrors.length === 1", timeout=15_000)
+    assert "Invalid arguments for ChatRoom.send_message" in away.evaluate("window.validationErrors[0]")
+    away.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 0")
+    send_chat(here, "marker error", author="bob")
+    for page in (away, here):
+        expect(lines(page)).to_have_text([*expected, "bob: marker error"])
+    assert away.evaluate("window.validationErrors.length") == 1
+
+
 def test_a_page_away_while_its_group_gets_5_messages_shows_all_5_once_in_order(server_port, proxy, open_page):  # noqa: F811
     away = open_page(f"http://127.0.0.1:{proxy.port}/chat/away/")
     here = open_page(f"http://127.0.0.1:{server_port}/chat/away/")
@@ -122,6 +178,18 @@ def test_a_frame_whose_answer_was_swallowed_runs_once(server_port, proxy, open_p
     away = open_page(f"http://127.0.0.1:{proxy.port}/chat/down/")
     here = open_page(f"http://127.0.0.1:{server_port}/chat/down/")
     answer_swallowed_runs_once(away, here, proxy)
+
+
+def test_a_reply_swallowed_on_the_way_down_runs_once_and_is_shown_after_reconnecting(server_port, proxy, open_page):  # noqa: F811
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/reply/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/reply/")
+    lost_reply_is_shown_after_reconnecting(away, here, proxy)
+
+
+def test_an_error_frame_swallowed_on_the_way_down_is_shown_after_reconnecting(server_port, proxy, open_page):  # noqa: F811
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/error/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/error/")
+    lost_error_is_shown_after_reconnecting(away, here, proxy)
 
 
 def test_a_page_away_longer_than_the_window_is_told_to_resync(server_port, proxy, open_page):  # noqa: F811
@@ -157,6 +225,9 @@ def test_across_two_processes_and_a_redis_restart(layer, example_db, open_page):
             proxy.retarget(port_a)
             swallowed_up_arrives_once(away, here, proxy)  # Re-sent to A after running on B...
             answer_swallowed_runs_once(away, here, proxy)  # ...and not run twice across processes.
+            # Sender-only answers: run on A, swallowed, sent again by B from Redis; then B to A.
+            lost_reply_is_shown_after_reconnecting(away, here, proxy, before_return=lambda: proxy.retarget(port_b))
+            lost_error_is_shown_after_reconnecting(away, here, proxy, before_return=lambda: proxy.retarget(port_a))
 
             before = lines(here).all_text_contents()
             proxy.refuse(True)
