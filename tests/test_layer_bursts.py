@@ -64,3 +64,25 @@ def test_a_pool_too_small_for_the_package_is_warned_about_at_start_up():
                             "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0?max_connections=500"]}}}
     with override_settings(CHANNEL_LAYERS=url_pool, HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200):
         assert check_redis_pool_size() == []
+
+
+async def test_a_layer_call_that_hangs_is_cancelled_at_the_timeout_and_others_go_on():
+    """A pooled connection to a restarted Redis can hang instead of failing: bounded() gives up."""
+    from hypergen_consumers.layers import bounded
+
+    cancelled = asyncio.Event()
+
+    async def hangs():
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async def answers():
+        return "answered"
+
+    with override_settings(HYPERGEN_CONSUMERS_LAYER_TIMEOUT=0.2):
+        with pytest.raises(asyncio.TimeoutError):  # TimeoutError itself from Python 3.11 on.
+            await bounded(hangs())
+        assert cancelled.is_set()  # The hanging operation itself was cancelled, not left running.
+        assert await bounded(answers()) == "answered"
