@@ -97,9 +97,9 @@ class CloseCode(IntEnum):
     PERMISSION_DENIED = 4403
     #: No consumer is mounted at the path (under an ``autoconsumers()`` namespace).
     NOT_FOUND = 4404
-    #: The client stopped reading: more than HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES waited for it.
-    TRY_AGAIN_LATER = 1013
-    #: The server could not set the connection up (channel layer down at connect).
+    #: Asked of the server when the channel layer is down at connect; the handshake is refused
+    #: before it is accepted, so a browser sees 1006 (and client.js retries). daphne (autobahn)
+    #: sends no close code outside 1000 and 3000-4999 on an accepted socket.
     INTERNAL_ERROR = 1011
 
 

@@ -18,7 +18,7 @@ from ._compat import channels_consumer
 from ._compat.channels_db import aclose_old_connections
 from .connection_state import ConnectionState
 from .db_cleanup import aclose_old_connections_if_any_open
-from .errors import ChannelLayerUnavailable, CloseCode, ErrorCode, FRAME_TOO_LARGE, LAYER_UNAVAILABLE
+from .errors import ChannelLayerUnavailable, ErrorCode, FRAME_TOO_LARGE, LAYER_UNAVAILABLE
 from .layers import FRAME_EVENT, bounded, layer_errors
 from .mistake_log import mistakes
 from .outgoing import error_frame, too_large
@@ -76,10 +76,11 @@ class SendingMixin(ConnectionState):
         if buffer is not None and buffer.over_limit():
             self._send_buffer = None
             logger.warning(
-                "%s: the client is not reading (%d bytes queued, HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES = %d); closed with %d",
-                type(self).__name__, buffer.queued(), buffer.limit, CloseCode.TRY_AGAIN_LATER,
+                "%s: the client is not reading (%d bytes queued, HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES = %d); "
+                "dropped the connection",
+                type(self).__name__, buffer.queued(), buffer.limit,
             )
-            await super().close(code=int(CloseCode.TRY_AGAIN_LATER))
+            buffer.drop()  # See slow_readers: a close frame would wait behind the unread bytes.
 
     # --- channel layer events -------------------------------------------------------
 

@@ -7,10 +7,11 @@ The ASGI app cannot see that buffer through ASGI, so under daphne this module fi
 connection's Twisted transport once, when the socket is accepted: the reactor's readers
 (``IReactorFDSet.getReaders``, public) include it, and its protocol holds the queue whose
 ``get`` daphne passed to the app as ``receive``. After every send the connection reads the
-transport's queued bytes; past HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES it closes with 1013
-(try again later), and autobahn drops the TCP connection, and with it the buffer, when the
-client does not answer the close within a second. Sends to other connections never wait
-on it. Under any other server (uvicorn's websockets applies backpressure itself) or if
+transport's queued bytes; past HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES it drops the TCP
+connection, and with it the buffer, at once: a close frame would wait behind the bytes the
+client does not read (and autobahn sends no close code outside 1000 and 3000-4999, so 1013
+"try again later" cannot be sent). The browser sees 1006 and client.js reconnects, catching
+up from the replay window. Sends to other connections never wait on it. Under any other server (uvicorn's websockets applies backpressure itself) or if
 Twisted's buffer attributes change shape, no transport is found and nothing is bounded here.
 """
 
@@ -44,6 +45,10 @@ class SendBuffer:
 
     def over_limit(self) -> bool:
         return self.queued() > self.limit
+
+    def drop(self) -> None:
+        """Drop the TCP connection now, discarding what the client did not read."""
+        self.transport.abortConnection()
 
 
 def _has_buffer_shape(transport: Any) -> bool:
