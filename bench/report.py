@@ -42,6 +42,8 @@ PAIRS = {
         ("ours_async", "raw_group_send", "group_send as Channels ships it"),
         ("ours_async", "chanx", "peer: chanx's broadcast_message"),
         ("ours_async", "floor", "websockets.broadcast(), goal >= 0.5"),
+        ("ours_async", "raw_local_send", "vs daphne's ceiling: direct sends to local sockets, no layer"),
+        ("raw_local_send", "floor", "daphne's ceiling vs websockets.broadcast()"),
         ("ours_async", "ours_async_noreplay", "replay window and positions on vs off, goal >= 0.9"),
         ("ours_sync", "upstream", "def handler vs django-hypergen's consumer"),
         ("ours_presence", "ours_async", "presence on vs off"),

@@ -44,7 +44,8 @@ import report  # noqa: E402
 
 ROUNDTRIP = ["raw_echo", "raw_echo_nohop", "raw_render", "raw_render_nohop", "upstream",
              "ours_async", "ours_async_noreplay", "ours_sync", "ours_function", "ours_command", "chanx", "floor"]
-FANOUT = ["raw_group_send", "raw_group_send_nohop", "upstream", "ours_async", "ours_async_noreplay", "ours_sync", "ours_function",
+FANOUT = ["raw_group_send", "raw_group_send_nohop", "raw_local_send",
+          "upstream", "ours_async", "ours_async_noreplay", "ours_sync", "ours_function",
           "ours_presence", "chanx", "floor"]
 # Handshakes per second in a burst: what group_add costs, and what presence adds to it.
 CONNECT = ["raw_group_send_nohop", "ours_async", "ours_presence"]
@@ -52,7 +53,8 @@ MEMORY = ["raw_echo", "raw_render_nohop", "upstream", "ours_async", "ours_sync",
 # These render the same template and must put the same bytes on the wire (checked while measuring).
 # ours_async speaks client.js's delivery protocol (a position command ends each group frame);
 # ours_async_noreplay (replay_frames = 0, no frame ids) is the same consumer without it.
-SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "upstream",
+SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "raw_local_send",
+              "upstream",
               "ours_async_noreplay",
               "ours_sync", "ours_function", "floor"]
 FIRST_FANOUT_FRAME = '[["hypergen.morph","t","<span>n = 1</span>"]]'
@@ -154,6 +156,8 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
             for rep in range(config.fanout_reps):
                 endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "ours_async_noreplay",
                                                                                    "ours_presence", "raw_group_send_nohop"]
+                if layer != "memory":  # raw_local_send reaches its own process only: the in-memory ceiling.
+                    endpoints = [endpoint for endpoint in endpoints if endpoint != "raw_local_send"]
                 for endpoint in rotated(endpoints, rep):
                     # Fresh servers per run: a slow endpoint's backlog (upstream's sync consumer
                     # queues on Channels' one thread-sensitive executor) must not delay the next.

@@ -31,6 +31,7 @@ ROUTES = {
     "fanout": {
         "raw_group_send": c.RawGroupSend.as_asgi(),
         "raw_group_send_nohop": c.RawGroupSendNoHop.as_asgi(),
+        "raw_local_send": c.RawLocalSend.as_asgi(),
         "upstream": c.UpstreamFanout.as_asgi(perm=NO_PERM_REQUIRED),
         "ours_async": c.OursAsyncFanout.as_asgi(),
         "ours_async_noreplay": c.OursAsyncFanoutNoReplay.as_asgi(),

@@ -182,6 +182,29 @@ class RawGroupSendNoHop(WithoutHop, RawGroupSend):
     pass
 
 
+class RawLocalSend(WithoutHop, RequestOnConnect, AsyncWebsocketConsumer):
+    """The daphne ceiling: no channel layer at all, the sender calls every local socket's send.
+
+    Not a usable design (one process only; no replay, no ordering across senders), but the
+    most a Channels app can get out of daphne's own send path: what is left between it and
+    the floor is the server's (daphne, Twisted, autobahn), not the package's.
+    """
+
+    members: set = set()
+
+    async def connect(self):
+        await self.accept()
+        RawLocalSend.members.add(self)
+
+    async def disconnect(self, code):
+        RawLocalSend.members.discard(self)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        text = morph(self.request, loads(text_data)["args"][0])
+        for member in list(RawLocalSend.members):
+            await member.send(text_data=text)
+
+
 class UpstreamFanout(HypergenWebsocketConsumer):
     groups = [FANOUT_GROUP]
 
