@@ -13,7 +13,7 @@ caps presence renders at about ``100 / HYPERGEN_CONSUMERS_PRESENCE_THROTTLE`` pe
 per group and process, however fast people come and go.
 
 Processes learn of changes elsewhere through one channel per process (not per connection)
-that joins a companion group of each group it has connections in.
+that joins a companion group of each group it has connections in (see ``presence_hub``).
 """
 
 from __future__ import annotations
@@ -22,53 +22,17 @@ import asyncio
 import logging
 import secrets
 import time
-import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import InMemoryChannelLayer
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
-from .groups import digest
-from .layers import bounded
-from .presence_stores import MemoryStore, RedisStore, heartbeat_seconds, store_for
+from .presence_hub import Hub, build_presence, hub_for, throttle_seconds
+from .presence_stores import store_for
 
 __all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence", "throttle_seconds"]
 
 logger = logging.getLogger("hypergen_consumers")
-
-DEFAULT_THROTTLE_SECONDS = 0.1
-#: A window is ``throttle`` for up to this many local connections, and grows in proportion beyond.
-CONNECTIONS_PER_WINDOW = 100
-CHANGED_EVENT = "hypergen_consumers.presence_changed"
-COMPANION_PREFIX = "hc-presence-"
-
-
-def throttle_seconds() -> float:
-    seconds = float(getattr(settings, "HYPERGEN_CONSUMERS_PRESENCE_THROTTLE", DEFAULT_THROTTLE_SECONDS))
-    if seconds <= 0:
-        msg = (
-            f"HYPERGEN_CONSUMERS_PRESENCE_THROTTLE must be a positive number of seconds (it is how often a "
-            f"group re-renders presence at most), not {seconds!r}; the default is {DEFAULT_THROTTLE_SECONDS}."
-        )
-        raise ImproperlyConfigured(msg)
-    return seconds
-
-
-def companion_group(group: str) -> str:
-    """The group that the processes with connections in ``group`` listen on (a valid, reserved name)."""
-    return COMPANION_PREFIX + digest(group)
-
-
-def build_presence(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Entries (one per connection) -> ``[{"key", "user", "metas"}]``, one item per user, oldest first."""
-    by_key: dict[str, dict[str, Any]] = {}
-    for entry in sorted(entries, key=lambda e: (e["at"], e["id"])):
-        item = by_key.setdefault(entry["key"], {"key": entry["key"], "user": entry["user"], "metas": []})
-        item["metas"].append(entry["meta"])
-    return list(by_key.values())
 
 
 def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,130 +46,10 @@ def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str
     return changed
 
 
-class _Hub:
-    """This process's presence bookkeeping for one channel layer."""
-
-    def __init__(self, layer: Any, store: MemoryStore | RedisStore) -> None:
-        self.layer = layer
-        self.store = store
-        self.local: dict[str, dict[str, Any]] = {}  # group -> entry id -> connection
-        self.watched: set[str] = set()  # groups whose members have an on_presence hook
-        self.snapshots: dict[str, list[dict[str, Any]]] = {}
-        self.refreshing: dict[str, asyncio.Task[None]] = {}
-        self.dirty: set[str] = set()
-        self.channel: str | None = None
-        self.subscribed: set[str] = set()
-        self.started: asyncio.Future[None] | None = None
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def start(self) -> None:
-        """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
-        if not self.store.needs_heartbeat:
-            return
-        if self.started is None or (self.started.done() and self.started.exception() is not None):
-            self.started = asyncio.ensure_future(self._start())  # First time, or Redis was down then.
-        await asyncio.shield(self.started)
-
-    async def _start(self) -> None:
-        await self.store.heartbeat([])
-        self.channel = self.channel or await self.layer.new_channel()
-        self.tasks.append(asyncio.ensure_future(self._heartbeats()))
-        self.tasks.append(asyncio.ensure_future(self._listen()))
-
-    async def subscribe(self, group: str) -> None:
-        """Listen for changes of ``group`` made by other processes (once per group, not per connection)."""
-        if self.channel is not None and group not in self.subscribed:
-            self.subscribed.add(group)
-            await bounded(self.layer.group_add(companion_group(group), self.channel))
-
-    async def unsubscribe(self, group: str) -> None:
-        if self.channel is not None and group in self.subscribed:
-            self.subscribed.discard(group)
-            await bounded(self.layer.group_discard(companion_group(group), self.channel))
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(heartbeat_seconds())
-            groups = list(self.local)
-            try:
-                if not await self.store.heartbeat(groups):
-                    await self._restore()
-                for group in groups:  # Notice processes that died without saying goodbye.
-                    _, pruned = await self.store.entries(group)
-                    if pruned:
-                        await self.announce(group)
-            except Exception:
-                logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
-
-    async def _restore(self) -> None:
-        """Our heartbeat key had vanished (Redis restarted empty, or we stalled past the expiry):
-        write this process's entries and subscriptions again, and tell the groups."""
-        logger.warning("presence: this process's heartbeat had expired in Redis; re-adding its connections")
-        for group, members in list(self.local.items()):
-            for connection in list(members.values()):
-                await self.store.add(group, connection._presence_entry)
-            if group in self.subscribed:
-                await bounded(self.layer.group_add(companion_group(group), self.channel))
-            await self.announce(group)
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("presence listener: channel layer receive failed; retrying")
-                await asyncio.sleep(1)
-                continue
-            if message.get("type") == CHANGED_EVENT and message.get("group") in self.local:
-                self.mark_dirty(message["group"])
-
-    async def announce(self, group: str) -> None:
-        """Tell every process with connections in ``group`` that it changed."""
-        if isinstance(self.layer, InMemoryChannelLayer):
-            self.mark_dirty(group)
-            return
-        await bounded(self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}))
-
-    def mark_dirty(self, group: str) -> None:
-        if group not in self.watched:
-            return
-        self.dirty.add(group)
-        if group not in self.refreshing:
-            self.refreshing[group] = asyncio.ensure_future(self._refresh(group))
-
-    async def _refresh(self, group: str) -> None:
-        """Re-read ``group`` once per window while it keeps changing; wake its local connections."""
-        try:
-            while group in self.dirty:
-                window = throttle_seconds() * max(1.0, len(self.local.get(group, ())) / CONNECTIONS_PER_WINDOW)
-                await asyncio.sleep(window)
-                self.dirty.discard(group)
-                entries, _ = await self.store.entries(group)
-                self.snapshots[group] = build_presence(entries)
-                for connection in list(self.local.get(group, {}).values()):
-                    _wake(connection)
-        except Exception:
-            logger.exception("presence refresh of %r failed", group)
-        finally:
-            self.refreshing.pop(group, None)
-
-
 def _base_presence_meta() -> Any:
     from .consumer import HypergenConsumer
 
     return HypergenConsumer.presence_meta
-
-
-_hubs: weakref.WeakKeyDictionary[Any, _Hub] = weakref.WeakKeyDictionary()
-
-
-def _hub(layer: Any, owner: str) -> _Hub:
-    hub = _hubs.get(layer)
-    if hub is None:
-        hub = _hubs[layer] = _Hub(layer, store_for(layer, owner))
-    return hub
 
 
 async def _meta(connection: Any) -> dict[str, Any]:
@@ -228,14 +72,14 @@ async def join(connection: Any) -> None:
     cls = type(connection)
     if not cls._presence_enabled:
         return
-    hub = _hub(connection.channel_layer, cls.__name__)
+    hub = hub_for(connection.channel_layer, cls.__name__, _wake)
     try:
         await _join(connection, hub)
     except Exception:
         logger.exception("%s: could not add a connection to presence of %r", cls.__name__, connection.group)
 
 
-async def _join(connection: Any, hub: _Hub) -> None:
+async def _join(connection: Any, hub: Hub) -> None:
     cls = type(connection)
     user = connection.request.user
     connection._presence_id = secrets.token_hex(8)
