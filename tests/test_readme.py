@@ -9,7 +9,6 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import include, path
-from hypergen.hypergen import autourls
 
 from hypergen_consumers.testing import ConsumerClient
 
@@ -32,32 +31,32 @@ def tour_parts():
 
 def load_tour():
     parts = tour_parts()
-    assert list(parts) == ["chat.consumers", "chat.routing", "chat.views", "backend"]
+    assert list(parts) == ["chat.consumers", "chat.routing", "chat.views", "chat.urls", "backend"]
     assert "chat" not in sys.modules, "the tour's package would shadow a real 'chat' module"
     package = types.ModuleType("chat")
     package.__path__ = []
     sys.modules["chat"] = package
     modules = {}
-    for dotted in ["chat.consumers", "chat.routing", "chat.views"]:
+    for dotted in ["chat.consumers", "chat.routing", "chat.views", "chat.urls"]:
         module = types.ModuleType(dotted)
         sys.modules[dotted] = modules[dotted] = module
         setattr(package, dotted.split(".")[1], module)
         exec(compile(parts[dotted], f"README.md:{dotted}", "exec"), module.__dict__)
-    urls = types.ModuleType("chat.urls")
-    urls.urlpatterns = [path("", include((autourls(modules["chat.views"], namespace="chat"), "chat")))]
-    sys.modules["chat.urls"] = urls
+    project_urls = types.ModuleType("tour_project_urls")  # The project's urls.py, as the tour's comment says.
+    project_urls.urlpatterns = [path("", include("chat.urls"))]
+    sys.modules["tour_project_urls"] = project_urls
     return modules, parts["backend"]
 
 
 def forget_tour():
-    for name in ["chat", "chat.consumers", "chat.routing", "chat.views", "chat.urls"]:
+    for name in ["chat", "chat.consumers", "chat.routing", "chat.views", "chat.urls", "tour_project_urls"]:
         sys.modules.pop(name, None)
 
 
 def render_page(user, room_name):
     client = Client()
     client.force_login(user)
-    with override_settings(ROOT_URLCONF="chat.urls"):
+    with override_settings(ROOT_URLCONF="tour_project_urls"):
         response = client.get(f"/chat/{room_name}/")
     assert response.status_code == 200, response.content[:2000]
     return response.content.decode()
