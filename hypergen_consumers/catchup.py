@@ -1,15 +1,17 @@
 """A connection's side of the delivery guarantees: positions down, frame ids up.
 
 Down: every group frame carries its position in the group's stream (see ``replay.py``) and
-is sent with a last command ``["hypergen.websocket.position", position]``. A reconnecting
-page passes its last position in the URL (``?hypergen_position=...``); the connection sends
-what it missed, in order, before live frames. A live frame whose ``prev`` is not the
-connection's position means something was missed (an outage, a race between senders): the
-connection catches up from the stream first, and skips what a catch-up already sent.
+is sent with a last command ``["hypergen.websocket.position", position, k]``, ``k`` the
+stream's index among the connection's replayed groups (see ``streams.py``; none for its own
+group). A reconnecting page passes its last positions in the URL (``?hypergen_position=...``
+and ``hypergen_position_<k>=...``); the connection sends what it missed, in order, before
+live frames. A live frame whose ``prev`` is not the stream's position means something was
+missed (an outage, a race between senders): the connection catches up from the stream
+first, and skips what a catch-up already sent.
 
 Up: client.js numbers its frames per socket (``meta.id``, with ``?hypergen_socket=<random>``
-in the URL; a client without it gets plain frames, no positions) and re-sends what was not acknowledged (``["hypergen.websocket.ack", id]``) after
-reconnecting. Each id runs at most once, in every process, and a re-sent id gets the reply
+in the URL; a client without it gets plain frames, no positions) and re-sends what was not
+acknowledged (``["hypergen.websocket.ack", id]``) after reconnecting. Each id runs at most once, in every process, and a re-sent id gets the reply
 its first run sent to this connection alone (``replies``), then the ack.
 """
 
@@ -21,7 +23,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,32 +32,19 @@ from . import replies
 from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
 from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import FRAME_EVENT, bounded
-from .replay import newer, remember_group, window_for, window_settings
+from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
+from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
 
 __all__ = ["POSITION_COMMAND", "RESYNC_COMMAND", "ACK_COMMAND", "stamp", "start", "resume", "on_group_event", "run_once"]
 
 logger = logging.getLogger("hypergen_consumers")
 
-POSITION_COMMAND = "hypergen.websocket.position"
 RESYNC_COMMAND = "hypergen.websocket.resync"
 ACK_COMMAND = "hypergen.websocket.ack"
-POSITION_PARAM = "hypergen_position"
 SOCKET_PARAM = "hypergen_socket"
 MAX_FRAME_ID = 2**53
 
-_POSITION = re.compile(r"^(\d{1,15}-\d{1,10})?$")
 _SOCKET_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-@dataclass
-class Tracking:
-    """Where a connection is in its group's stream."""
-
-    window: Any
-    frames: int
-    seconds: float
-    position: str
-    resumed: bool
 
 
 # --- sending to a group ---------------------------------------------------------------
@@ -75,13 +63,6 @@ async def stamp(layer: Any, alias: str, group: str, message: dict[str, Any]) -> 
     return {**message, "group": group, "position": position, "prev": prev}
 
 
-def with_position(text: str, position: str) -> str:
-    """Append the position command to an encoded command list, without decoding it."""
-    tail = f'["{POSITION_COMMAND}","{position}"]'  # Positions are digits and "-": nothing to escape.
-    body = text.rstrip()
-    return f"[{tail}]" if body == "[]" else f"{body[:-1]},{tail}]"
-
-
 # --- connect and reconnect ------------------------------------------------------------
 
 
@@ -92,11 +73,11 @@ def _query(scope: dict[str, Any]) -> dict[str, str]:
 
 
 async def start(conn: Any) -> None:
-    """Before joining the group: where does this connection start in the stream?
+    """Before joining the groups: where does this connection start in each stream?
 
-    A new socket starts at the group's last position (read before joining, so a frame sent
+    A new socket starts at each group's last position (read before joining, so a frame sent
     in between is caught up, not lost; remembered per socket id, in case the position never
-    reaches the page); a reconnecting page at the position it gives.
+    reaches the page); a reconnecting page at the positions it gives (see ``streams``).
     """
     cls = type(conn)
     query = _query(conn.scope)
@@ -105,79 +86,99 @@ async def start(conn: Any) -> None:
     session_key = getattr(session, "session_key", None) or ""
     conn._socket_key = f"{cls.__name__}:{session_key}:{key}" if _SOCKET_ID.match(key) else None
     remember_group(conn.group, cls)
-    frames, seconds = window_settings(conn.group)
-    conn._replay = None
+    frames, _ = window_settings(conn.group)
+    conn._replay, conn._streams = None, []
     if frames <= 0 or conn._socket_key is None:
         return  # Replay off, or a client that does not speak the protocol (not client.js).
     window = window_for(conn.channel_layer_alias, conn.channel_layer)
-    given = query.get(POSITION_PARAM)
-    resumed = given is not None and bool(_POSITION.match(given))
-    position = given if resumed else await bounded(window.start(conn._socket_key, conn.group, seconds))
-    conn._replay = Tracking(window, frames, seconds, position, resumed)  # type: ignore[arg-type]
+    for index, group in enumerate(replayed_groups(conn)):
+        frames, seconds = window_settings(group)
+        given = given_position(query, index)
+        position = given if given is not None else await bounded(window.start(start_key(conn._socket_key, index), group, seconds))
+        conn._streams.append(Stream(window, frames, seconds, position, given is not None, group, index))
+    conn._replay = conn._streams[0]
 
 
 async def resume(conn: Any) -> None:
-    """After accepting: send a reconnecting page what it missed, or a new page its position."""
-    tracking = conn._replay
-    if tracking is None:
-        return
-    if tracking.resumed or tracking.position != await bounded(tracking.window.last(conn.group)):
-        await catch_up(conn)
-    else:
-        await conn.send(text_data=dumps([[POSITION_COMMAND, tracking.position]]))
+    """After accepting: send a reconnecting page what it missed, or a new page its positions."""
+    behind: list[Stream] = []
+    current: list[Stream] = []
+    for stream in getattr(conn, "_streams", []):
+        caught_up = not stream.resumed and stream.position == await bounded(stream.window.last(stream.group))
+        (current if caught_up else behind).append(stream)
+    if current:
+        await conn.send(text_data=positions_frame(current))
+    if behind:
+        await catch_up(conn, behind)
 
 
-async def catch_up(conn: Any) -> None:
-    """Send every frame after the connection's position, in order; resync past the window."""
-    tracking = conn._replay
-    if tracking is None:
-        return
-    try:
-        entries, latest = await bounded(tracking.window.read_after(conn.group, tracking.position, tracking.seconds))
-    except Exception as exc:
-        logger.warning("%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc)
-        return
-    if entries is None:
-        await resync(conn)
-        return
-    for entry in entries:
-        await deliver(conn, entry.position, entry.message)
-    if not entries:
-        # Nothing to send, but the page may hold a position this store never gave (a
-        # restarted process, a clock that went back): move it to the store's, or live
-        # frames would look older than it and be skipped.
-        if latest != tracking.position:
-            tracking.position = latest
-            await conn.send(text_data=dumps([[POSITION_COMMAND, latest]]))
+async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
+    """Send every frame after the connection's positions; resync past a window.
+
+    Each stream's frames go in their order, once each; frames of several streams are merged
+    by position (one clock per store: exact in memory, Redis's clock with channels-redis).
+    """
+    missed: list[tuple[tuple[int, int], int, Stream, Entry]] = []
+    lost: list[Stream] = []
+    for stream in getattr(conn, "_streams", []) if streams is None else streams:
+        try:
+            entries, latest = await bounded(stream.window.read_after(stream.group, stream.position, stream.seconds))
+        except Exception as exc:
+            logger.warning("%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc)
+            continue
+        if entries is None:
+            lost.append(stream)
+        elif entries:
+            missed.extend((position_key(entry.position), stream.index, stream, entry) for entry in entries)
+        elif latest != stream.position:
+            # Nothing to send, but the page may hold a position this store never gave (a
+            # restarted process, a clock that went back): move it to the store's, or live
+            # frames would look older than it and be skipped.
+            stream.position = latest
+            await conn.send(text_data=positions_frame([stream]))
+    missed.sort(key=lambda item: (item[0], item[1]))
+    for _, _, stream, entry in missed:
+        if newer(entry.position, stream.position):
+            await deliver(conn, entry.position, entry.message, stream)
+    if lost:
+        await resync(conn, lost)
 
 
-async def resync(conn: Any) -> None:
-    """The page missed what cannot be sent again (away longer than the window, or a reply
-    no longer kept): tell it (reload by default) or re-render."""
-    tracking = conn._replay
+async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
+    """The page missed what cannot be sent again (away longer than a window, or a reply
+    no longer kept): tell it (reload by default) or re-render. ``streams``: all of them."""
+    streams = getattr(conn, "_streams", []) if streams is None else streams
     hook = type(conn)._on_resync
-    if tracking is not None:
-        tracking.position = await bounded(tracking.window.last(conn.group))
+    for stream in streams:
+        stream.position = await bounded(stream.window.last(stream.group))
     await conn.send(text_data=dumps([[RESYNC_COMMAND, {"reload": hook is None}]]))
     if hook is not None:
         async with conn.rejections():
             await conn._run(hook, [], to_group=False)
-    if tracking is not None:
-        await conn.send(text_data=dumps([[POSITION_COMMAND, tracking.position]]))
+    if streams:
+        await conn.send(text_data=positions_frame(streams))
 
 
 # --- live frames ----------------------------------------------------------------------
 
 
+def _stream_of(conn: Any, event: dict[str, Any]) -> Stream | None:
+    group = event.get("group")
+    for stream in getattr(conn, "_streams", ()):
+        if stream.group == group:
+            return stream
+    return None
+
+
 async def on_group_event(conn: Any, event: dict[str, Any]) -> bool:
     """Deliver a positioned group frame in stream order; False if it is not one (send it as is)."""
-    tracking = getattr(conn, "_replay", None)
-    if tracking is None or "position" not in event or event.get("group") != conn.group:
+    stream = _stream_of(conn, event) if "position" in event else None
+    if stream is None:
         return False
-    if event["prev"] == tracking.position:
-        await deliver(conn, event["position"], event)
-    elif newer(event["position"], tracking.position):
-        await catch_up(conn)  # Something before it is missing: the stream has it.
+    if event["prev"] == stream.position:
+        await deliver(conn, event["position"], event, stream)
+    elif newer(event["position"], stream.position):
+        await catch_up(conn, [stream])  # Something before it is missing: the stream has it.
     return True  # Otherwise a catch-up already sent it.
 
 
@@ -187,15 +188,17 @@ def _excluded(conn: Any, message: dict[str, Any]) -> bool:
     return message.get("exclude") == conn.channel_name or (socket is not None and socket == conn._socket_key)
 
 
-async def deliver(conn: Any, position: str, message: dict[str, Any]) -> None:
-    conn._replay.position = position
+async def deliver(conn: Any, position: str, message: dict[str, Any], stream: Stream | None = None) -> None:
+    """Send one frame of ``stream`` (the own group's by default) and move the page's position there."""
+    stream = conn._replay if stream is None else stream
+    stream.position = position
     if _excluded(conn, message):
-        await conn.send(text_data=dumps([[POSITION_COMMAND, position]]))  # Skipped, but counted.
+        await conn.send(text_data=positions_frame([stream]))  # Skipped, but counted.
     elif message["type"] == FRAME_EVENT:
-        await conn.send(text_data=with_position(message["text"], position))
+        await conn.send(text_data=with_position(message["text"], position, stream.index))
     else:
         await conn._run_group_event(message)
-        await conn.send(text_data=dumps([[POSITION_COMMAND, position]]))
+        await conn.send(text_data=positions_frame([stream]))
 
 
 # --- frame ids up -----------------------------------------------------------------------

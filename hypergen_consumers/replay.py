@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 
-__all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer"]
+__all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer", "position_key"]
 
 DEFAULT_REPLAY_FRAMES = 200
 DEFAULT_REPLAY_SECONDS = 120
@@ -41,7 +41,7 @@ class Entry:
 
 def newer(a: str, b: str) -> bool:
     """True when position ``a`` comes after ``b`` (``""`` is before everything)."""
-    return _key(a) > _key(b)
+    return position_key(a) > position_key(b)
 
 
 def continues(entries: list[Entry], position: str) -> bool:
@@ -57,7 +57,8 @@ def continues(entries: list[Entry], position: str) -> bool:
     return first.prev == position or (first.prev == "" and newer(first.position, position))
 
 
-def _key(position: str) -> tuple[int, int]:
+def position_key(position: str) -> tuple[int, int]:
+    """A position as numbers, to sort by (positions of one store share one clock)."""
     if not position:
         return (-1, -1)
     ms, _, seq = position.partition("-")

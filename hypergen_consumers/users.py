@@ -16,6 +16,7 @@ from hypergen.liveview import dumps
 
 from .groups import MAX_GROUP_NAME_LENGTH, digest
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
+from .catchup import stamp
 from .messaging import _check_commands
 
 __all__ = ["user_group_name", "user_groups", "user_command", "auser_command"]
@@ -52,7 +53,8 @@ async def auser_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_
     """Send raw client ``commands`` to every open socket of ``user`` (a user object or pk).
 
     Reaches every consumer, tab and process (with channels-redis), encoded once; a user
-    with no open socket receives nothing. Raises ChannelLayerUnavailable when the layer
+    with no open socket receives nothing; a page of that user that reconnects within the
+    replay window gets what it missed (the defaults: 200 frames, 120 s). Raises ChannelLayerUnavailable when the layer
     cannot be reached.
     """
     group = user_group_name(user)
@@ -60,7 +62,8 @@ async def auser_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_
     message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
     channel_layer = require_layer(layer, who="user_command")
     async with layer_errors("user_command", group):
-        await bounded(channel_layer.group_send(group, message))
+        message = await stamp(channel_layer, layer, group, message)  # Kept for the user's pages that reconnect.
+        await bounded(channel_layer.group_send(group, message), channel_layer)
 
 
 def user_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

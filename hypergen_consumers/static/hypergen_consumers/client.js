@@ -189,8 +189,10 @@
   };
 
   // --- Delivery guarantees (SPEC "Delivery guarantees"; docs/guide.rst) ---------------
-  // Down: each group frame ends with ["hypergen.websocket.position", p]; a reconnect asks
-  // for what came after p (?hypergen_position=p). Past the server's window it sends
+  // Down: each group frame ends with ["hypergen.websocket.position", p, k]: position p in
+  // stream k (one stream per group the socket is replayed from; k left out for 0, its own
+  // group). A reconnect asks for what came after each (?hypergen_position=p0 and
+  // &hypergen_position_<k>=pk). Past the server's window it sends
   // ["hypergen.websocket.resync", {reload}]: the page fires hypergen:websocket:resync and
   // reloads unless reload is false or a listener calls preventDefault().
   // Up: each frame gets meta.id (1, 2, ...) on a socket id (?hypergen_socket=...); frames
@@ -205,7 +207,7 @@
 
   function initDelivery(connection) {
     connection.socketId = randomSocketId();
-    connection.position = null; // Unknown until the server's first position command.
+    connection.positions = {}; // Stream index -> last position; a stream not yet heard of is absent.
     connection.nextFrameId = 1;
     connection.unacknowledged = []; // [{id, text}] in the order sent.
   }
@@ -213,7 +215,10 @@
   function resumeUrl(connection) {
     var url = connection.url + (connection.url.indexOf("?") === -1 ? "?" : "&");
     url += "hypergen_socket=" + connection.socketId;
-    if (connection.position !== null) url += "&hypergen_position=" + encodeURIComponent(connection.position);
+    Object.keys(connection.positions).forEach(function (k) {
+      var name = k === "0" ? "hypergen_position" : "hypergen_position_" + k;
+      url += "&" + name + "=" + encodeURIComponent(connection.positions[k]);
+    });
     return url;
   }
 
@@ -253,9 +258,15 @@
     connection.unacknowledged = connection.unacknowledged.filter(function (frame) { return frame.id > id; });
   }
 
-  function position(value) {
+  var MAX_STREAMS = 64; // As the server's streams.MAX_STREAMS.
+  var POSITION = /^(\d{1,15}-\d{1,10})?$/;
+
+  function position(value, index) {
     var connection = WEBSOCKETS[applyingUrl];
-    if (connection) connection.position = value;
+    var k = index === undefined ? 0 : index;
+    if (!connection || typeof value !== "string" || !POSITION.test(value)) return;
+    if (typeof k !== "number" || k % 1 !== 0 || k < 0 || k >= MAX_STREAMS) return;
+    connection.positions[k] = value;
   }
 
   function resync(detail) {
