@@ -2,8 +2,8 @@
 
 Channels' ``AsyncConsumer.__call__`` runs a connection; here it is re-implemented (see
 ``_compat.channels_consumer``) so that a channel-layer outage does not end the connection:
-the layer receive backs off and retries, and the connection re-joins its groups once the
-layer answers again. The handshake checks ``perm`` before anything joins a group, and
+the layer receive waits for the process's recovery probe, which re-joins the groups as soon
+as the layer answers again. The handshake checks ``perm`` before anything joins a group, and
 however a connection ends (a disconnect, an exception, a cancelled task) it leaves its groups.
 """
 
@@ -33,9 +33,6 @@ from .users import user_groups
 __all__ = ["LifecycleMixin", "build_request"]
 
 logger = logging.getLogger("hypergen_consumers")
-
-LAYER_RETRY_FIRST_DELAY = 0.1
-LAYER_RETRY_MAX_DELAY = 5.0
 
 
 def build_request(scope: dict[str, Any]) -> Any:
@@ -68,8 +65,8 @@ class LifecycleMixin(ConnectionState):
         """Channels' AsyncConsumer.__call__, with a channel-layer receive that survives outages.
 
         Channels stops the whole consumer when the layer's receive raises (Redis down), which
-        would drop every connection. Here the receive backs off and retries instead, and
-        re-joins the connection's groups once the layer answers again.
+        would drop every connection. Here the receive waits for the layer instead, and
+        resumes once the connection's groups are re-joined (``recovery``).
         """
         if not channels_consumer.call_is_ours():
             await self._channels_call(scope, receive, send)
@@ -116,19 +113,15 @@ class LifecycleMixin(ConnectionState):
                 raise
             except Exception as exc:
                 logger.warning(
-                    "%s: channel layer receive failed (%s: %s); retrying with backoff",
+                    "%s: channel layer receive failed (%s: %s); retrying once the layer answers",
                     type(self).__name__, type(exc).__name__, exc,
                 )
                 await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
 
     async def _wait_for_layer(self, failed_at: float) -> None:
-        """Back off until the layer answers and this process's connections are in their groups again."""
-        delay = LAYER_RETRY_FIRST_DELAY
-        while True:
-            await asyncio.sleep(delay)
-            if await recovery.recover(self.channel_layer, failed_at):
-                return
-            delay = min(delay * 2, LAYER_RETRY_MAX_DELAY)
+        """Wait until the layer answers and this process's connections are in their groups again
+        (one probe for the whole process, see ``recovery``)."""
+        await recovery.wait_recovered(self.channel_layer, failed_at)
 
     # --- connect / disconnect --------------------------------------------------------
 

@@ -43,6 +43,10 @@ def define_room(**attributes):
         groups = [extra]
         locals().update(attributes)
 
+        @handler
+        async def post(self, request, room: str, value: str):
+            command("posted", value)
+
         @handler(broadcast=False)
         async def shout(self, request, room: str, value: str):
             command("shouted", value)
