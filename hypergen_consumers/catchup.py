@@ -103,7 +103,7 @@ async def resume(conn: Any) -> None:
     """After accepting: send a reconnecting page what it missed, or a new page its positions."""
     behind: list[Stream] = []
     current: list[Stream] = []
-    for stream in getattr(conn, "_streams", []):
+    for stream in streams_of(conn):
         caught_up = not stream.resumed and stream.position == await bounded(stream.window.last(stream.group))
         (current if caught_up else behind).append(stream)
     if current:
@@ -120,7 +120,7 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
     """
     missed: list[tuple[tuple[int, int], int, Stream, Entry]] = []
     lost: list[Stream] = []
-    for stream in getattr(conn, "_streams", []) if streams is None else streams:
+    for stream in streams_of(conn) if streams is None else streams:
         try:
             entries, latest = await bounded(stream.window.read_after(stream.group, stream.position, stream.seconds))
         except Exception as exc:
@@ -147,7 +147,7 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
 async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
     """The page missed what cannot be sent again (away longer than a window, or a reply
     no longer kept): tell it (reload by default) or re-render. ``streams``: all of them."""
-    streams = getattr(conn, "_streams", []) if streams is None else streams
+    streams = streams_of(conn) if streams is None else streams
     hook = type(conn)._on_resync
     for stream in streams:
         stream.position = await bounded(stream.window.last(stream.group))
@@ -162,9 +162,15 @@ async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
 # --- live frames ----------------------------------------------------------------------
 
 
+def streams_of(conn: Any) -> list[Stream]:
+    """The streams a connection is replayed from (none without replay, or before it started)."""
+    streams: list[Stream] = getattr(conn, "_streams", [])
+    return streams
+
+
 def _stream_of(conn: Any, event: dict[str, Any]) -> Stream | None:
     group = event.get("group")
-    for stream in getattr(conn, "_streams", ()):
+    for stream in streams_of(conn):
         if stream.group == group:
             return stream
     return None
@@ -190,7 +196,8 @@ def _excluded(conn: Any, message: dict[str, Any]) -> bool:
 
 async def deliver(conn: Any, position: str, message: dict[str, Any], stream: Stream | None = None) -> None:
     """Send one frame of ``stream`` (the own group's by default) and move the page's position there."""
-    stream = conn._replay if stream is None else stream
+    if stream is None:
+        stream = streams_of(conn)[0]
     stream.position = position
     if _excluded(conn, message):
         await conn.send(text_data=positions_frame([stream]))  # Skipped, but counted.

@@ -87,7 +87,8 @@ def position_command(position: str, index: int) -> list[Any]:
 
 def positions_frame(streams: list[Stream]) -> str:
     """One frame telling the page where it is in each of ``streams``."""
-    return dumps([position_command(stream.position, stream.index) for stream in streams])
+    text: str = dumps([position_command(stream.position, stream.index) for stream in streams])
+    return text
 
 
 def with_position(text: str, position: str, index: int = 0) -> str:

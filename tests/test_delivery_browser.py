@@ -192,6 +192,35 @@ def test_an_error_frame_swallowed_on_the_way_down_is_shown_after_reconnecting(se
     lost_error_is_shown_after_reconnecting(away, here, proxy)
 
 
+def test_a_page_away_while_its_extra_group_gets_3_frames_and_its_room_2_shows_all_5_once(server_port, proxy, open_page):  # noqa: F811
+    """ChatRoom also joins "chat-news" (its ``groups``): a second stream, with its own positions.
+    In memory one clock numbers both streams, so the page gets them in the order they were sent."""
+    away = open_page(f"http://127.0.0.1:{proxy.port}/chat/news/")
+    here = open_page(f"http://127.0.0.1:{server_port}/chat/news/")
+    pusher = open_page(f"http://127.0.0.1:{server_port}/push/", wait_open=False)
+    proxy.refuse(True)
+    proxy.cut()
+    expect(away.locator("html")).to_have_class(OFFLINE)
+    expected = []
+    for n in range(5):
+        if n % 2 == 0:
+            pusher.click("#push-news")
+            expect(pusher.locator("#push-result")).to_contain_text("Sent news")
+            expected.append(re.compile(r"news \d+"))
+        else:
+            send_chat(here, f"room {n}", author="bob")
+            expected.append(f"bob: room {n}")
+        expect(lines(here)).to_have_text(expected)
+    sent = lines(here).all_text_contents()
+    come_back(away, proxy)
+    expect(lines(away)).to_have_text(sent, timeout=15_000)
+    send_chat(here, "marker", author="bob")  # Nothing more (no duplicate) came before it.
+    for page in (away, here):
+        expect(lines(page)).to_have_text([*sent, "bob: marker"])
+    positions = away.evaluate("() => Object.values(hypergen.websocket.WEBSOCKETS)[0].positions")
+    assert sorted(positions) == ["0", "1"]  # Two streams, by index: no group name reaches the page.
+
+
 def test_a_page_away_longer_than_the_window_is_told_to_resync(server_port, proxy, open_page):  # noqa: F811
     """The example's ChatRoom keeps 200 frames: 201 while away is past the window."""
     away = open_page(f"http://127.0.0.1:{proxy.port}/chat/resync/")

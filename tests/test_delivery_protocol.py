@@ -3,7 +3,7 @@
 ``ModelClient`` is client.js's delivery logic in Python (socket id, frame ids, the
 unacknowledged list, the last position), driving the real consumer over WebsocketCommunicator.
 Whatever hypothesis does to the connection, the page must end up having seen every frame of
-its group exactly once, each source's frames in their order.
+its group and of its extra group (a second stream) exactly once, each source's frames in their order.
 """
 
 import asyncio
@@ -24,10 +24,11 @@ from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 _rooms = itertools.count()
 
 
-def define_room():
+def define_room(extra):
     class Said(HypergenConsumer):
         perm = NO_PERM_REQUIRED
         path = "said/<slug:room>/"
+        groups = [extra]  # A second stream: its frames are replayed with their own positions.
 
         @handler
         async def say(self, request, room: str, value: str):
@@ -46,7 +47,7 @@ class ModelClient:
     def __init__(self, application, path):
         self.application, self.path = application, path
         self.socket_id = uuid.uuid4().hex
-        self.position = None
+        self.positions = {}  # Stream index -> last position.
         self.next_id = 1
         self.unacknowledged = []  # [(id, text)]
         self.seen = []
@@ -56,8 +57,8 @@ class ModelClient:
 
     def url(self):
         query = f"?hypergen_socket={self.socket_id}"
-        if self.position is not None:
-            query += f"&hypergen_position={self.position}"
+        for k, position in self.positions.items():
+            query += f"&hypergen_position={position}" if k == 0 else f"&hypergen_position_{k}={position}"
         return self.path + query
 
     async def open(self):
@@ -78,7 +79,7 @@ class ModelClient:
     def apply(self, commands):
         for name, *args in commands:
             if name == POSITION_COMMAND:
-                self.position = args[0]
+                self.positions[args[1] if len(args) > 1 else 0] = args[0]
             elif name == ACK_COMMAND:
                 self.unacknowledged = [(i, t) for i, t in self.unacknowledged if i > args[0]]
             elif name == RESYNC_COMMAND:
@@ -104,7 +105,7 @@ steps = st.lists(
     st.one_of(
         st.just(("send",)),
         st.just(("whisper",)),
-        st.tuples(st.just("push"), st.sampled_from(["frame", "run"])),
+        st.tuples(st.just("push"), st.sampled_from(["frame", "run", "extra"])),
         st.tuples(st.just("cut"), st.booleans()),  # True: what the server sent meanwhile is lost.
         st.just(("drain",)),
         st.just(("duplicate",)),  # The oldest unacknowledged frame arrives twice.
@@ -115,12 +116,13 @@ steps = st.lists(
 
 
 async def play(script):
-    Said = define_room()
     room = f"r{next(_rooms)}"
+    extra = f"extra-{room}-{uuid.uuid4().hex[:8]}"
+    Said = define_room(extra)
     application, route = _application(Said, None)
     client = ModelClient(application, "/" + route.replace("<slug:room>", room))
     group = Said.group_name(room=room)
-    pushed, sent, whispered = [], [], []
+    pushed, extras, sent, whispered = [], [], [], []
     client.communicator = await client.open()
     try:
         for step in script:
@@ -130,6 +132,9 @@ async def play(script):
             elif step[0] == "whisper":
                 whispered.append(f"w{len(whispered)}")
                 await client.send(whispered[-1], "whisper")
+            elif step[0] == "push" and step[1] == "extra":
+                extras.append(f"x{len(extras)}")
+                await aconsumer_command(extra, [["said", extras[-1]]])
             elif step[0] == "push":
                 pushed.append(f"p{len(pushed)}")
                 if step[1] == "frame":
@@ -153,22 +158,23 @@ async def play(script):
                 client.communicator = await client.open()
         if client.communicator is None:
             client.communicator = await client.open()
-        everything = set(pushed) | set(sent)
+        everything = set(pushed) | set(sent) | set(extras)
         await client.drain(until=lambda: set(client.seen) >= everything and not client.unacknowledged, timeout=3)
     finally:
         if client.communicator is not None:
             await client.communicator.disconnect()
-    return client, pushed, sent, whispered
+    return client, pushed, extras, sent, whispered
 
 
 @given(script=steps)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_cuts_duplicates_and_reconnects_leave_no_gap_and_no_duplicate(script):
-    client, pushed, sent, whispered = asyncio.run(play(script))
+    client, pushed, extras, sent, whispered = asyncio.run(play(script))
     assert client.resyncs == 0, "a short absence is within the window"
     assert len(client.seen) == len(set(client.seen)), f"duplicates: {client.seen}"
-    assert set(client.seen) == set(pushed) | set(sent), f"gap: saw {client.seen}, sent {sent}, pushed {pushed}"
+    assert set(client.seen) == set(pushed) | set(sent) | set(extras), f"gap: saw {client.seen}, sent {sent}, pushed {pushed}, {extras}"
     assert [v for v in client.seen if v.startswith("p")] == pushed, "pushes in order"
+    assert [v for v in client.seen if v.startswith("x")] == extras, "the extra group's pushes in order"
     assert [v for v in client.seen if v.startswith("c")] == sent, "the page's own frames in order"
     assert client.unacknowledged == []
     # Sender-only answers: none lost (a copy re-sent after a lost answer gets it again); one

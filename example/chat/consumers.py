@@ -34,6 +34,7 @@ class ChatRoom(HypergenConsumer):
     path = "room/<slug:room_name>/"
     target_id = "chat-status"
     presence = True
+    groups = ["chat-news"]  # Every room also hears the news (the "Push from the backend" page).
 
     def on_connect(self, request, room_name):
         self.sent = 0  # Per-connection state lives on the instance.

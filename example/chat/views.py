@@ -32,6 +32,7 @@ from hypergen.imports import (
     span,
     style,
     title,
+    li,
     ul,
 )
 
@@ -122,8 +123,9 @@ def push(request):
     p("These buttons call an @action; the action pushes into the lobby chat over the channel layer.")
     button("group_send a chat message", id_="push-message", onclick=callback(push_message))
     button("consumer_command an alert", id_="push-alert", onclick=callback(push_alert))
+    button("consumer_command news to every room", id_="push-news", onclick=callback(push_news))
     p(id_="push-result")
-    show_source(push, push_message, push_alert)
+    show_source(push, push_message, push_alert, push_news)
 
 
 @action(perm=NO_PERM_REQUIRED, target_id="push-result")
@@ -136,6 +138,19 @@ def push_message(request):
 def push_alert(request):
     consumer_command(ChatRoom.group_name(room_name="lobby"), [["console.log", "Hello from a view!"]])
     span("Logged in every #lobby page's console.")
+
+
+NEWS = {"count": 0}
+
+
+@action(perm=NO_PERM_REQUIRED, target_id="push-result")
+def push_news(request):
+    """ChatRoom lists "chat-news" in its groups: every room gets it, and a page that was away
+    gets it after reconnecting, like its room's own messages."""
+    NEWS["count"] += 1
+    item = hypergen_html(lambda: li("news ", NEWS["count"]))
+    consumer_command("chat-news", [["hypergen.append", "messages", item]])
+    span("Sent news ", NEWS["count"], " to every room.")
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
