@@ -11,6 +11,7 @@ import itertools
 import json
 import uuid
 
+import pytest
 from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -166,6 +167,7 @@ async def play(script):
     return client, pushed, extras, sent, whispered
 
 
+@pytest.mark.django_db(transaction=True)  # A test before may leave a database connection open: the consumer's clean-up closes it.
 @given(script=steps)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_cuts_duplicates_and_reconnects_leave_no_gap_and_no_duplicate(script):
