@@ -189,21 +189,19 @@ def test_close_stops_reconnecting_for_good(restartable, open_page):
 
 def test_coming_back_online_or_visible_reconnects_at_once(server, open_page):
     page = open_page(f"{server}/chat/online/")
+    # This connection's retries wait an hour, so only the event can open the socket again.
+    page.evaluate("""() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];
+        c.scheduleReconnect = function () {
+            if (this.closed || this.timer !== null) return;
+            this.timer = setTimeout(() => { this.timer = null; this.connect(); }, 3600000);
+        }; }""")
     for event in ["window.dispatchEvent(new Event('online'))",
                   "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
                   "document.dispatchEvent(new Event('visibilitychange'))"]:
         page.wait_for_function(ALL_OPEN, timeout=30_000)
-        page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")  # Down, retry pending.
-        # Once the socket is down with a retry pending, push that retry an hour away (in the same
-        # turn of the page's event loop, so the backoff timer cannot win the race), then fire the
-        # event: the socket must be created by the event itself, not by the timer.
-        page.wait_for_function("""() => {
-            const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];
-            if (c.socket !== null || c.timer === null) return false;
-            clearTimeout(c.timer);
-            c.timer = setTimeout(() => { c.timer = null; c.connect(); }, 3600000);
-            return true;
-        }""", timeout=30_000)
+        page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")
+        page.wait_for_function("() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];"
+                               " return c.socket === null && c.timer !== null; }", timeout=30_000)
         created = page.evaluate("() => { " + event + "; return Object.values(hypergen.websocket.WEBSOCKETS)[0].socket !== null; }")
         assert created is True
         page.wait_for_function(ALL_OPEN, timeout=30_000)
