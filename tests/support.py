@@ -41,3 +41,20 @@ async def wait_for(predicate: Any, timeout: float = 2, interval: float = 0.01) -
             msg = f"condition not met within {timeout}s"
             raise AssertionError(msg)
         await asyncio.sleep(interval)
+
+
+def memory_or_redis(request: Any) -> Iterator[str]:
+    """Body of a fixture with params ``["memory", "redis"]``: the in-memory layer as configured,
+    or a real redis-server's ``RedisChannelLayer`` for the test's duration."""
+    from django.test import override_settings
+
+    from tests.servers import redis_server
+
+    if request.param == "memory":
+        yield request.param
+        return
+    with redis_server() as port:
+        redis_layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                       "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
+        with override_settings(CHANNEL_LAYERS={"default": redis_layer}):
+            yield request.param

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.test import override_settings
 from hypergen.imports import command
 from hypergen.liveview import loads
 
@@ -19,7 +18,7 @@ from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, repl
 from hypergen_consumers.catchup import ACK_COMMAND, POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.replay import window_for
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
-from tests.servers import redis_server
+from tests.support import memory_or_redis
 
 ERROR_COMMAND = "hypergen.websocket.error"
 
@@ -149,16 +148,7 @@ async def test_a_reply_too_large_to_keep_makes_its_copy_resync_instead():
 # --- hostile clients, in memory and in Redis -----------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
-def layer(request):
-    if request.param == "memory":
-        yield request.param
-        return
-    with redis_server() as port:
-        redis_layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                       "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
-        with override_settings(CHANNEL_LAYERS={"default": redis_layer}):
-            yield request.param
+layer = pytest.fixture(params=["memory", "redis"])(memory_or_redis)  # In memory, then on a real Redis.
 
 
 def reply_store():

@@ -12,26 +12,16 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.test import override_settings
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, auser_command, handler
 from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from hypergen.imports import command
-from tests.servers import redis_server
+from tests.support import memory_or_redis
 
 
-@pytest.fixture(params=["memory", "redis"])
-def layer(request):
-    if request.param == "memory":
-        yield request.param
-        return
-    with redis_server() as port:
-        redis_layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                       "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
-        with override_settings(CHANNEL_LAYERS={"default": redis_layer}):
-            yield request.param
+layer = pytest.fixture(params=["memory", "redis"])(memory_or_redis)  # In memory, then on a real Redis.
 
 
 def define_room(**attributes):
