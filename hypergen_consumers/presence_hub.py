@@ -113,6 +113,10 @@ class Hub:
                     _, pruned = await self.store.entries(group)
                     if pruned:
                         await self.announce(group)
+                    # The change news travels through the layer, and the pub/sub layer delivers at
+                    # most once: re-read each watched group once a heartbeat, so a lost change is
+                    # seen within one interval (a render happens only if the list differs).
+                    self.mark_dirty(group)
             except Exception:
                 logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
 
