@@ -186,6 +186,7 @@ class LifecycleMixin(ConnectionState):
         await presence.join(self)  # Before the client hears "accepted", so presence() lists it already.
         await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
         self._send_buffer = find_send_buffer(getattr(self, "_server_receive", None))
+        presence.opened(self)  # Now a render can be sent (one woken during the join waited).
 
     async def websocket_disconnect(self, message: Any) -> None:
         """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""

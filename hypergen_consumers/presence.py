@@ -132,10 +132,23 @@ async def leave(connection: Any) -> None:
 
 
 def _wake(connection: Any) -> None:
-    """Ask a connection to render presence; one pending render absorbs any number of wakes."""
+    """Ask a connection to render presence; one pending render absorbs any number of wakes.
+
+    A connection joins presence before its accept is sent (so ``presence()`` lists it as soon
+    as its page hears "open"); a render woken in between would be sent before the accept,
+    which the server refuses, and its list would count as seen: the page would never get it.
+    So until ``opened`` it only notes that a render is due.
+    """
     connection._presence_dirty = True
-    if connection._presence_task is None:
+    if connection._presence_task is None and getattr(connection, "_presence_open", False):
         connection._presence_task = asyncio.ensure_future(_render(connection))
+
+
+def opened(connection: Any) -> None:
+    """The connection's accept went out: run the render that was woken before it, if any."""
+    connection._presence_open = True
+    if getattr(connection, "_presence_hub", None) is not None and getattr(connection, "_presence_dirty", False):
+        _wake(connection)
 
 
 async def _render(connection: Any) -> None:

@@ -93,10 +93,7 @@ async def test_two_processes_agree_on_presence_and_a_killed_one_drops_out(redis_
 
 async def test_a_burst_over_redis_renders_a_bounded_number_of_times(redis_env):
     """200 sockets at once to one process: each on_presence frame is one render."""
-    # The default expiry (15 s), not the other tests' 3 s: on a busy 2-core machine a burst of
-    # 200 handshakes can delay one heartbeat past 3 s, and then the live process's own entries
-    # expire mid-burst. This test is about coalescing, not expiry.
-    with daphne("tests.asgi:application", env={**redis_env, "TEST_PRESENCE_EXPIRY": "15"}) as (port, _):
+    with daphne("tests.asgi:application", env=redis_env) as (port, _):
         sockets = await asyncio.gather(*(lobby(port).__aenter__() for _ in range(200)))
         try:
             frames = 0
