@@ -60,10 +60,10 @@ def with_socket_id(url: str) -> str:
 
 
 async def answer(socket) -> None:
-    """One reply; with the delivery protocol also its acknowledgement, as client.js reads it."""
-    await socket.recv()
-    if PROTOCOL == "delivery":
-        await socket.recv()
+    """One reply; with the delivery protocol, up to its acknowledgement (the reply's last command)."""
+    text = await socket.recv()
+    while PROTOCOL == "delivery" and '"hypergen.websocket.ack"' not in text:
+        text = await socket.recv()
 
 
 async def roundtrip(url: str, connections: int, seconds: float) -> dict:

@@ -31,7 +31,7 @@ from hypergen.liveview import dumps
 from . import replies
 from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
 from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
-from .layers import FRAME_EVENT, bounded
+from .layers import FRAME_EVENT, bounded_store
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
 from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
 
@@ -59,7 +59,8 @@ async def stamp(layer: Any, alias: str, group: str, message: dict[str, Any]) -> 
     frames, seconds = window_settings(group)
     if frames <= 0:
         return message
-    position, prev = await bounded(window_for(alias, layer).append(group, message, frames, seconds))
+    window = window_for(alias, layer)
+    position, prev = await bounded_store(window, window.append(group, message, frames, seconds))
     return {**message, "group": group, "position": position, "prev": prev}
 
 
@@ -94,7 +95,7 @@ async def start(conn: Any) -> None:
     for index, group in enumerate(replayed_groups(conn)):
         frames, seconds = window_settings(group)
         given = given_position(query, index)
-        position = given if given is not None else await bounded(window.start(start_key(conn._socket_key, index), group, seconds))
+        position = given if given is not None else await bounded_store(window, window.start(start_key(conn._socket_key, index), group, seconds))
         conn._streams.append(Stream(window, frames, seconds, position, given is not None, group, index))
     conn._replay = conn._streams[0]
 
@@ -104,7 +105,7 @@ async def resume(conn: Any) -> None:
     behind: list[Stream] = []
     current: list[Stream] = []
     for stream in streams_of(conn):
-        caught_up = not stream.resumed and stream.position == await bounded(stream.window.last(stream.group))
+        caught_up = not stream.resumed and stream.position == await bounded_store(stream.window, stream.window.last(stream.group))
         (current if caught_up else behind).append(stream)
     if current:
         await conn.send(text_data=positions_frame(current))
@@ -122,7 +123,7 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
     lost: list[Stream] = []
     for stream in streams_of(conn) if streams is None else streams:
         try:
-            entries, latest = await bounded(stream.window.read_after(stream.group, stream.position, stream.seconds))
+            entries, latest = await bounded_store(stream.window, stream.window.read_after(stream.group, stream.position, stream.seconds))
         except Exception as exc:
             logger.warning("%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc)
             continue
@@ -150,7 +151,7 @@ async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
     streams = streams_of(conn) if streams is None else streams
     hook = type(conn)._on_resync
     for stream in streams:
-        stream.position = await bounded(stream.window.last(stream.group))
+        stream.position = await bounded_store(stream.window, stream.window.last(stream.group))
     await conn.send(text_data=dumps([[RESYNC_COMMAND, {"reload": hook is None}]]))
     if hook is not None:
         async with conn.rejections():
@@ -216,7 +217,9 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
 
     A duplicate id (client.js re-sends what was not acknowledged) does not run: it gets the
     frames the first run sent to this connection alone, in order, then the ack (see
-    ``replies``). The ack comes last, so a page that has it has the reply too.
+    ``replies``). The ack comes last, so a page that has it has the reply too: it is the last
+    command of the run's last frame to the sender (its reply or error frame), or a frame of
+    its own when the run sent the sender nothing.
     """
     frame_id = _frame_id(conn, meta)
     if frame_id is None:
@@ -226,27 +229,31 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
     seconds = max(seconds, 1.0)
     store = replies.store_for(window_for(conn.channel_layer_alias, conn.channel_layer))
     try:
-        first, record = await bounded(store.claim(conn._socket_key, frame_id, seconds))
+        first, record = await bounded_store(store, store.claim(conn._socket_key, frame_id, seconds))
     except Exception as exc:
         # Not acknowledged: client.js keeps the frame and re-sends it after its next reconnect.
         raise Rejected(
             LAYER_UNAVAILABLE, f"Could not record frame {frame_id} as run ({type(exc).__name__}); it was not run."
         ) from None
-    if first:
-        sent: list[str] = []
-        conn._recording = sent
-        try:
-            async with conn.rejections():
-                await run()
-        finally:
-            conn._recording = None
-        try:
-            await bounded(store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
-        except Exception as exc:
-            logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
-    else:
+    ack = f'["{ACK_COMMAND}",{frame_id}]'
+    if not first:
         await _answer_again(conn, store, frame_id, record)
-    await conn.send(text_data=dumps([[ACK_COMMAND, frame_id]]))
+        await conn.send_held_reply(ack)
+        return
+    sent: list[str] = []
+    conn._recording = sent
+    try:
+        async with conn.rejections():
+            await run()
+    finally:
+        conn._recording = None
+    # The reply carries the ack (see SendingMixin.send_reply). Sent before it is recorded: a
+    # copy of the id re-sent meanwhile finds the claim pending and waits for the record.
+    await conn.send_held_reply(ack)
+    try:
+        await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
+    except Exception as exc:
+        logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
 
 
 def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:
@@ -269,10 +276,12 @@ async def _answer_again(conn: Any, store: replies.ReplyStore, frame_id: int, rec
     while record == replies.PENDING and time.monotonic() < deadline:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
-        record = await bounded(store.recorded(conn._socket_key, frame_id))
+        record = await bounded_store(store, store.recorded(conn._socket_key, frame_id))
     if record.startswith("["):
-        for text in json.loads(record):
+        *before, last = json.loads(record) or [None]
+        for text in before:
             await conn.send(text_data=text)
+        conn._held_reply = last  # Carries the ack, as the first run's last frame did.
         return
     logger.info("%s: the reply to frame %d is not kept (%r); the page resyncs", type(conn).__name__, frame_id, record)
     await resync(conn)

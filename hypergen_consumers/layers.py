@@ -142,6 +142,16 @@ async def bounded(operation: Awaitable[T], layer: Any = None) -> T:
         semaphore.release()
 
 
+def bounded_store(store: Any, operation: Awaitable[T]) -> Awaitable[T]:
+    """``bounded(operation)``, unless ``store`` lives in this process (``in_process = True``).
+
+    The in-memory replay window and reply store answer at once, without I/O: a timeout
+    armed around each of their calls (two per client frame, one per group frame) would only
+    cost time. A Redis store's calls are bounded like every layer call.
+    """
+    return operation if getattr(store, "in_process", False) else bounded(operation)
+
+
 async def _within(operation: Awaitable[T], timeout: float) -> T:
     """``operation``, cancelled after ``timeout`` seconds (``asyncio.TimeoutError``).
 

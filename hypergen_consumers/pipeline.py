@@ -218,7 +218,7 @@ class PipelineMixin(ConnectionState):
         elif to_group:
             await self.send_to_group(text)
         else:
-            await self.send(text_data=text)
+            await self.send_reply(text)
 
     # --- authority ------------------------------------------------------------------
 

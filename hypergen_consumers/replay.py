@@ -94,6 +94,8 @@ def window_settings(group: str) -> tuple[int, float]:
 class MemoryWindow:
     """The window of the in-memory layer: a deque per group, in this process only."""
 
+    in_process = True  # Answers at once: no timeout around its calls (layers.bounded_store).
+
     def __init__(self) -> None:
         self._frames: dict[str, collections.deque[tuple[Entry, float]]] = {}
         self._last: dict[str, str] = {}

@@ -84,6 +84,8 @@ class _Socket:
 class MemoryReplies:
     """Claims and replies of the in-memory layer's sockets, in this process."""
 
+    in_process = True  # Answers at once: no timeout around its calls (layers.bounded_store).
+
     def __init__(self) -> None:
         self._sockets: collections.OrderedDict[str, _Socket] = collections.OrderedDict()  # Least recently used first.
         self.total = 0

@@ -62,10 +62,45 @@ class SendingMixin(ConnectionState):
         """Send one ``hypergen.websocket.error`` command to this connection alone, and log it."""
         if log:
             mistakes.warning(type(self).__name__, str(code), message)
-        await self.send(text_data=error_frame(code, message, **extra))
+        await self.send_reply(error_frame(code, message, **extra))
+
+    async def send_reply(self, text: str) -> None:
+        """A handler's output to its sender, or an error frame: the last thing a run sends.
+
+        While a client frame with an id runs (``catchup.run_once``), the reply is recorded and
+        held back: the run's ack goes out inside it, one frame down instead of two (measured:
+        the second frame cost more than the rest of the delivery protocol together). Anything
+        sent after it (nothing, in a handler run as it is today) sends it first, so order holds.
+        """
+        if self._recording is None:
+            await self.send(text_data=text)
+            return
+        await self.send_held_reply()
+        self._recording.append(text)
+        self._held_reply = text
+
+    async def send_held_reply(self, ack: str | None = None) -> None:
+        """Send the held reply, with ``ack`` (an encoded command) as its last command, or ``ack`` alone."""
+        held, self._held_reply = self._held_reply, None
+        if held is None:
+            if ack is not None:
+                await self.send(text_data=f"[{ack}]")
+            return
+        if ack is None:
+            await self.send(text_data=held)
+            return
+        body = held.rstrip()
+        carried = f"{body[:-1]},{ack}]" if body.startswith("[") and body.endswith("]") and body != "[]" else None
+        if carried is None or too_large(carried):
+            await self.send(text_data=held)
+            await self.send(text_data=f"[{ack}]")
+        else:
+            await self.send(text_data=carried)
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         """Channels' send, refusing a frame the server could not send (it would close the socket)."""
+        if self._held_reply is not None:
+            await self.send_held_reply()  # Nothing overtakes a reply.
         if text_data is not None and too_large(text_data):
             logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
             text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.proxy import Proxy
 from tests.servers import daphne, free_port, redis_server, run_script
-from tests.test_browser import browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
+from tests.test_browser import ALL_OPEN, browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -190,6 +190,28 @@ def test_an_error_frame_swallowed_on_the_way_down_is_shown_after_reconnecting(se
     away = open_page(f"http://127.0.0.1:{proxy.port}/chat/error/")
     here = open_page(f"http://127.0.0.1:{server_port}/chat/error/")
     lost_error_is_shown_after_reconnecting(away, here, proxy)
+
+
+def test_a_reply_whose_command_fails_on_the_page_is_still_acknowledged(server_port, browser):  # noqa: F811
+    """The ack is the last command of the reply's frame: a page command that throws before it
+    must not leave the frame unacknowledged (it would be sent again after every reconnect)."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"http://127.0.0.1:{server_port}/chat/failing/")
+    page.wait_for_function(ALL_OPEN)
+    # My stats' reply is one hypergen.morph: make it throw, as a page's own broken command would.
+    page.evaluate("""() => { window.morph = hypergen.morph;
+        Object.defineProperty(hypergen, "morph", {value: () => { throw new Error("broken page"); }}); }""")
+    page.click("#stats")
+    page.wait_for_function(f"() => ({UNACKNOWLEDGED_STATS})() === 0")
+    assert errors, "the reply's morph was expected to throw on the page"
+    page.evaluate("""() => Object.defineProperty(hypergen, "morph", {value: window.morph})""")
+    send_chat(page, "still talking", author="ann")
+    expect(lines(page)).to_have_text(["ann: still talking"])
+    page.wait_for_function(f"() => ({UNACKNOWLEDGED})() === 0")
+    context.close()
 
 
 def test_a_page_away_while_its_extra_group_gets_3_frames_and_its_room_2_shows_all_5_once(server_port, proxy, open_page):  # noqa: F811

@@ -10,6 +10,7 @@ import json
 import uuid
 
 import pytest
+from django.test import override_settings
 from channels.testing import WebsocketCommunicator
 from hypergen.imports import command
 from hypergen.liveview import loads
@@ -79,17 +80,16 @@ async def test_a_lost_reply_is_sent_again_in_order_then_the_ack_and_nothing_runs
     socket_id = uuid.uuid4().hex
     socket = await open_socket(Room, socket_id)
     await socket.send_to(text_data=frame(1, "whisper", "hi"))
-    first = [await receive(socket) for _ in range(3)]
-    assert first == [[["first", "hi", 1]], [["whisper", "hi", 1]], [[ACK_COMMAND, 1]]]
-    await socket.disconnect()  # As if those three frames were lost on the way down.
+    first = [await receive(socket) for _ in range(2)]
+    # send_commands' frame, then the reply, which carries the ack as its last command.
+    assert first == [[["first", "hi", 1]], [["whisper", "hi", 1], [ACK_COMMAND, 1]]]
+    await socket.disconnect()  # As if those two frames were lost on the way down.
 
     again = await open_socket(Room, socket_id)
     await again.send_to(text_data=frame(1, "whisper", "hi"))
-    assert [await receive(again) for _ in range(3)] == first  # The first run's answer, not a new one.
+    assert [await receive(again) for _ in range(2)] == first  # The first run's answer, not a new one.
     await again.send_to(text_data=frame(2, "whisper", "next"))  # And the socket goes on.
-    assert [await receive(again) for _ in range(3)] == [
-        [["first", "next", 2]], [["whisper", "next", 2]], [[ACK_COMMAND, 2]]
-    ]
+    assert [await receive(again) for _ in range(2)] == [[["first", "next", 2]], [["whisper", "next", 2], [ACK_COMMAND, 2]]]
     assert runs == ["hi", "next"]
     await again.disconnect()
 
@@ -99,15 +99,14 @@ async def test_an_error_frame_is_sent_again_before_the_ack():
     socket_id = uuid.uuid4().hex
     socket = await open_socket(Room, socket_id)
     await socket.send_to(text_data=frame(1, "whisper", 42))  # value must be a string.
-    [[name, error]] = await receive(socket)
+    [[name, error], ack] = await receive(socket)
     assert name == ERROR_COMMAND and error["code"] == "validation_error"
-    assert await receive(socket) == [[ACK_COMMAND, 1]]  # After the error: TCP order means it arrived.
+    assert ack == [ACK_COMMAND, 1]  # After the error, in its frame.
     await socket.disconnect()
 
     again = await open_socket(Room, socket_id)
     await again.send_to(text_data=frame(1, "whisper", 42))
-    assert await receive(again) == [[ERROR_COMMAND, error]]
-    assert await receive(again) == [[ACK_COMMAND, 1]]
+    assert await receive(again) == [[ERROR_COMMAND, error], [ACK_COMMAND, 1]]
     assert runs == []
     await again.disconnect()
 
@@ -123,8 +122,7 @@ async def test_a_copy_that_arrives_while_the_first_still_runs_waits_for_its_repl
     await again.send_to(text_data=frame(1, "slow"))
     assert await again.receive_nothing(0.3)  # Waiting for the first run, not running it again.
     release.set()
-    assert await again.receive_from(5) == json.dumps([["slow done"]])
-    assert await receive(again) == [[ACK_COMMAND, 1]]
+    assert await receive(again) == [["slow done"], [ACK_COMMAND, 1]]
     assert runs == ["slow"]
     await silent.disconnect()
     await again.disconnect()
@@ -135,13 +133,26 @@ async def test_a_reply_too_large_to_keep_makes_its_copy_resync_instead():
     socket_id = uuid.uuid4().hex
     socket = await open_socket(Room, socket_id)
     await socket.send_to(text_data=frame(1, "large", replies.REPLY_BYTES_PER_FRAME))
-    assert (await receive(socket))[0][0] == "large"
-    assert await receive(socket) == [[ACK_COMMAND, 1]]
+    large, ack = await receive(socket)
+    assert large[0] == "large" and ack == [ACK_COMMAND, 1]
     await socket.send_to(text_data=frame(1, "large", replies.REPLY_BYTES_PER_FRAME))
     assert await receive(socket) == [[RESYNC_COMMAND, {"reload": True}]]  # The page reloads: it missed an answer.
     assert (await receive(socket))[0][0] == POSITION_COMMAND
     assert await receive(socket) == [[ACK_COMMAND, 1]]
     assert runs == [replies.REPLY_BYTES_PER_FRAME]
+    await socket.disconnect()
+
+
+@override_settings(HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES=2000)
+async def test_a_reply_with_no_room_left_for_the_ack_is_followed_by_the_ack_alone():
+    Room, runs, _ = define_room()
+    socket = await open_socket(Room, uuid.uuid4().hex)
+    size = 2000 - len('[["large",""]]') - 5  # The reply fits; the reply and its ack would not.
+    await socket.send_to(text_data=frame(1, "large", size))
+    assert await receive(socket) == [["large", "x" * size]]
+    assert await receive(socket) == [[ACK_COMMAND, 1]]
+    await socket.send_to(text_data=frame(2, "large", 10))  # Room enough: one frame.
+    assert await receive(socket) == [["large", "x" * 10], [ACK_COMMAND, 2]]
     await socket.disconnect()
 
 
@@ -165,8 +176,8 @@ async def test_one_id_sent_500_times_runs_once_and_keeps_one_reply(layer):
     socket = await open_socket(Room, socket_id)
     for _ in range(500):
         await socket.send_to(text_data=frame(1, "whisper", "again"))
-    answers = [await receive(socket) for _ in range(1500)]
-    assert answers == [[["first", "again", 1]], [["whisper", "again", 1]], [[ACK_COMMAND, 1]]] * 500
+    answers = [await receive(socket) for _ in range(1000)]
+    assert answers == [[["first", "again", 1]], [["whisper", "again", 1], [ACK_COMMAND, 1]]] * 500
     assert runs == ["again"]
     ids, size = await reply_store().size(store_key(Room, socket_id))
     assert ids == 1 and 0 < size < 200  # One record of two short frames, however many copies came.
@@ -182,8 +193,7 @@ async def test_thousands_of_ids_with_large_replies_keep_at_most_the_per_socket_b
     largest_ids = largest_size = 0
     for frame_id in range(1, 1001):
         await socket.send_to(text_data=frame(frame_id, "large", size_per_reply if frame_id <= 100 else 1))
-        await receive(socket)
-        assert await receive(socket) == [[ACK_COMMAND, frame_id]]
+        assert (await receive(socket))[-1] == [ACK_COMMAND, frame_id]
         ids, size = await store.size(key)
         largest_ids, largest_size = max(largest_ids, ids), max(largest_size, size)
     assert largest_ids <= replies.REPLY_IDS_PER_SOCKET
@@ -196,8 +206,7 @@ async def test_thousands_of_ids_with_large_replies_keep_at_most_the_per_socket_b
     assert await receive(socket) == [[ACK_COMMAND, 1]]
     # The latest are: their copies get their replies.
     await socket.send_to(text_data=frame(1000, "large", 1))
-    assert await receive(socket) == [["large", "x"]]
-    assert await receive(socket) == [[ACK_COMMAND, 1000]]
+    assert await receive(socket) == [["large", "x"], [ACK_COMMAND, 1000]]
     assert len(runs) == 1000
     await socket.disconnect()
 
@@ -209,8 +218,7 @@ async def test_many_sockets_cannot_grow_the_in_memory_store_past_its_total(monke
     for n in range(40):
         socket = await open_socket(Room, f"many-{n:04d}-sockets")
         await socket.send_to(text_data=frame(1, "large", 10_000))
-        await receive(socket)
-        assert await receive(socket) == [[ACK_COMMAND, 1]]
+        assert (await receive(socket))[-1] == [ACK_COMMAND, 1]
         await socket.disconnect()
         assert store.total <= 100_000
     assert len(runs) == 40

@@ -166,11 +166,22 @@
       return;
     }
     if (!isDeliveryOnly(commands)) emit("message", this.url, { commands: commands });
+    var bookkeeping = trailingDeliveryCommands(commands);
     applyingUrl = this.url;
     try {
-      hypergen.applyCommands(commands);
+      if (bookkeeping.length === 0) {
+        hypergen.applyCommands(commands);
+      } else if (bookkeeping.length < commands.length) {
+        hypergen.applyCommands(commands.slice(0, commands.length - bookkeeping.length));
+      }
     } finally {
-      applyingUrl = null;
+      // The frame's ack and position count even when one of its page commands threw: the
+      // page got the frame, and sending it again could not make it apply.
+      try {
+        if (bookkeeping.length > 0) hypergen.applyCommands(bookkeeping);
+      } finally {
+        applyingUrl = null;
+      }
     }
   };
 
@@ -244,6 +255,17 @@
     return Array.isArray(commands) && commands.length > 0 && commands.every(function (command) {
       return Array.isArray(command) && DELIVERY_COMMANDS.indexOf(command[0]) !== -1;
     });
+  }
+
+  function trailingDeliveryCommands(commands) {
+    // The server ends a frame with its ack and position ("hypergen.websocket.ack" inside the
+    // reply, "hypergen.websocket.position" after a group frame).
+    if (!Array.isArray(commands)) return [];
+    var start = commands.length;
+    while (start > 0 && Array.isArray(commands[start - 1]) && DELIVERY_COMMANDS.indexOf(commands[start - 1][0]) !== -1) {
+      start--;
+    }
+    return commands.slice(start);
   }
 
   function requeueUnacknowledged(connection) {
