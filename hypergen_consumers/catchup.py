@@ -1,4 +1,4 @@
-"""A connection's side of the delivery guarantees: positions down, frame ids up.
+"""A connection's side of the delivery guarantees, down: positions, catch-up, resync.
 
 Down: every group frame carries its position in the group's stream (see ``replay.py``) and
 is sent with a last command ``["hypergen.websocket.position", position, k]``, ``k`` the
@@ -9,40 +9,32 @@ live frames. A live frame whose ``prev`` is not the stream's position means some
 missed (an outage, a race between senders): the connection catches up from the stream
 first, and skips what a catch-up already sent.
 
-Up: client.js numbers its frames per socket (``meta.id``, with ``?hypergen_socket=<random>``
-in the URL; a client without it gets plain frames, no positions) and re-sends what was not
-acknowledged (``["hypergen.websocket.ack", id]``) after reconnecting. Each id runs at most once, in every process, and a re-sent id gets the reply
-its first run sent to this connection alone (``replies``), then the ack.
+A page is known by its socket id (``?hypergen_socket=<random>``, which client.js adds); a
+client without one gets plain frames, no positions. Frame ids up (run once, acks) are in
+``frame_ids``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from hypergen.liveview import dumps
 
-from . import replies
-from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
-from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import FRAME_EVENT, bounded_store
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
 from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
 
-__all__ = ["POSITION_COMMAND", "RESYNC_COMMAND", "ACK_COMMAND", "stamp", "start", "resume", "on_group_event", "run_once"]
+__all__ = [
+    "POSITION_COMMAND", "RESYNC_COMMAND", "stamp", "start", "resume", "catch_up", "resync", "on_group_event", "deliver",
+]
 
 logger = logging.getLogger("hypergen_consumers")
 
 RESYNC_COMMAND = "hypergen.websocket.resync"
-ACK_COMMAND = "hypergen.websocket.ack"
 SOCKET_PARAM = "hypergen_socket"
-MAX_FRAME_ID = 2**53
 
 _SOCKET_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -95,7 +87,10 @@ async def start(conn: Any) -> None:
     for index, group in enumerate(replayed_groups(conn)):
         frames, seconds = window_settings(group)
         given = given_position(query, index)
-        position = given if given is not None else await bounded_store(window, window.start(start_key(conn._socket_key, index), group, seconds))
+        if given is None:  # A new page: where the stream is now (see above).
+            position = await bounded_store(window, window.start(start_key(conn._socket_key, index), group, seconds))
+        else:
+            position = given
         conn._streams.append(Stream(window, frames, seconds, position, given is not None, group, index))
     conn._replay = conn._streams[0]
 
@@ -105,7 +100,9 @@ async def resume(conn: Any) -> None:
     behind: list[Stream] = []
     current: list[Stream] = []
     for stream in streams_of(conn):
-        caught_up = not stream.resumed and stream.position == await bounded_store(stream.window, stream.window.last(stream.group))
+        caught_up = not stream.resumed and stream.position == await bounded_store(
+            stream.window, stream.window.last(stream.group)
+        )
         (current if caught_up else behind).append(stream)
     if current:
         await conn.send(text_data=positions_frame(current))
@@ -123,7 +120,8 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
     lost: list[Stream] = []
     for stream in streams_of(conn) if streams is None else streams:
         try:
-            entries, latest = await bounded_store(stream.window, stream.window.read_after(stream.group, stream.position, stream.seconds))
+            reading = stream.window.read_after(stream.group, stream.position, stream.seconds)
+            entries, latest = await bounded_store(stream.window, reading)
         except Exception as exc:
             logger.warning("%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc)
             continue
@@ -207,81 +205,3 @@ async def deliver(conn: Any, position: str, message: dict[str, Any], stream: Str
     else:
         await conn._run_group_event(message)
         await conn.send(text_data=positions_frame([stream]))
-
-
-# --- frame ids up -----------------------------------------------------------------------
-
-
-async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[None]]) -> None:
-    """Run a client frame; with an id, at most once per socket, its reply recorded, then the ack.
-
-    A duplicate id (client.js re-sends what was not acknowledged) does not run: it gets the
-    frames the first run sent to this connection alone, in order, then the ack (see
-    ``replies``). The ack comes last, so a page that has it has the reply too: it is the last
-    command of the run's last frame to the sender (its reply or error frame), or a frame of
-    its own when the run sent the sender nothing.
-    """
-    frame_id = _frame_id(conn, meta)
-    if frame_id is None:
-        await run()
-        return
-    _, seconds = window_settings(conn.group)
-    seconds = max(seconds, 1.0)
-    store = replies.store_for(window_for(conn.channel_layer_alias, conn.channel_layer))
-    try:
-        first, record = await bounded_store(store, store.claim(conn._socket_key, frame_id, seconds))
-    except Exception as exc:
-        # Not acknowledged: client.js keeps the frame and re-sends it after its next reconnect.
-        raise Rejected(
-            LAYER_UNAVAILABLE, f"Could not record frame {frame_id} as run ({type(exc).__name__}); it was not run."
-        ) from None
-    ack = f'["{ACK_COMMAND}",{frame_id}]'
-    if not first:
-        await _answer_again(conn, store, frame_id, record)
-        await conn.send_held_reply(ack)
-        return
-    sent: list[str] = []
-    conn._recording = sent
-    try:
-        async with conn.rejections():
-            await run()
-    finally:
-        conn._recording = None
-    # The reply carries the ack (see SendingMixin.send_reply). Sent before it is recorded: a
-    # copy of the id re-sent meanwhile finds the claim pending and waits for the record.
-    await conn.send_held_reply(ack)
-    try:
-        await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
-    except Exception as exc:
-        logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
-
-
-def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:
-    frame_id = meta.get("id")
-    if frame_id is None or conn._socket_key is None:
-        return None
-    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
-        raise Rejected(INVALID_FRAME, f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.")
-    return frame_id
-
-
-async def _answer_again(conn: Any, store: replies.ReplyStore, frame_id: int, record: str) -> None:
-    """A frame this socket ran: send its recorded reply again; resync if it is not kept.
-
-    Still running (the first copy went to a connection that is now silent), it is waited
-    for, up to the handler timeout.
-    """
-    timeout = handler_timeout(type(conn).timeout) or DEFAULT_HANDLER_TIMEOUT
-    deadline, delay = time.monotonic() + timeout + 1.0, 0.05
-    while record == replies.PENDING and time.monotonic() < deadline:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
-        record = await bounded_store(store, store.recorded(conn._socket_key, frame_id))
-    if record.startswith("["):
-        *before, last = json.loads(record) or [None]
-        for text in before:
-            await conn.send(text_data=text)
-        conn._held_reply = last  # Carries the ack, as the first run's last frame did.
-        return
-    logger.info("%s: the reply to frame %d is not kept (%r); the page resyncs", type(conn).__name__, frame_id, record)
-    await resync(conn)

@@ -76,7 +76,7 @@ class ConnectionState:
         async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
         async def send_reply(self, text: str) -> None: ...
 
-    #: While a client frame with an id runs: what this connection sends (see catchup.run_once).
+    #: While a client frame with an id runs: what this connection sends (see frame_ids.run_once).
     _recording: list[str] | None = None
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).
     _held_reply: str | None = None

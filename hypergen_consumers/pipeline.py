@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from hypergen.liveview import dumps, loads
 
-from . import catchup
+from . import catchup, frame_ids
 from .connection_state import ConnectionState
 from .errors import (
     CloseCode,
@@ -108,7 +108,7 @@ class PipelineMixin(ConnectionState):
                 raise Rejected(
                     INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
                 )
-            await catchup.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
+            await frame_ids.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
 
     @asynccontextmanager
     async def rejections(self) -> AsyncIterator[None]:

@@ -67,7 +67,7 @@ class SendingMixin(ConnectionState):
     async def send_reply(self, text: str) -> None:
         """A handler's output to its sender, or an error frame: the last thing a run sends.
 
-        While a client frame with an id runs (``catchup.run_once``), the reply is recorded and
+        While a client frame with an id runs (``frame_ids.run_once``), the reply is recorded and
         held back: the run's ack goes out inside it, one frame down instead of two (measured:
         the second frame cost more than the rest of the delivery protocol together). Anything
         sent after it (nothing, in a handler run as it is today) sends it first, so order holds.

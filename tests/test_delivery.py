@@ -11,7 +11,8 @@ from hypergen.imports import command, span
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
-from hypergen_consumers.catchup import ACK_COMMAND, POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.frame_ids import ACK_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, ConsumerClient, _application
 
 

@@ -19,7 +19,8 @@ from hypergen.imports import command
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
-from hypergen_consumers.catchup import ACK_COMMAND, POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.frame_ids import ACK_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 
 _rooms = itertools.count()

@@ -16,7 +16,8 @@ from hypergen.imports import command
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, replies
-from hypergen_consumers.catchup import ACK_COMMAND, POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.frame_ids import ACK_COMMAND
 from hypergen_consumers.replay import window_for
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis
