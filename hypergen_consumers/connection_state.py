@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
     from .handlers import HandlerSpec
     from .ratelimit import RateLimiter
 
-__all__ = ["ConnectionState"]
+__all__ = ["ConnectionState", "RUN_RECORDING"]
+
+#: The recording of the client frame whose run this code is part of (``frame_ids.run_once``),
+#: in its task and the tasks and threads it starts. A connection also sends from outside its
+#: runs (a presence render runs in a task of its own, at any time): that is no run's reply.
+RUN_RECORDING: ContextVar[list[str] | None] = ContextVar("hypergen_consumers_run_recording", default=None)
 
 
 class ConnectionState:
@@ -76,8 +82,13 @@ class ConnectionState:
         async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
         async def send_reply(self, text: str) -> None: ...
 
-    #: While a client frame with an id runs: what this connection sends (see frame_ids.run_once).
+    #: While a client frame with an id runs: what that run sends (see frame_ids.run_once).
     _recording: list[str] | None = None
+
+    def _run_recording(self) -> list[str] | None:
+        """The recording of the run the calling code is part of, if it is this connection's."""
+        recording = self._recording
+        return recording if recording is not None and RUN_RECORDING.get() is recording else None
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).
     _held_reply: str | None = None
 

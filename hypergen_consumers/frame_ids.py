@@ -20,6 +20,7 @@ from typing import Any
 
 from . import replies
 from .catchup import resync
+from .connection_state import RUN_RECORDING
 from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
 from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import bounded_store
@@ -64,10 +65,12 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
         return
     sent: list[str] = []
     conn._recording = sent
+    token = RUN_RECORDING.set(sent)  # Only this run's sends are its reply (not a presence render's).
     try:
         async with conn.rejections():
             await run()
     finally:
+        RUN_RECORDING.reset(token)
         conn._recording = None
     # The reply carries the ack (see SendingMixin.send_reply). Sent before it is recorded: a
     # copy of the id re-sent meanwhile finds the claim pending and waits for the record.

@@ -72,11 +72,12 @@ class SendingMixin(ConnectionState):
         the second frame cost more than the rest of the delivery protocol together). Anything
         sent after it (nothing, in a handler run as it is today) sends it first, so order holds.
         """
-        if self._recording is None:
+        recording = self._run_recording()
+        if recording is None:
             await self.send(text_data=text)
             return
         await self.send_held_reply()
-        self._recording.append(text)
+        recording.append(text)
         self._held_reply = text
 
     async def send_held_reply(self, ack: str | None = None) -> None:
@@ -87,25 +88,31 @@ class SendingMixin(ConnectionState):
                 await self.send(text_data=f"[{ack}]")
             return
         if ack is None:
-            await self.send(text_data=held)
+            await self._send(held, recorded=True)  # send_reply recorded it.
             return
         body = held.rstrip()
         carried = f"{body[:-1]},{ack}]" if body.startswith("[") and body.endswith("]") and body != "[]" else None
         if carried is None or too_large(carried):
-            await self.send(text_data=held)
+            await self._send(held, recorded=True)
             await self.send(text_data=f"[{ack}]")
         else:
-            await self.send(text_data=carried)
+            await self._send(carried, recorded=True)
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         """Channels' send, refusing a frame the server could not send (it would close the socket)."""
         if self._held_reply is not None:
             await self.send_held_reply()  # Nothing overtakes a reply.
+        await self._send(text_data, bytes_data, close)
+
+    async def _send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False, *, recorded: bool = False
+    ) -> None:
         if text_data is not None and too_large(text_data):
             logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
             text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
-        if self._recording is not None and text_data is not None:
-            self._recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
+        recording = None if recorded else self._run_recording()
+        if recording is not None and text_data is not None:
+            recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         buffer = getattr(self, "_send_buffer", None)
         if buffer is not None and buffer.over_limit():
