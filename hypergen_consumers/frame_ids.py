@@ -74,11 +74,15 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
         conn._recording = None
     # The reply carries the ack (see SendingMixin.send_reply). Sent before it is recorded: a
     # copy of the id re-sent meanwhile finds the claim pending and waits for the record.
-    await conn.send_held_reply(ack)
+    # Recorded even when that send fails (uvicorn raises once the client is gone): the run
+    # is over, and its page, reconnecting, re-sends the id for exactly this answer.
     try:
-        await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
-    except Exception as exc:
-        logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
+        await conn.send_held_reply(ack)
+    finally:
+        try:
+            await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
+        except Exception as exc:
+            logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
 
 
 def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:

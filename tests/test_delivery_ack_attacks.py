@@ -13,7 +13,7 @@ from hypergen.imports import command
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers.catchup import POSITION_COMMAND
 from hypergen_consumers.frame_ids import ACK_COMMAND
-from tests.test_delivery_replies import frame, open_socket, receive
+from tests.test_delivery_replies import define_room, frame, open_socket, receive
 
 
 def define_presence_room():
@@ -98,3 +98,63 @@ async def test_a_def_handlers_send_commands_is_still_its_runs_reply():
     assert [await receive(again) for _ in range(2)] == first
     assert runs == ["hi"]
     await again.disconnect()
+
+
+class ClientDisconnected(OSError):
+    """What uvicorn raises from ``send`` once the client is gone (uvicorn.protocols.utils)."""
+
+
+class UvicornLikeServer:
+    """The ASGI server's side as uvicorn has it: once the client's socket is closed, a
+    ``websocket.send`` raises ``ClientDisconnected`` (daphne drops it silently instead)."""
+
+    def __init__(self, application):
+        self.application = application
+        self.client_left = False
+
+    async def __call__(self, scope, receive, send):
+        async def send_to_client(message):
+            if self.client_left and message["type"] == "websocket.send":
+                raise ClientDisconnected()
+            await send(message)
+
+        return await self.application(scope, receive, send_to_client)
+
+
+async def test_a_reply_the_server_could_not_send_is_still_kept_for_the_re_sent_id():
+    """The page left while its frame ran; the reply's send raised. The re-sent id gets the
+    reply at once, not a wait for a claim left pending (up to the handler's timeout), then a
+    resync (a page reload)."""
+    from channels.testing import WebsocketCommunicator
+
+    from hypergen_consumers.testing import DEFAULT_HEADERS, _application
+
+    Room, runs, release = define_room(timeout=3.0)
+    socket_id = uuid.uuid4().hex
+    application, route = _application(Room, None)
+    url = "/" + route.replace("<slug:room>", "r") + f"?hypergen_socket={socket_id}"
+    server = UvicornLikeServer(application)
+    gone = WebsocketCommunicator(server, url, headers=DEFAULT_HEADERS)
+    assert (await gone.connect())[0]
+    await gone.receive_from(5)  # Its position.
+    await gone.send_to(text_data=frame(1, "slow"))
+    await asyncio.sleep(0.1)  # Frame 1 runs.
+    server.client_left = True  # The network went.
+    await gone.send_input({"type": "websocket.disconnect", "code": 1006})
+    release.set()
+    try:
+        await gone.wait(5)
+    except ClientDisconnected:
+        pass  # The connection ended with its send's error, as under uvicorn.
+
+    again = await open_socket(Room, socket_id)
+    await again.send_to(text_data=frame(1, "slow"))
+    assert loads_within(await again.receive_from(1)) == [["slow done"], [ACK_COMMAND, 1]]
+    assert runs == ["slow"]
+    await again.disconnect()
+
+
+def loads_within(text):
+    from hypergen.liveview import loads
+
+    return loads(text)
