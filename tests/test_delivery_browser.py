@@ -214,6 +214,22 @@ def test_a_reply_whose_command_fails_on_the_page_is_still_acknowledged(server_po
     context.close()
 
 
+def test_a_frame_the_page_cannot_read_still_acknowledges(server_port, open_page):  # noqa: F811
+    """hypergen's reviver throws on some shapes (``["_", "element_value", x]`` with x not a
+    list): the frame's page commands are lost, but its closing ack must still count."""
+    page = open_page(f"http://127.0.0.1:{server_port}/chat/unreadable/")
+    page.evaluate("() => { window.errors = []; addEventListener('hypergen:websocket:error', e => errors.push(e.detail.code)); }")
+    left = page.evaluate("""() => {
+        const connection = Object.values(hypergen.websocket.WEBSOCKETS)[0];
+        const id = connection.nextFrameId++;
+        connection.unacknowledged.push({id: id, text: "{}"});
+        connection.receive(JSON.stringify([["hypergen.morph", "x", ["_", "element_value", 5]], ["hypergen.websocket.ack", id]]));
+        return connection.unacknowledged.length;
+    }""")
+    assert left == 0
+    assert page.evaluate("window.errors") == ["invalid_frame"]  # It was refused, and said so.
+
+
 def test_a_page_away_while_its_extra_group_gets_3_frames_and_its_room_2_shows_all_5_once(server_port, proxy, open_page):  # noqa: F811
     """ChatRoom also joins "chat-news" (its ``groups``): a second stream, with its own positions.
     In memory one clock numbers both streams, so the page gets them in the order they were sent."""

@@ -161,8 +161,9 @@
     try {
       commands = JSON.parse(data, hypergen.reviver);
     } catch (error) {
-      console.error("hypergen_consumers: frame from " + this.url + " is not JSON:", error);
+      console.error("hypergen_consumers: frame from " + this.url + " could not be read:", error);
       emit("error", this.url, { code: "invalid_frame", message: String(error) });
+      this.keepBookkeeping(data); // Its ack and position still count (see below).
       return;
     }
     if (!isDeliveryOnly(commands)) emit("message", this.url, { commands: commands });
@@ -182,6 +183,25 @@
       } finally {
         applyingUrl = null;
       }
+    }
+  };
+
+  Connection.prototype.keepBookkeeping = function (data) {
+    // A frame hypergen's reviver refused (its page commands are lost either way) may still
+    // end with the ack of a frame the page sent: without it, the page would re-send that
+    // frame after every reconnect.
+    var bookkeeping;
+    try {
+      bookkeeping = trailingDeliveryCommands(JSON.parse(data));
+    } catch (error) {
+      return; // Not JSON at all.
+    }
+    if (bookkeeping.length === 0) return;
+    applyingUrl = this.url;
+    try {
+      hypergen.applyCommands(bookkeeping);
+    } finally {
+      applyingUrl = null;
     }
   };
 
