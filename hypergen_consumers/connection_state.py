@@ -84,13 +84,13 @@ class ConnectionState:
 
     #: While a client frame with an id runs: what that run sends (see frame_ids.run_once).
     _recording: list[str] | None = None
+    #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).
+    _held_reply: str | None = None
 
     def _run_recording(self) -> list[str] | None:
         """The recording of the run the calling code is part of, if it is this connection's."""
         recording = self._recording
         return recording if recording is not None and RUN_RECORDING.get() is recording else None
-    #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).
-    _held_reply: str | None = None
 
     @cached_property
     def _lane(self) -> SerialLane:

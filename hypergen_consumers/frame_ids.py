@@ -34,7 +34,6 @@ ACK_COMMAND = "hypergen.websocket.ack"
 MAX_FRAME_ID = 2**53
 
 
-
 async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[None]]) -> None:
     """Run a client frame; with an id, at most once per socket, its reply recorded, then the ack.
 

@@ -25,7 +25,9 @@ from hypergen.liveview import dumps
 
 from .errors import ErrorCode, error_command
 
-__all__ = ["DAPHNE_MAX_MESSAGE_BYTES", "server_max_message_bytes", "encoded_size", "too_large", "error_frame"]
+__all__ = [
+    "DAPHNE_MAX_MESSAGE_BYTES", "server_max_message_bytes", "encoded_size", "too_large", "error_frame", "with_command",
+]
 
 #: daphne's default ``--websocket-max-message-size``, for incoming and outgoing messages.
 DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -57,6 +59,12 @@ def _forget_limit(setting: str, **kwargs: Any) -> None:
 def encoded_size(text: str) -> int:
     """Bytes of ``text`` as UTF-8, without encoding it when it is ASCII."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def with_command(text: str, command: str) -> str:
+    """An encoded command list with one more encoded ``command`` at its end, without decoding it."""
+    body = text.rstrip()
+    return f"[{command}]" if body == "[]" else f"{body[:-1]},{command}]"
 
 
 def too_large(text: str, limit: int | None = None) -> bool:

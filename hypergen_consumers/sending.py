@@ -21,7 +21,7 @@ from .db_cleanup import aclose_old_connections_if_any_open
 from .errors import ChannelLayerUnavailable, ErrorCode, FRAME_TOO_LARGE, LAYER_UNAVAILABLE
 from .layers import FRAME_EVENT, bounded, layer_errors
 from .mistake_log import mistakes
-from .outgoing import error_frame, too_large
+from .outgoing import error_frame, too_large, with_command
 from .targeting import run_event_method
 
 __all__ = ["SendingMixin"]
@@ -90,9 +90,8 @@ class SendingMixin(ConnectionState):
         if ack is None:
             await self._send(held, recorded=True)  # send_reply recorded it.
             return
-        body = held.rstrip()
-        carried = f"{body[:-1]},{ack}]" if body.startswith("[") and body.endswith("]") and body != "[]" else None
-        if carried is None or too_large(carried):
+        carried = with_command(held, ack)
+        if too_large(carried):
             await self._send(held, recorded=True)
             await self.send(text_data=f"[{ack}]")
         else:

@@ -23,6 +23,7 @@ from typing import Any
 
 from hypergen.liveview import dumps
 
+from .outgoing import with_command
 from .replay import remember_group
 
 __all__ = ["Stream", "MAX_STREAMS", "POSITION_COMMAND", "replayed_groups", "given_position", "position_command",
@@ -95,5 +96,4 @@ def with_position(text: str, position: str, index: int = 0) -> str:
     """Append the position command to an encoded command list, without decoding it."""
     # Positions are digits and "-", indexes digits: nothing to escape.
     tail = f'["{POSITION_COMMAND}","{position}"]' if index == 0 else f'["{POSITION_COMMAND}","{position}",{index}]'
-    body = text.rstrip()
-    return f"[{tail}]" if body == "[]" else f"{body[:-1]},{tail}]"
+    return with_command(text, tail)

@@ -168,21 +168,13 @@
     }
     if (!isDeliveryOnly(commands)) emit("message", this.url, { commands: commands });
     var bookkeeping = trailingDeliveryCommands(commands);
-    applyingUrl = this.url;
+    var page = bookkeeping.length === 0 ? commands : commands.slice(0, commands.length - bookkeeping.length);
     try {
-      if (bookkeeping.length === 0) {
-        hypergen.applyCommands(commands);
-      } else if (bookkeeping.length < commands.length) {
-        hypergen.applyCommands(commands.slice(0, commands.length - bookkeeping.length));
-      }
+      applyFrom(this.url, page);
     } finally {
       // The frame's ack and position count even when one of its page commands threw: the
       // page got the frame, and sending it again could not make it apply.
-      try {
-        if (bookkeeping.length > 0) hypergen.applyCommands(bookkeeping);
-      } finally {
-        applyingUrl = null;
-      }
+      applyFrom(this.url, bookkeeping);
     }
   };
 
@@ -196,14 +188,19 @@
     } catch (error) {
       return; // Not JSON at all.
     }
-    if (bookkeeping.length === 0) return;
-    applyingUrl = this.url;
+    applyFrom(this.url, bookkeeping);
+  };
+
+  function applyFrom(url, commands) {
+    // hypergen's commands, as a frame of the socket to url (ack and position need to know which).
+    if (Array.isArray(commands) && commands.length === 0) return;
+    applyingUrl = url;
     try {
-      hypergen.applyCommands(bookkeeping);
+      hypergen.applyCommands(commands);
     } finally {
       applyingUrl = null;
     }
-  };
+  }
 
   Connection.prototype.close = function () {
     this.closed = true;
