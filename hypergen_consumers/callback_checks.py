@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.urls import Resolver404
 
+from .url_kwarg_hints import url_kwarg_hint
+
 __all__ = ["CallbackProblem", "CallbackCheckPlugin", "build_callback", "callback_problem", "report"]
 
 logger = logging.getLogger("hypergen_consumers")
@@ -53,9 +55,11 @@ def callback_problem(cls: Any, args: list[Any] | tuple[Any, ...]) -> str | None:
     if fewest <= len(sent) <= most:
         return None
     expected = str(most) if fewest == most else f"{fewest} to {most}"
+    # Too few args is how a misnamed URL-kwarg parameter shows up: it became a client arg.
+    hint = url_kwarg_hint(cls, spec) if len(sent) < fewest else ""
     return (
         f"{label} takes {expected} argument(s) from the client {list(spec.client_params)}; "
-        f"this callback sends {len(sent)}."
+        f"this callback sends {len(sent)}.{hint}"
     )
 
 

@@ -180,6 +180,13 @@ def compile_handler(
     ):
         msg = f"{where} must take (self, request, ...) as its first two parameters; it takes {signature}."
         raise ImproperlyConfigured(msg)
+    if parameters[1].name != "request":
+        # Otherwise the request object lands in a parameter meant for the client, unvalidated.
+        msg = (
+            f"{where}{signature}: its second parameter must be named 'request' (it receives the "
+            f"request), not {parameters[1].name!r}. Write def {name}(self, request, ...)."
+        )
+        raise ImproperlyConfigured(msg)
     try:
         hints = typing.get_type_hints(func, localns=dict(localns or {}), include_extras=True)
     except NameError as exc:

@@ -43,6 +43,7 @@ from .outgoing import encoded_size, server_max_message_bytes, too_large
 from .perms import perms_ok
 from .rendering import render_async, render_sync
 from .targeting import OTHERS
+from .url_kwarg_hints import url_kwarg_hint
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "PipelineMixin", "max_frame_bytes"]
 
@@ -177,8 +178,11 @@ class PipelineMixin(ConnectionState):
         try:
             call_args, call_kwargs = spec.bind(args, self.url_kwargs)
         except HandlerArgumentsInvalid as exc:
+            # A missing argument may be a URL kwarg under another name: say which ones exist.
+            missing = any(error.get("type") == "missing" for error in exc.errors)
+            hint = url_kwarg_hint(cls, spec) if missing else ""
             raise Rejected(
-                VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.", errors=exc.errors
+                VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.{hint}", errors=exc.errors
             ) from None
         options = dict(
             request=self.request,
