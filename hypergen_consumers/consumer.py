@@ -12,11 +12,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
-from . import presence, registry, replay, routing
+from . import group_owners, messaging, presence, registry, replay, routing
 from .callback_checks import build_callback
+from .checked_sends import check_push
 from .client_script import ensure_client_script
 from .configuration import configure, unwrap_group_rule
 from .connection import ConnectionMixin
@@ -220,6 +222,31 @@ class HypergenConsumer(
         return build_callback(cls, args, kwargs)
 
     @classmethod
+    def group_send(cls, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER, **url_kwargs: Any) -> None:
+        """``ChatRoom.group_send("send_message", "hi", room_name="vip")``: a checked ``group_send``.
+
+        The handler's name and its args are checked here, in the caller, before anything is
+        sent (an unknown handler raises ValueError naming the handlers; bad args raise
+        pydantic's ValidationError). The keyword arguments pick the group, as in
+        ``ChatRoom.group_name(room_name="vip")``. A ``@consumer`` function takes the args
+        directly: ``message_chatgroup.group_send("YO!", chatgroup_name="VIP")``. Sync; use
+        ``agroup_send`` in async code.
+        """
+        group = cls._checked_push_group(args, url_kwargs, "group_send")
+        messaging.group_send(group, *args, layer=layer)
+
+    @classmethod
+    async def agroup_send(cls, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER, **url_kwargs: Any) -> None:
+        """Async twin of ``group_send()``: ``await ChatRoom.agroup_send("send_message", "hi", room_name="vip")``."""
+        group = cls._checked_push_group(args, url_kwargs, "agroup_send")
+        await messaging.agroup_send(group, *args, layer=layer)
+
+    @classmethod
+    def _checked_push_group(cls, args: tuple[Any, ...], url_kwargs: Mapping[str, Any], function: str) -> str:
+        check_push(cls, args, url_kwargs, f"{cls.__name__}.{function}")
+        return cls._lookup_group_name((), url_kwargs)
+
+    @classmethod
     def _url_kwargs_from(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         names = cls._route.kwarg_names
         if len(args) > len(names):
@@ -263,5 +290,7 @@ class HypergenConsumer(
                     f"no URL value can reach another consumer's group."
                 )
                 raise ReservedGroupName(msg)
-            return name
-        return default_group_name(f"{cls.__module__}.{cls.__qualname__}", consumer.url_kwargs)
+        else:
+            name = default_group_name(f"{cls.__module__}.{cls.__qualname__}", consumer.url_kwargs)
+        group_owners.remember(name, cls)  # group_send(name, ...) can check the handler's name.
+        return name

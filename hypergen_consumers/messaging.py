@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 from hypergen.liveview import dumps
 
+from . import group_owners
+from .checked_sends import check_handler_name
 from .groups import is_valid_group_name
 from .outgoing import encoded_size, server_max_message_bytes, too_large
 from .catchup import stamp
@@ -50,9 +52,14 @@ async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_
 
     Each connection validates the args, checks the handler's perm for its own user,
     renders for itself and receives its own output only. Raises ChannelLayerUnavailable
-    when the layer cannot be reached.
+    when the layer cannot be reached, and ValueError when the group belongs to one known
+    consumer class and ``args`` name none of its handlers. ``ChatRoom.agroup_send(...)``
+    also validates the args in the caller.
     """
     _check_group("group_send", group_name)
+    owner = group_owners.owner_of(group_name)
+    if owner is not None:  # A typo in the handler's name raises here, not on every page.
+        check_handler_name(owner, args, "group_send")
     message = {"type": RUN_EVENT, "args": dumps(list(args))}
     channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):

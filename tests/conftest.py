@@ -6,6 +6,7 @@ import pytest
 from django.test import RequestFactory, override_settings
 from hypergen.context import context
 
+from hypergen_consumers import group_owners
 from hypergen_consumers.mistake_log import mistakes
 from tests.support import registry_snapshot
 
@@ -28,6 +29,13 @@ def consumer_registry():
     """Consumers defined inside a test are forgotten after it, so tests never collide on a route."""
     with registry_snapshot():
         yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_group_owners():
+    """Groups named by an earlier test's classes are not checked against this test's pushes."""
+    group_owners.forget_all()
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,31 @@
 
 import re
 import sys
+from typing import Annotated
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory, override_settings
 from hypergen.context import context
+from hypergen.imports import command
+from pydantic import Field, ValidationError
 
-from hypergen_consumers import NO_PERM_REQUIRED, VALIDATION_ERROR, HypergenConsumer, autoconsumers, consumer, handler
+from hypergen_consumers import (
+    NO_PERM_REQUIRED,
+    UNKNOWN_HANDLER,
+    VALIDATION_ERROR,
+    HypergenConsumer,
+    agroup_send,
+    autoconsumers,
+    consumer,
+    group_owners,
+    group_send,
+    handler,
+)
 from hypergen_consumers.callback_checks import CallbackProblem, source_problems
 from hypergen_consumers.testing import ConsumerClient
+from tests.support import memory_or_redis
 
 THIS_MODULE = sys.modules[__name__]
 
@@ -144,3 +160,141 @@ async def test_the_validation_error_names_the_url_kwargs():
         await client.send("vote", "vip", "five")
         error = await client.expect_error(VALIDATION_ERROR)
         assert error["message"] == "Invalid arguments for Poker.vote."
+
+
+# --- checked backend pushes ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request):
+    yield from memory_or_redis(request)
+
+
+def define_room(calls):
+    class ChatRoom(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "room/<slug:room_name>/"
+
+        @handler
+        def send_message(self, request, room_name: str, text: Annotated[str, Field(max_length=10)]):
+            calls.append((room_name, text))
+            command("said", room_name, text)
+
+        @handler
+        def reveal(self, request): ...
+
+    return ChatRoom
+
+
+async def test_the_class_bound_push_reaches_the_group_its_kwargs_pick(layer):
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, room_name="vip") as vip, ConsumerClient(room, room_name="lobby") as lobby:
+        await room.agroup_send("send_message", "hi", room_name="vip")
+        assert await vip.receive() == [["said", "vip", "hi"]]
+        await sync_to_async(room.group_send)("send_message", "yo", room_name="lobby")  # The sync form, from a thread.
+        assert await lobby.receive() == [["said", "lobby", "yo"]]
+        await vip.expect_nothing()
+    assert calls == [("vip", "hi"), ("lobby", "yo")]
+
+
+async def test_an_unknown_handler_raises_in_the_caller_and_nothing_is_sent(layer):
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, room_name="vip") as vip:
+        message = (
+            "ChatRoom.agroup_send: ChatRoom has no handler 'sned_message'; its handlers are ['reveal', "
+            "'send_message']."
+        )
+        with pytest.raises(ValueError, match=re.escape(message)):
+            await room.agroup_send("sned_message", "hi", room_name="vip")
+        with pytest.raises(ValueError, match=re.escape("ChatRoom.group_send: ChatRoom has no handler 'sned_message'")):
+            await sync_to_async(room.group_send)("sned_message", "hi", room_name="vip")
+        await vip.expect_nothing()  # Not even an unknown_handler error on the pages.
+    assert calls == []
+
+
+async def test_bad_args_raise_pydantics_error_in_the_caller_and_nothing_is_sent(layer):
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, room_name="vip") as vip:
+        with pytest.raises(ValidationError) as too_long:
+            await room.agroup_send("send_message", "x" * 11, room_name="vip")
+        assert [(error["type"], error["loc"]) for error in too_long.value.errors()] == [("string_too_long", ("text",))]
+        with pytest.raises(ValidationError) as too_many:
+            await room.agroup_send("send_message", "hi", "there", room_name="vip")
+        assert [(error["type"], error["loc"]) for error in too_many.value.errors()] == [
+            ("unexpected_positional_argument", (1,))
+        ]
+        with pytest.raises(ValidationError) as missing:
+            await room.agroup_send("send_message", room_name="vip")
+        assert [(error["type"], error["loc"]) for error in missing.value.errors()] == [("missing", ("text",))]
+        await vip.expect_nothing()
+    assert calls == []
+
+
+async def test_a_consumer_function_is_its_own_handler_in_a_checked_push(layer):
+    heard = []
+
+    @consumer(perm=NO_PERM_REQUIRED, path="<slug:chatgroup_name>/")
+    def message_chatgroup(consumer, request, chatgroup_name, message: str):
+        heard.append(message)
+        command("heard", message)
+
+    async with ConsumerClient(message_chatgroup, chatgroup_name="VIP") as vip:
+        await message_chatgroup.agroup_send("YO!", chatgroup_name="VIP")
+        assert await vip.receive() == [["heard", "YO!"]]
+        with pytest.raises(ValidationError):
+            await message_chatgroup.agroup_send(42, chatgroup_name="VIP")
+        # The module-level form takes the args directly too: no handler name to check.
+        await agroup_send(message_chatgroup.group_name(chatgroup_name="VIP"), "send_message")
+        assert await vip.receive() == [["heard", "send_message"]]
+    assert heard == ["YO!", "send_message"]
+
+
+async def test_the_module_level_push_checks_the_name_when_the_group_has_one_known_class(layer):
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, room_name="vip") as vip:
+        group = room.group_name(room_name="vip")
+        with pytest.raises(ValueError, match=re.escape("group_send: ChatRoom has no handler 'revael'; its handlers")):
+            await agroup_send(group, "revael")
+        with pytest.raises(ValueError, match=re.escape("ChatRoom has no handler 'revael'")):
+            await sync_to_async(group_send)(group, "revael")
+        await vip.expect_nothing()
+        await agroup_send(group, "send_message", "ok")  # A known name goes through as before.
+        assert await vip.receive() == [["said", "vip", "ok"]]
+
+
+async def test_a_group_two_classes_share_is_left_to_each_connection():
+    def team_rule(consumer):
+        return "team-red"
+
+    class Chat(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        group_name = team_rule
+
+        @handler
+        def say(self, request): ...
+
+    class Board(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        group_name = team_rule
+
+        @handler
+        def pin(self, request):
+            command("pinned")
+
+    async with ConsumerClient(Chat) as chat, ConsumerClient(Board) as board:
+        await agroup_send("team-red", "pin")  # Either class's name may be meant: not refused.
+        assert await board.receive() == [["pinned"]]
+        await chat.expect_error(UNKNOWN_HANDLER)
+
+
+def test_the_remembered_groups_are_bounded(monkeypatch):
+    room = define_room([])
+    monkeypatch.setattr(group_owners, "MAX_REMEMBERED_GROUPS", 3)
+    for group in ["g-a", "g-b", "g-c", "g-d"]:
+        group_owners.remember(group, room)
+    assert list(group_owners._owners) == ["g-b", "g-c", "g-d"]  # The least recently named went first.
+    assert group_owners.owner_of("g-a") is None  # Forgotten: not checked, never refused.
