@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from types import TracebackType
 from typing import Any
@@ -118,7 +119,11 @@ class ConsumerClient:
         await self.communicator.send_to(text_data=text)
 
     async def receive(self, timeout: float = 2) -> list[Any]:
-        """The next command list this connection receives."""
+        """The next command list this connection receives.
+
+        Raises TimeoutError when nothing comes within ``timeout`` seconds; the client stays
+        connected and usable (to check that nothing arrives, use ``expect_nothing()``).
+        """
         if self._early:
             message = self._early.pop(0)
             if message["type"] != "websocket.send" or message.get("text") is None:
@@ -126,8 +131,36 @@ class ConsumerClient:
                 raise AssertionError(msg)
             self.last = list(loads(message["text"]))
             return self.last
-        self.last = list(loads(await self.communicator.receive_from(timeout)))
+        message = await self._next_output(timeout)
+        if message["type"] == "websocket.close":
+            self.connected = False  # The consumer closed: nothing left to disconnect.
+            msg = f"expected a text frame, the consumer closed the connection with code {message.get('code', 1000)}"
+            raise AssertionError(msg)
+        if message["type"] != "websocket.send" or not isinstance(message.get("text"), str):
+            msg = f"expected a text frame, received {message!r}"[:500]
+            raise AssertionError(msg)
+        self.last = list(loads(message["text"]))
         return self.last
+
+    async def _next_output(self, timeout: float) -> dict[str, Any]:
+        """The consumer's next ASGI message; TimeoutError when none comes, the consumer untouched.
+
+        Channels' ``receive_from`` cancels the consumer on a timeout, so the next step (even
+        leaving ``async with``) raised CancelledError, a BaseException that hid the real
+        failure. Here only the wait is cancelled: the client stays usable after a timeout.
+        """
+        application = self.communicator.future
+        if application.done():
+            application.result()  # The consumer crashed: its own exception, not a timeout.
+        try:
+            message: dict[str, Any] = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
+        except asyncio.TimeoutError:
+            if application.done():
+                application.result()
+            name = getattr(self.consumer_class, "__name__", self.consumer_class)
+            msg = f"{name} at {self.path} sent nothing within {timeout} s (ConsumerClient.receive(timeout=...))."
+            raise TimeoutError(msg) from None
+        return message
 
     async def call(self, *args: Any, meta: dict[str, Any] | None = None, timeout: float = 2) -> list[Any]:
         """Send a callback frame and return the next command list received."""

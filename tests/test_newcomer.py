@@ -298,3 +298,33 @@ def test_the_remembered_groups_are_bounded(monkeypatch):
         group_owners.remember(group, room)
     assert list(group_owners._owners) == ["g-b", "g-c", "g-d"]  # The least recently named went first.
     assert group_owners.owner_of("g-a") is None  # Forgotten: not checked, never refused.
+
+
+# --- ConsumerClient after a receive timeout --------------------------------------------------
+
+
+async def test_a_receive_timeout_raises_timeout_error_and_leaving_async_with_keeps_it():
+    room = define_room([])
+    with pytest.raises(TimeoutError, match=re.escape("ChatRoom at /ws/test/room/vip/ sent nothing within 0.05 s")):
+        async with ConsumerClient(room, room_name="vip") as client:
+            await client.receive(timeout=0.05)  # Nothing was sent: the test's own mistake.
+    assert not client.communicator.future.cancelled()  # The consumer was closed, not cancelled.
+
+
+async def test_after_a_receive_timeout_the_client_stays_usable():
+    calls = []
+    room = define_room(calls)
+    async with ConsumerClient(room, room_name="vip") as client, ConsumerClient(room, room_name="vip") as other:
+        with pytest.raises(TimeoutError):
+            await client.receive(timeout=0.05)
+        assert await client.call("send_message", "still") == [["said", "vip", "still"]]
+        assert await other.receive() == [["said", "vip", "still"]]  # The group did not lose it either.
+    assert calls == [("vip", "still")]
+
+
+async def test_the_fixture_closes_a_client_that_timed_out(consumer_client):
+    room = define_room([])
+    client = await consumer_client(room, room_name="vip")
+    with pytest.raises(TimeoutError):
+        await client.expect_error(VALIDATION_ERROR, timeout=0.05)
+    # The fixture's clean-up closes it after the test; a CancelledError there would fail the test.
