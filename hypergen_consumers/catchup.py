@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from hypergen.liveview import dumps
 
 from .layers import FRAME_EVENT, bounded_store
+from .observability import observe
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
 from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
 
@@ -148,6 +149,7 @@ async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
     no longer kept): tell it (reload by default) or re-render. ``streams``: all of them."""
     streams = streams_of(conn) if streams is None else streams
     hook = type(conn)._on_resync
+    observe.resync(conn)
     for stream in streams:
         stream.position = await bounded_store(stream.window, stream.window.last(stream.group))
     await conn.send(text_data=dumps([[RESYNC_COMMAND, {"reload": hook is None}]]))

@@ -82,6 +82,9 @@ class ConnectionState:
         async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
         async def send_reply(self, text: str) -> None: ...
 
+    #: Counted as open in the metrics (``observability``), and the close code counted, if any.
+    _observed_open: bool = False
+    _observed_close: int | None = None
     #: While a client frame with an id runs: what that run sends (see frame_ids.run_once).
     _recording: list[str] | None = None
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).

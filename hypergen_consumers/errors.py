@@ -130,6 +130,10 @@ class Rejected(Exception):
         self.message = message
         self.log = log
         self.extra = extra
+        #: The handler it concerns (``""``: none found) and how long its run took (``None``:
+        #: it did not run); set by the pipeline, for the metrics.
+        self.handler = ""
+        self.seconds: float | None = None
 
 
 class ChannelLayerUnavailable(RuntimeError):

@@ -25,6 +25,7 @@ from .connection_state import ConnectionState
 from .errors import CloseCode, ReservedGroupName
 from .executor import handler_timeout
 from .layers import require_layer, retried
+from .observability import observe
 from .perms import perms_ok
 from .ratelimit import RateLimiter, rate_limit_setting
 from .slow_readers import find_send_buffer
@@ -179,6 +180,7 @@ class LifecycleMixin(ConnectionState):
         Nothing joins a group and no hook or handler runs.
         """
         await self.base_send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+        observe.closing(self, code)
         await self.close(code=int(code))  # autobahn takes a plain int, not an IntEnum.
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
@@ -187,9 +189,11 @@ class LifecycleMixin(ConnectionState):
         await super().accept(subprotocol=subprotocol, headers=headers)  # type: ignore[misc]  # Channels' accept.
         self._send_buffer = find_send_buffer(getattr(self, "_server_receive", None))
         presence.opened(self)  # Now a render can be sent (one woken during the join waited).
+        observe.opened(self)
 
     async def websocket_disconnect(self, message: Any) -> None:
         """Leave the group, then call ``disconnect`` (Channels) and ``on_disconnect``."""
+        observe.closing(self, message.get("code", 1000))
         await self._leave_groups()
         await self.disconnect(message.get("code", 1000))
         hook = type(self)._on_disconnect
@@ -202,6 +206,7 @@ class LifecycleMixin(ConnectionState):
 
     async def _leave_groups(self) -> None:
         recovery.untrack(self)
+        observe.left(self)
         await presence.leave(self)
         for group in getattr(self, "_joined", []):
             try:

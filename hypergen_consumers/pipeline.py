@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from time import perf_counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -39,6 +40,7 @@ from .errors import (
 from .executor import HandlerTimedOut, handler_timeout
 from .frame_decoding import decode_frame
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
+from .observability import observe
 from .outgoing import encoded_size, server_max_message_bytes, too_large
 from .perms import perms_ok
 from .rendering import render_async, render_sync
@@ -117,6 +119,7 @@ class PipelineMixin(ConnectionState):
         try:
             yield
         except Rejected as exc:
+            observe.frame(self, exc.handler, exc.code.value, exc.seconds)
             await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
 
     async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:
@@ -149,9 +152,15 @@ class PipelineMixin(ConnectionState):
             if spec is None:
                 raise Rejected(UNKNOWN_HANDLER, _unknown_handler_message(cls, name))
             args = args[1:]
-        await self._run_checked(
-            spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
-        )
+        started = perf_counter()
+        try:
+            await self._run_checked(
+                spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
+            )
+        except Rejected as exc:
+            exc.handler, exc.seconds = spec.name, perf_counter() - started  # Counted by rejections().
+            raise
+        observe.frame(self, spec.name, observe.OK, perf_counter() - started)
 
     async def _run_checked(
         self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, from_server: bool = False
@@ -241,6 +250,7 @@ class PipelineMixin(ConnectionState):
     async def _close_for(self, code: CloseCode) -> None:
         logger.info("%s: closing with %d: %s", type(self).__name__, code, code.name.lower())
         self._closing = True
+        observe.closing(self, code)
         await self.close(code=int(code))  # autobahn refuses an IntEnum member.
 
     async def hypergen_consumers_session_ended(self, event: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import weakref
 from typing import Any
 
 from .layers import CATCHUP_EVENT, bounded
+from .observability import observe
 
 __all__ = ["track", "untrack", "recover", "mark_failed", "ensure_recovered", "wait_recovered", "PROBE_INTERVAL"]
 
@@ -45,6 +46,8 @@ def untrack(connection: Any) -> None:
 
 def mark_failed(layer: Any) -> float:
     """Record that ``layer`` failed and start probing it; return when the outage was first seen."""
+    if id(layer) not in _outage_since:
+        observe.layer_outage(layer)
     since = _outage_since.setdefault(id(layer), time.monotonic())
     _probe_for(layer, since)
     return since

@@ -21,6 +21,7 @@ from .db_cleanup import aclose_old_connections_if_any_open
 from .errors import ChannelLayerUnavailable, ErrorCode, FRAME_TOO_LARGE, LAYER_UNAVAILABLE
 from .layers import FRAME_EVENT, bounded, layer_errors
 from .mistake_log import mistakes
+from .observability import observe
 from .outgoing import error_frame, too_large, with_command
 from .targeting import run_event_method
 
@@ -54,6 +55,7 @@ class SendingMixin(ConnectionState):
                 except Exception:
                     # A pooled connection may have died with a restarted Redis: one fresh try.
                     await bounded(layer.group_send(self.group, message), layer)
+            observe.group_frame(self)
         except ChannelLayerUnavailable as exc:
             recovery.mark_failed(layer)
             await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)
