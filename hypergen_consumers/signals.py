@@ -5,7 +5,7 @@ metric label may carry (the connection itself, which holds its ``request``, user
 Every signal's ``sender`` is the consumer class (``None`` for ``layer_outage``, which belongs
 to no consumer). Receivers run in the event loop, inline, in the connection's task: keep
 them fast and non-blocking (hand slow work, like a database write, to a queue or a task).
-A receiver that raises is logged and does not disturb the connection (``send_robust``).
+A receiver that raises is logged and does not disturb the connection (``send_robust``)::
 
     from django.dispatch import receiver
     from hypergen_consumers.signals import frame_handled
