@@ -18,6 +18,7 @@ from hypergen.liveview import NO_PERM_REQUIRED
 
 from . import routing
 from .executor import check_timeout
+from .handler_rates import parse_rate
 from .handlers import UNSET, HandlerSpec, compile_handler, handler_options
 from .targeting import check_broadcast
 
@@ -38,6 +39,8 @@ CONFIG_ATTRIBUTES = (
     "autourl",
     "timeout",
     "presence",
+    "presence_target_id",
+    "rate",
 )
 
 
@@ -77,6 +80,9 @@ def configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -
             raise ImproperlyConfigured(msg)
     cls.user_plugins = tuple(cls.user_plugins or ())
     cls.timeout = check_timeout(owner, cls.timeout)
+    _check_target_id(f"{owner}.target_id", cls.target_id)
+    _check_target_id(f"{owner}.presence_target_id", cls.presence_target_id)
+    class_rate = parse_rate(f"{owner}.rate", cls.rate)
     _check_replay(owner, cls.replay_frames, cls.replay_seconds)
 
     localns = {**localns, **namespace}
@@ -98,6 +104,9 @@ def configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -
         if options.broadcast is not UNSET:
             check_broadcast(f"{owner}.{name}: @handler(broadcast=...)", options.broadcast)
         timeout = cls.timeout if options.timeout is UNSET else check_timeout(f"{owner}.{name}", options.timeout)
+        if options.target_id is not UNSET:
+            _check_target_id(f"{owner}.{name}: @handler(target_id=...)", options.target_id)
+        rate = class_rate if options.rate is UNSET else parse_rate(f"{owner}.{name}: @handler(rate=...)", options.rate)
         handlers[name] = compile_handler(
             owner,
             name,
@@ -108,6 +117,8 @@ def configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -
             broadcast=cls.broadcast if options.broadcast is UNSET else options.broadcast,
             timeout=timeout,
             localns=localns,
+            target_id=cls.target_id if options.target_id is UNSET else options.target_id,
+            rate=rate,
         )
     if not handlers and not cls._abstract and not _has_custom_receive(cls):
         msg = (
@@ -145,9 +156,11 @@ def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec |
     func = getattr(cls, name)
     if func is getattr(_base(), name):
         return None
+    presence_target = cls.presence_target_id if name == "on_presence" else None
     spec = compile_handler(
         cls.__name__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False,
         timeout=cls.timeout, localns=localns,
+        target_id=cls.target_id if presence_target is None else presence_target,
     )
     if spec.client_params and name == "on_connect":
         missing = [p for p in spec.client_params if spec.model.model_fields[_field(spec, p)].is_required()]
@@ -166,6 +179,12 @@ def _check_replay(owner: str, frames: Any, seconds: Any) -> None:
         raise ImproperlyConfigured(msg)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         msg = f"{owner}.replay_seconds must be a number of seconds above 0 (e.g. 120); got {seconds!r}."
+        raise ImproperlyConfigured(msg)
+
+
+def _check_target_id(where: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and value):
+        msg = f"{where} must be an element id (a non-empty string such as \"board\") or None; got {value!r}."
         raise ImproperlyConfigured(msg)
 
 

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .executor import SerialLane
+from .handler_rates import HandlerLimits
 
 if TYPE_CHECKING:
     from .authority import Authority
@@ -72,7 +73,7 @@ class ConnectionState:
         def rejections(self) -> AbstractAsyncContextManager[None]: ...
         async def _run(
             self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str,
-            matched_perms: frozenset[str] | None = None,
+            matched_perms: frozenset[str] | None = None, from_server: bool = False,
         ) -> None: ...
         async def send(
             self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
@@ -99,3 +100,8 @@ class ConnectionState:
     def _lane(self) -> SerialLane:
         """This connection's handler runs: in order, never overlapping, each with a timeout."""
         return SerialLane()
+
+    @cached_property
+    def _handler_limits(self) -> HandlerLimits:
+        """This connection's per-handler rate buckets (``@handler(rate=...)``, ``rate`` on the class)."""
+        return HandlerLimits()

@@ -112,6 +112,11 @@ class HypergenConsumer(
     #: Seconds a handler or hook may run (``handler_timeout`` past it); None: the setting
     #: HYPERGEN_CONSUMERS_HANDLER_TIMEOUT (30 s). ``@handler(timeout=...)`` overrides it.
     timeout: ClassVar[float | None] = None
+    #: Element id that ``on_presence``'s HTML is morphed into; None: ``target_id``.
+    presence_target_id: ClassVar[str | None] = None
+    #: Calls per connection each handler allows (``"5/s"``, ``"100/m"``); past it the sender
+    #: gets ``rate_limited`` for that handler. None: no limit. ``@handler(rate=...)`` overrides it.
+    rate: ClassVar[str | None] = None
     #: Lets hypergen's ``callback(ChatRoom, ...)`` call ``ChatRoom.reverse()`` itself.
     supports_hypergen_callback: ClassVar[bool] = True
 

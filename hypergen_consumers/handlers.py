@@ -18,6 +18,8 @@ from typing import Any, TypeVar, overload
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, Field, PydanticUserError, ValidationError, create_model
 
+from .handler_rates import Rate
+
 __all__ = ["handler", "HandlerSpec", "HandlerArgumentsInvalid", "compile_handler", "UNSET"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +42,8 @@ class HandlerOptions:
     any_perm: Any = UNSET
     broadcast: Any = UNSET
     timeout: Any = UNSET
+    target_id: Any = UNSET
+    rate: Any = UNSET
 
 
 @overload
@@ -48,12 +52,26 @@ def handler(func: F, /) -> F: ...
 
 @overload
 def handler(
-    *, perm: Any = UNSET, any_perm: bool = UNSET, broadcast: bool | str = UNSET, timeout: float | None = UNSET
+    *,
+    perm: Any = UNSET,
+    any_perm: bool = UNSET,
+    broadcast: bool | str = UNSET,
+    timeout: float | None = UNSET,
+    target_id: str | None = UNSET,
+    rate: str | None = UNSET,
 ) -> Callable[[F], F]: ...
 
 
 def handler(
-    func: Any = None, /, *, perm: Any = UNSET, any_perm: Any = UNSET, broadcast: Any = UNSET, timeout: Any = UNSET
+    func: Any = None,
+    /,
+    *,
+    perm: Any = UNSET,
+    any_perm: Any = UNSET,
+    broadcast: Any = UNSET,
+    timeout: Any = UNSET,
+    target_id: Any = UNSET,
+    rate: Any = UNSET,
 ) -> Any:
     """Mark a consumer method as callable by clients.
 
@@ -61,9 +79,14 @@ def handler(
     ``perm``/``any_perm`` add a permission check on top of the class's connect-time
     ``perm``; ``broadcast`` overrides the class's choice of sending output to the whole
     group (True) or to the sender only (False). ``timeout`` (seconds) overrides the class's
-    ``timeout`` (see ``executor``). Only marked methods can ever run on a client's request.
+    ``timeout`` (see ``executor``). ``target_id`` overrides the class's ``target_id`` for
+    this handler's HTML; ``rate`` (``"5/s"``, ``"100/m"``) overrides the class's ``rate``:
+    past it the sender gets ``rate_limited`` for this handler only (see ``handler_rates``).
+    Only marked methods can ever run on a client's request.
     """
-    options = HandlerOptions(perm=perm, any_perm=any_perm, broadcast=broadcast, timeout=timeout)
+    options = HandlerOptions(
+        perm=perm, any_perm=any_perm, broadcast=broadcast, timeout=timeout, target_id=target_id, rate=rate
+    )
 
     def mark(function: F) -> F:
         candidate: object = function  # Checked as an object, so the checks do not narrow F.
@@ -120,6 +143,10 @@ class HandlerSpec:
     client_params: tuple[str, ...]
     params: tuple[_Param, ...]
     model: type[BaseModel]
+    #: Where its HTML is morphed: its own ``target_id`` or the class's.
+    target_id: str | None = None
+    #: Its calls allowed per connection (its own ``rate`` or the class's); None: no limit.
+    rate: Rate | None = None
 
     def bind(self, client_args: Sequence[Any], url_kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Validate ``client_args`` and URL kwargs; return ``(args, kwargs)`` after self and request.
@@ -167,6 +194,8 @@ def compile_handler(
     broadcast: bool | str,
     timeout: float | None = None,
     localns: Mapping[str, Any] | None = None,
+    target_id: str | None = None,
+    rate: Rate | None = None,
 ) -> HandlerSpec:
     """Build the HandlerSpec of ``func``; configuration mistakes raise ImproperlyConfigured.
 
@@ -244,4 +273,6 @@ def compile_handler(
         client_params=tuple(client_params),
         params=tuple(params),
         model=model,
+        target_id=target_id,
+        rate=rate,
     )

@@ -17,6 +17,7 @@ import traceback
 from time import perf_counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,12 @@ logger = logging.getLogger("hypergen_consumers")
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
 
 
+#: The connection whose current run a ``group_send`` asked for (``from_server``), in the run's
+#: task and the worker thread of a ``def`` handler; every run sets it, so a task started
+#: during one run (a presence render) never inherits another run's answer.
+_SERVER_RUN: ContextVar[object | None] = ContextVar("hypergen_consumers_server_run", default=None)
+
+
 def max_frame_bytes() -> int:
     return int(getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES))
 
@@ -70,6 +77,18 @@ def _unknown_handler_message(cls: type, name: Any) -> str:
 
 class PipelineMixin(ConnectionState):
     """Client frames and ``group_send`` runs, through checks, to a handler and its output."""
+
+    @property
+    def from_server(self) -> bool:
+        """True while a handler runs for a ``group_send`` (on every connection of the group),
+        False for a client's frame, a hook or outside a run.
+
+        A ``group_send`` runs the handler on each connection as that connection's user; this
+        tells the handler so, e.g. to render "revealed by the server" instead of the viewer's
+        name, or to do a side effect that must happen once only for a client's own frame.
+        Nothing a client sends can make it True.
+        """
+        return _SERVER_RUN.get() is self
 
     # --- receiving ------------------------------------------------------------------
 
@@ -154,6 +173,12 @@ class PipelineMixin(ConnectionState):
             args = args[1:]
         started = perf_counter()
         try:
+            if spec.rate is not None and not from_server and not self._handler_limits.allow(spec.name, spec.rate):
+                raise Rejected(
+                    RATE_LIMITED,
+                    f"More than {spec.rate.describe()} to {cls.__name__}.{spec.name} (its rate {spec.rate.text!r}); "
+                    f"try again later.",
+                )
             await self._run_checked(
                 spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
             )
@@ -178,10 +203,16 @@ class PipelineMixin(ConnectionState):
             if not ok:
                 raise Rejected(PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}.")
             matched = matched | handler_matched
-        await self._run(spec, args, to_group=to_group, matched_perms=matched)
+        await self._run(spec, args, to_group=to_group, matched_perms=matched, from_server=from_server)
 
     async def _run(
-        self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, matched_perms: frozenset[str] | None = None
+        self,
+        spec: HandlerSpec,
+        args: list[Any],
+        *,
+        to_group: bool | str,
+        matched_perms: frozenset[str] | None = None,
+        from_server: bool = False,
     ) -> None:
         cls = type(self)
         try:
@@ -195,13 +226,14 @@ class PipelineMixin(ConnectionState):
             ) from None
         options = dict(
             request=self.request,
-            target_id=cls.target_id,
+            target_id=spec.target_id,
             user_plugins=cls.user_plugins,
             matched_perms=self.matched_perms if matched_perms is None else matched_perms,
             owner=cls.__name__,
         )
         positional = [self, self.request, *call_args]
         what, timeout = f"{cls.__name__}.{spec.name}", handler_timeout(spec.timeout)
+        server_run = _SERVER_RUN.set(self if from_server else None)
         try:
             if spec.is_async:
                 run = render_async(spec.func, positional, call_kwargs, **options)
@@ -217,6 +249,8 @@ class PipelineMixin(ConnectionState):
             raise Rejected(
                 HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
             ) from None
+        finally:
+            _SERVER_RUN.reset(server_run)
         if text is None:
             return
         if too_large(text):

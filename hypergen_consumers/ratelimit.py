@@ -20,14 +20,17 @@ def rate_limit_setting() -> float | None:
 
 
 class RateLimiter:
-    def __init__(self, per_second: float) -> None:
+    """A token bucket refilled at ``per_second`` and holding ``capacity`` (default: one second's worth)."""
+
+    def __init__(self, per_second: float, capacity: float | None = None) -> None:
         self.per_second = per_second
-        self.tokens = per_second
+        self.capacity = per_second if capacity is None else capacity
+        self.tokens = self.capacity
         self.updated = time.monotonic()
 
     def allow(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.per_second, self.tokens + (now - self.updated) * self.per_second)
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
         if self.tokens >= 1:
             self.tokens -= 1
