@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 from hypergen.liveview import NO_PERM_REQUIRED
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import registry
 from .errors import ERROR_CODES, ERROR_COMMAND
@@ -76,9 +78,26 @@ def _address(route: str) -> tuple[str, dict[str, Any]]:
     return "/" + _ROUTE_PARAMETER.sub(lambda m: "{" + m.group("name") + "}", route), parameters
 
 
-def _handler_payload(spec: HandlerSpec, named: bool, schemas: dict[str, Any]) -> dict[str, Any]:
-    model_schema = spec.model.model_json_schema(by_alias=True, ref_template=_REF_TEMPLATE)
-    schemas.update(model_schema.pop("$defs", {}))
+def _argument_schemas(specs: list[HandlerSpec]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """Each handler's arguments schema (by ``id`` of its spec) and the shared components.
+
+    One ``models_json_schema`` call over every handler of the document names each model once
+    and apart: two ``Message`` models from two apps become two components, where merging each
+    handler's ``$defs`` by class name made both handlers point at whichever came last.
+    """
+    if not specs:
+        return {}, {}
+    inputs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(spec.model, "validation") for spec in specs]
+    refs, top = models_json_schema(inputs, by_alias=True, ref_template=_REF_TEMPLATE)
+    components: dict[str, Any] = top.get("$defs", {})
+    arguments: dict[int, dict[str, Any]] = {}
+    for spec in specs:
+        name = refs[(spec.model, "validation")]["$ref"].rsplit("/", 1)[-1]
+        arguments[id(spec)] = components.pop(name)  # Inlined into the handler's message instead.
+    return arguments, components
+
+
+def _handler_payload(spec: HandlerSpec, named: bool, model_schema: dict[str, Any]) -> dict[str, Any]:
     properties = model_schema.get("properties", {})
     required = set(model_schema.get("required", []))
     items = [{"const": spec.name, "description": "the handler's name"}] if named else []
@@ -97,55 +116,120 @@ def _handler_payload(spec: HandlerSpec, named: bool, schemas: dict[str, Any]) ->
     }
 
 
+_COMMAND_REF = "#/components/schemas/hypergen_consumers.Command"
+_COMMAND = {
+    "description": (
+        "One hypergen client command: a client function path and its arguments, applied by "
+        "hypergen.applyCommands. A handler's own command(...) calls are any function the page has."
+    ),
+    "anyOf": [
+        {
+            "type": "array", "minItems": 3, "maxItems": 3, "description": "rendered HTML morphed into an element",
+            "items": [{"const": "hypergen.morph"}, {"type": "string", "description": "element id"},
+                      {"type": "string", "description": "HTML"}],
+        },
+        {
+            "type": "array", "minItems": 2, "maxItems": 2,
+            "description": "the last command of the reply to a client frame: that frame (meta.id) was run",
+            "items": [{"const": "hypergen.websocket.ack"}, {"type": "integer", "minimum": 1}],
+        },
+        {
+            "type": "array", "minItems": 2, "maxItems": 3,
+            "description": "the last command of a group frame: its position in the group's replay stream",
+            "items": [{"const": "hypergen.websocket.position"}, {"type": "string"}, {"type": "integer"}],
+        },
+        {
+            "type": "array", "minItems": 1,
+            "items": [{
+                "type": "string", "description": "client function path, e.g. hypergen.append",
+                "not": {"enum": ["hypergen.websocket.ack", "hypergen.websocket.position"]},
+            }],
+        },
+    ],
+}
 _COMMANDS = {
     "type": "array",
     "description": "hypergen client commands, applied in order by hypergen.applyCommands.",
-    "items": {"type": "array", "minItems": 1, "items": [{"type": "string", "description": "client function path"}]},
+    "items": {"$ref": _COMMAND_REF},
 }
+_DELIVERY = {True: "every connection of the group", False: "the sender only", "others": "the group but the sender"}
+
+
+def _reply_message(cls: Any, spec: HandlerSpec) -> dict[str, Any]:
+    """What one handler may send back: its command list, and where it goes."""
+    items: list[dict[str, Any]] = []
+    if spec.target_id is not None:
+        items.append({
+            "type": "array", "minItems": 3, "maxItems": 3,
+            "description": f"what the handler renders, morphed into #{spec.target_id}",
+            "items": [{"const": "hypergen.morph"}, {"const": spec.target_id}, {"type": "string"}],
+        })
+    items.append({"$ref": _COMMAND_REF})
+    where = _DELIVERY.get(spec.broadcast, str(spec.broadcast))
+    return {
+        "name": f"{spec.name}.reply",
+        "title": f"What {cls.__name__}.{spec.name} sends back",
+        "summary": (
+            f"A command list to {where} (in a group_send run: to each connection itself). The sender's "
+            f"frame ends with hypergen.websocket.ack for its meta.id, or is an error frame carrying it."
+        ),
+        "contentType": "application/json",
+        "payload": {"type": "array", "items": {"anyOf": items}},
+        "x-target-id": spec.target_id,
+        "x-delivery": where,
+    }
+
+
 _ERROR = {
     "type": "array",
     "minItems": 1,
-    "maxItems": 1,
-    "items": {
-        "type": "array",
-        "items": [
-            {"const": ERROR_COMMAND},
-            {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "enum": sorted(ERROR_CODES)},
-                    "message": {"type": "string"},
-                    "errors": {"type": "array", "description": "pydantic's errors, for validation_error"},
-                    "traceback": {"type": "string", "description": "only with DEBUG, for handler_error"},
+    "maxItems": 2,
+    "description": "one error command, followed by the ack of the frame it answers (when that frame had an id)",
+    "items": [
+        {
+            "type": "array",
+            "items": [
+                {"const": ERROR_COMMAND},
+                {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "enum": sorted(ERROR_CODES)},
+                        "message": {"type": "string"},
+                        "errors": {"type": "array", "description": "pydantic's errors, for validation_error"},
+                        "traceback": {"type": "string", "description": "only with DEBUG, for handler_error"},
+                    },
                 },
-            },
-        ],
-    },
+            ],
+        },
+        {"$ref": _COMMAND_REF},
+    ],
 }
 
 
 def asyncapi_document(title: str = "Websocket consumers") -> dict[str, Any]:
-    """An AsyncAPI 3.0 document: a channel per consumer, a message per handler, the reply frames."""
+    """An AsyncAPI 3.0 document: a channel per consumer, a message per handler and per reply."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for cls, mount in mounted_consumers():
+    mounted = mounted_consumers()
+    arguments, schemas = _argument_schemas([spec for cls, _ in mounted for spec in cls._handlers.values()])
+    for cls, mount in mounted:
         key = f"{cls.__module__}.{cls.__qualname__}".replace("<", "").replace(">", "")
         address, parameters = _address(mount.route)
         named = cls._function_handler is None  # A class consumer's frames always name the handler.
-        messages: dict[str, Any] = {
-            name: {
+        messages: dict[str, Any] = {}
+        for name, spec in cls._handlers.items():
+            messages[name] = {
                 "name": name,
                 "title": f"{cls.__name__}.{name}",
                 "summary": (spec.func.__doc__ or "").strip().split("\n")[0] or f"Call {name}.",
                 "contentType": "application/json",
-                "payload": _handler_payload(spec, named, schemas),
+                "payload": _handler_payload(spec, named, arguments[id(spec)]),
                 "x-perm": None if spec.perm is None else spec.perm,
                 "x-broadcast": spec.broadcast,
+                "x-rate": None if spec.rate is None else spec.rate.text,
             }
-            for name, spec in cls._handlers.items()
-        }
+            messages[f"{name}.reply"] = _reply_message(cls, spec)
         messages["commands"] = {"name": "commands", "contentType": "application/json", "payload": _COMMANDS}
         messages["error"] = {"name": "error", "contentType": "application/json", "payload": _ERROR}
         channel = {"address": address, "messages": messages, "description": (cls.__doc__ or "").strip(),
@@ -159,6 +243,10 @@ def asyncapi_document(title: str = "Websocket consumers") -> dict[str, Any]:
                 "action": "receive",
                 "channel": {"$ref": ref},
                 "messages": [{"$ref": f"{ref}/messages/{name}"}],
+                "reply": {
+                    "channel": {"$ref": ref},
+                    "messages": [{"$ref": f"{ref}/messages/{name}.reply"}, {"$ref": f"{ref}/messages/error"}],
+                },
             }
         operations[f"{key}.reply"] = {
             "action": "send",
@@ -172,7 +260,6 @@ def asyncapi_document(title: str = "Websocket consumers") -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
+        "components": {"schemas": {**schemas, "hypergen_consumers.Command": _COMMAND}},
     }
-    if schemas:
-        document["components"] = {"schemas": schemas}
     return document
