@@ -57,3 +57,28 @@ def test_a_liveview_without_consumers_is_left_alone():
     html = Client().get("/plain/").content.decode()
     assert HYPERGEN_JS in html
     assert CLIENT_JS not in html
+
+
+DEBUG_CLIENT_JS = '<script src="/static/hypergen_consumers/client.js" data-hypergen-consumers-debug></script>'
+
+
+@override_settings(ROOT_URLCONF=urls, DEBUG=True)
+def test_under_debug_the_client_script_is_marked_for_the_dev_overlay():
+    clear_url_caches()
+    autoconsumers(sys.modules[__name__], namespace="live")
+    html = Client().get("/live/").content.decode()
+    assert HYPERGEN_JS + DEBUG_CLIENT_JS in html
+    assert CLIENT_JS not in html
+
+
+@override_settings(ROOT_URLCONF=urls, DEBUG=True)
+def test_under_debug_a_page_that_loads_the_client_itself_gets_its_tag_marked_once():
+    from hypergen_consumers.client_script import ClientScriptPlugin
+
+    page = "<head>" + HYPERGEN_JS + "</head><body>" + CLIENT_JS + "</body>"
+    marked = ClientScriptPlugin().process_html(page)
+    assert marked.count("hypergen_consumers/client.js") == 1
+    assert DEBUG_CLIENT_JS in marked
+    assert ClientScriptPlugin().process_html(marked) == marked
+    with override_settings(DEBUG=False):
+        assert ClientScriptPlugin().process_html(page) == page

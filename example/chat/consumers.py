@@ -79,6 +79,22 @@ class StaffRoom(HypergenConsumer):
         span(request.user.username, " announced: ", text)
 
 
+class Mistakes(HypergenConsumer):
+    """The dev overlay's demo: under DEBUG = True each error frame shows on the page."""
+
+    perm = NO_PERM_REQUIRED
+    broadcast = False
+    target_id = "mistake-result"
+
+    @handler
+    def count_to(self, request, n: Annotated[int, Field(ge=1, le=10)]):
+        span(", ".join(str(i) for i in range(1, n + 1)))
+
+    @handler
+    def explode(self, request):
+        raise ValueError("this handler fails on purpose")
+
+
 COUNTER = {"value": 0}
 
 

@@ -37,7 +37,7 @@ from hypergen.imports import (
 )
 
 from chat import consumers
-from chat.consumers import ChatRoom, StaffRoom, increment
+from chat.consumers import ChatRoom, Mistakes, StaffRoom, increment
 from hypergen_consumers import consumer_command, group_send, user_command
 
 CSS = """
@@ -74,6 +74,7 @@ def base_template():
                 a("Push from the backend", href=push.reverse())
                 a("Staff room (login)", href=staff.reverse())
                 a("Private notice", href=notice.reverse())
+                a("Dev overlay", href=mistakes.reverse())
             with div(id_="content"):
                 yield
 
@@ -174,6 +175,20 @@ def send_notice(request, username, text):
     sender = request.user.get_username() or "anonymous"
     user_command(user, [["hypergen.append", "notices", hypergen_html(lambda: p(sender, " says: ", text, class_="notice"))]])
     span("Sent to ", username, "'s open pages.")
+
+
+@liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
+def mistakes(request):
+    command("hypergen.websocket.open", Mistakes.reverse())
+    h2("Dev overlay")
+    p("With DEBUG = True, an error frame from the server shows as a panel on the page (dismiss it "
+      "with x or Escape); with DEBUG = False only the console and the hypergen:websocket:error "
+      "event see it.")
+    button("Count to 3", id_="count-ok", onclick=Mistakes.callback("count_to", 3))
+    button("Count to 99 (validation_error)", id_="count-bad", onclick=Mistakes.callback("count_to", 99))
+    button("A handler that raises (handler_error)", id_="explode", onclick=Mistakes.callback("explode"))
+    p(id_="mistake-result")
+    show_source(mistakes, Mistakes)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="login/")

@@ -10,17 +10,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
 django.setup()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from example import routing  # noqa: E402
 
-# Under `daphne example.asgi:application` with DEBUG, serve static files as runserver does.
-http_application = get_asgi_application()
-if settings.DEBUG:
-    http_application = ASGIStaticFilesHandler(http_application)
+# Under `daphne example.asgi:application` the example serves its static files itself, as
+# runserver does, with DEBUG or without (a real site serves them from its proxy or whitenoise).
+http_application = ASGIStaticFilesHandler(get_asgi_application())
 
 application = ProtocolTypeRouter(
     {

@@ -336,7 +336,83 @@
   function error(payload) {
     console.error("hypergen_consumers: server error from " + applyingUrl + ":", payload);
     emit("error", applyingUrl, payload || {});
+    if (debugOverlayWanted()) showErrorOverlay(applyingUrl, payload || {});
   }
+
+  // --- The dev overlay (DEBUG = True only) ----------------------------------------------
+  // The server marks the client's script tag with data-hypergen-consumers-debug when Django's
+  // DEBUG is on (client_script.py); only then is an error frame also shown on the page, as a
+  // dismissible panel (x or Escape): the code, the message, pydantic's errors, the traceback.
+  // Everything is set as text, never as HTML: a message may hold what a client sent.
+
+  var OVERLAY_ID = "hypergen-consumers-overlay";
+  var OVERLAY_MAX_ENTRIES = 20;
+
+  function debugOverlayWanted() {
+    return document.querySelector("script[data-hypergen-consumers-debug]") !== null;
+  }
+
+  function element(tag, cssText, text) {
+    var node = document.createElement(tag);
+    if (cssText) node.style.cssText = cssText;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function dismissErrorOverlay() {
+    var overlay = document.getElementById(OVERLAY_ID);
+    if (overlay) overlay.remove();
+  }
+
+  function errorOverlay() {
+    var overlay = document.getElementById(OVERLAY_ID);
+    if (overlay) return overlay.querySelector("ol");
+    overlay = element("div", "position:fixed;right:1rem;bottom:1rem;z-index:2147483647;width:min(34rem,calc(100vw - 2rem));" +
+      "max-height:45vh;overflow:auto;background:#1e1e24;color:#f3f3f5;border-left:4px solid #e5484d;border-radius:6px;" +
+      "box-shadow:0 8px 30px rgba(0,0,0,.35);font:13px/1.45 system-ui,sans-serif;padding:.75rem 1rem;text-align:left");
+    overlay.id = OVERLAY_ID;
+    overlay.setAttribute("role", "alertdialog");
+    overlay.setAttribute("aria-label", "Websocket errors (DEBUG)");
+    var close = element("button", "float:right;background:none;border:0;color:inherit;font-size:20px;line-height:1;cursor:pointer", "\u00d7");
+    close.className = "hypergen-consumers-overlay-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", dismissErrorOverlay);
+    overlay.appendChild(close);
+    overlay.appendChild(element("strong", "display:block;margin-bottom:.25rem", "Websocket error"));
+    overlay.appendChild(element("ol", "margin:0;padding:0;list-style:none"));
+    overlay.appendChild(element("small", "display:block;opacity:.6;margin-top:.5rem", "Shown because DEBUG = True. Esc or \u00d7 dismisses."));
+    document.body.appendChild(overlay);
+    return overlay.querySelector("ol");
+  }
+
+  function showErrorOverlay(url, payload) {
+    if (!document.body) return;
+    var list = errorOverlay();
+    var entry = element("li", "border-top:1px solid #3a3a44;padding:.5rem 0");
+    entry.className = "hypergen-consumers-overlay-entry";
+    var code = element("code", "color:#ff8589;font-weight:600", String(payload.code || "error"));
+    code.className = "hypergen-consumers-overlay-code";
+    entry.appendChild(code);
+    entry.appendChild(element("span", "opacity:.6;margin-left:.5rem;word-break:break-all", String(url || "")));
+    entry.appendChild(element("div", "margin-top:.25rem;white-space:pre-wrap", String(payload.message || "")));
+    if (Array.isArray(payload.errors)) {
+      var errors = element("ul", "margin:.25rem 0 0 1rem;padding:0");
+      payload.errors.forEach(function (item) {
+        var where = Array.isArray(item && item.loc) ? item.loc.join(".") : "";
+        errors.appendChild(element("li", "", (where ? where + ": " : "") + String(item && item.msg)));
+      });
+      entry.appendChild(errors);
+    }
+    if (typeof payload.traceback === "string") {
+      entry.appendChild(element("pre", "margin:.25rem 0 0;max-height:14rem;overflow:auto;background:#111116;padding:.5rem;font-size:12px", payload.traceback));
+    }
+    list.insertBefore(entry, list.firstChild);
+    while (list.children.length > OVERLAY_MAX_ENTRIES) list.removeChild(list.lastChild);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") dismissErrorOverlay();
+  });
 
   function reconnectAll() {
     Object.keys(WEBSOCKETS).forEach(function (url) {
@@ -361,6 +437,7 @@
     ack: acknowledge,
     position: position,
     resync: resync,
+    dismissErrorOverlay: dismissErrorOverlay,
   };
 
   // Sockets that hypergen's own client opened before this script loaded move over.
