@@ -8,6 +8,7 @@ that state once, for the type checkers, so no part has to guess what the others 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -82,10 +83,16 @@ class ConnectionState:
         async def send_to_group(self, text: str, *, exclude: str | None = None) -> None: ...
         async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None: ...
         async def send_reply(self, text: str) -> None: ...
+        def request_catch_up(self) -> bool: ...
 
     #: Counted as open in the metrics (``observability``), and the close code counted, if any.
     _observed_open: bool = False
     _observed_close: int | None = None
+    #: In-process messages to this connection (a catch-up after an outage), beside the server's
+    #: and the layer's; None until the connection runs (``lifecycle``).
+    _inbox: asyncio.Queue[dict[str, Any]] | None = None
+    #: A catch-up waits in the inbox: one is enough, however many outages end meanwhile.
+    _catch_up_queued = False
     #: While a client frame with an id runs: what that run sends (see frame_ids.run_once).
     _recording: list[str] | None = None
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).

@@ -114,8 +114,10 @@ def _semaphore() -> asyncio.Semaphore:
 
 
 def _pooled(layer: Any) -> bool:
-    """Whether ``layer`` holds a connection per call in flight (channels-redis), so needs the count."""
-    return layer is not None and type(layer).__module__.startswith("channels_redis")
+    """Whether ``layer`` holds a pooled Redis connection per call in flight, so needs the count:
+    a channels-redis layer, or one of our Redis stores (``pooled = True``), whose pool redis-py 8
+    caps at 100 connections too (1,000 connections catching up at once overflowed it)."""
+    return layer is not None and (getattr(layer, "pooled", False) or type(layer).__module__.startswith("channels_redis"))
 
 
 async def bounded(operation: Awaitable[T], layer: Any = None) -> T:
@@ -149,7 +151,7 @@ def bounded_store(store: Any, operation: Awaitable[T]) -> Awaitable[T]:
     armed around each of their calls (two per client frame, one per group frame) would only
     cost time. A Redis store's calls are bounded like every layer call.
     """
-    return operation if getattr(store, "in_process", False) else bounded(operation)
+    return operation if getattr(store, "in_process", False) else bounded(operation, store)
 
 
 async def _within(operation: Awaitable[T], timeout: float) -> T:

@@ -19,12 +19,12 @@ from typing import Any
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
 from . import catchup, presence, recovery
-from ._compat import channels_consumer
+from ._compat import channels_consumer, channels_redis_receive
 from .authority import Authority
 from .connection_state import ConnectionState
 from .errors import CloseCode, ReservedGroupName
 from .executor import handler_timeout
-from .layers import require_layer, retried
+from .layers import CATCHUP_EVENT, require_layer, retried
 from .observability import observe
 from .perms import perms_ok
 from .ratelimit import RateLimiter, rate_limit_setting
@@ -76,6 +76,7 @@ class LifecycleMixin(ConnectionState):
         self.base_send = send
         self._server_receive = receive
         self.channel_layer = require_layer(self.channel_layer_alias, who=type(self).__name__)
+        channels_redis_receive.fit_blocking_read(self.channel_layer)
         try:
             self.channel_name = await self.channel_layer.new_channel()
         except Exception:
@@ -84,8 +85,9 @@ class LifecycleMixin(ConnectionState):
             await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR})
             return
         self.channel_receive = self._receive_from_layer
+        self._inbox = asyncio.Queue()
         try:
-            receivers: list[Any] = [receive, self.channel_receive]
+            receivers: list[Any] = [receive, self.channel_receive, self._inbox.get]
             await channels_consumer.await_many_dispatch(receivers, self.dispatch)
         except StopConsumer:
             pass
@@ -118,6 +120,18 @@ class LifecycleMixin(ConnectionState):
                     type(self).__name__, type(exc).__name__, exc,
                 )
                 await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
+
+    def request_catch_up(self) -> bool:
+        """Queue one catch-up from the replay windows in this connection's local inbox (after an
+        outage, see ``recovery``): handled in turn with its other messages, never through the
+        layer. False for a connection without an inbox (Channels' own ``__call__``)."""
+        inbox = self._inbox
+        if inbox is None:
+            return False
+        if not self._catch_up_queued:
+            self._catch_up_queued = True
+            inbox.put_nowait({"type": CATCHUP_EVENT})
+        return True
 
     async def _wait_for_layer(self, failed_at: float) -> None:
         """Wait until the layer answers and this process's connections are in their groups again

@@ -95,12 +95,12 @@ class Hub:
         """Listen for changes of ``group`` made by other processes (once per group, not per connection)."""
         if self.channel is not None and group not in self.subscribed:
             self.subscribed.add(group)
-            await bounded(self.layer.group_add(companion_group(group), self.channel))
+            await bounded(self.layer.group_add(companion_group(group), self.channel), self.layer)
 
     async def unsubscribe(self, group: str) -> None:
         if self.channel is not None and group in self.subscribed:
             self.subscribed.discard(group)
-            await bounded(self.layer.group_discard(companion_group(group), self.channel))
+            await bounded(self.layer.group_discard(companion_group(group), self.channel), self.layer)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -128,7 +128,7 @@ class Hub:
             for connection in list(members.values()):
                 await self.store.add(group, connection._presence_entry)
             if group in self.subscribed:
-                await bounded(self.layer.group_add(companion_group(group), self.channel))
+                await bounded(self.layer.group_add(companion_group(group), self.channel), self.layer)
             await self.announce(group)
 
     async def _listen(self) -> None:
@@ -149,7 +149,7 @@ class Hub:
         if isinstance(self.layer, InMemoryChannelLayer):
             self.mark_dirty(group)
             return
-        await bounded(self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}))
+        await bounded(self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}), self.layer)
 
     def mark_dirty(self, group: str) -> None:
         if group not in self.watched:

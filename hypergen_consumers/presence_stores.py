@@ -50,6 +50,8 @@ def expiry_seconds() -> float:
 class MemoryStore:
     """Presence for the in-memory layer: everything is in this one process."""
 
+    in_process = True  # Answers at once: no timeout around its calls (layers.bounded_store).
+
     needs_heartbeat = False
 
     def __init__(self) -> None:
@@ -80,6 +82,7 @@ class RedisStore:
     """Presence in the channel layer's Redis (its first host), shared by every process."""
 
     needs_heartbeat = True
+    pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
 
     def __init__(self, host: dict[str, Any], prefix: str) -> None:
         self.host = host

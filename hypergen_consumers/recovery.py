@@ -2,11 +2,20 @@
 
 A Redis restarted without persistence has forgotten every group. Only some connections
 see the outage (the one blocked in Redis when it died raises; the others wait on it), so
-recovery is process-wide: while an outage is open, one probe per layer tries every
-``PROBE_INTERVAL`` seconds to re-add every live connection of that layer to its groups, and
-wakes the connections waiting for it once that worked. So groups are rejoined within
-``PROBE_INTERVAL`` of the layer answering again, however long the outage was, and a process
-with 10 000 connections makes one attempt per interval, not 10 000.
+recovery is process-wide and per layer: while a layer's outage is open, one probe tries
+every ``PROBE_INTERVAL`` seconds to re-add every live connection of that layer to its
+groups, and wakes the connections waiting for it once that worked. So groups are rejoined
+within ``PROBE_INTERVAL`` of the layer answering again, however long the outage was, and a
+process with 10,000 connections makes one attempt per interval, not 10,000.
+
+What a connection missed meanwhile is sent by the connection itself: recovery puts one
+catch-up request in each connection's local inbox (see ``lifecycle``), never a message
+through the layer. Why: channels-redis gives all of a process's connections one inbox in
+Redis that holds ``capacity`` messages (100 by default), so 1,000 catch-up messages sent
+through it failed with ``ChannelFull`` and the pass restarted for ever.
+
+Each layer has its own :class:`LayerHealth` (its lock, probe and wake-up event), so a layer
+that hangs holds up only its own connections.
 """
 
 from __future__ import annotations
@@ -20,68 +29,101 @@ from typing import Any
 from .layers import CATCHUP_EVENT, bounded
 from .observability import observe
 
-__all__ = ["track", "untrack", "recover", "mark_failed", "ensure_recovered", "wait_recovered", "PROBE_INTERVAL"]
+__all__ = [
+    "track", "untrack", "recover", "mark_failed", "ensure_recovered", "wait_recovered", "is_down", "health_of",
+    "LayerHealth", "PROBE_INTERVAL",
+]
 
 logger = logging.getLogger("hypergen_consumers")
-
-_live: weakref.WeakSet[Any] = weakref.WeakSet()
-_lock: asyncio.Lock | None = None
-_recovered_at: dict[int, float] = {}  # id(layer) -> when it last recovered
-_outage_since: dict[int, float] = {}  # id(layer) -> when a failure was first seen
-_probes: dict[int, asyncio.Task[None]] = {}  # id(layer) -> the probe of its open outage
-_events: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}  # id(layer) -> set on recovery
 
 #: Seconds between two attempts to rejoin the groups while the layer is down.
 PROBE_INTERVAL = 0.2
 
 
+class LayerHealth:
+    """One channel layer's outage state in this process: open since when, the probe, the waiters."""
+
+    def __init__(self) -> None:
+        self.members: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.outage_since: float | None = None
+        self.recovered_at = 0.0
+        self.probe: asyncio.Task[None] | None = None
+        self.lock: asyncio.Lock | None = None
+        self.event: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def get_lock(self) -> asyncio.Lock:
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        return self.lock
+
+    def recovered_event(self) -> asyncio.Event:
+        """Set when the layer recovers; one per event loop."""
+        loop = asyncio.get_running_loop()
+        if self.event is None or self.event[0] is not loop:
+            self.event = (loop, asyncio.Event())
+        return self.event[1]
+
+
+_health: weakref.WeakKeyDictionary[Any, LayerHealth] = weakref.WeakKeyDictionary()
+
+
+def health_of(layer: Any) -> LayerHealth:
+    """The outage state of ``layer`` (one per layer object: a layer Channels rebuilds starts afresh)."""
+    health = _health.get(layer)
+    if health is None:
+        health = _health[layer] = LayerHealth()
+    return health
+
+
 def track(connection: Any) -> None:
-    """A connection joined its groups: include it in recoveries."""
-    _live.add(connection)
+    """A connection joined its groups: include it in its layer's recoveries."""
+    health_of(connection.channel_layer).members.add(connection)
 
 
 def untrack(connection: Any) -> None:
-    _live.discard(connection)
+    layer = getattr(connection, "channel_layer", None)
+    if layer is not None and layer in _health:
+        _health[layer].members.discard(connection)
+
+
+def is_down(layer: Any) -> bool:
+    """Whether an outage of ``layer`` is open in this process (seen, not yet recovered from)."""
+    health = _health.get(layer)
+    return health is not None and health.outage_since is not None
 
 
 def mark_failed(layer: Any) -> float:
     """Record that ``layer`` failed and start probing it; return when the outage was first seen."""
-    if id(layer) not in _outage_since:
+    health = health_of(layer)
+    if health.outage_since is None:
         observe.layer_outage(layer)
-    since = _outage_since.setdefault(id(layer), time.monotonic())
-    _probe_for(layer, since)
-    return since
+        health.outage_since = time.monotonic()
+    _probe_for(layer, health.outage_since)
+    return health.outage_since
 
 
 async def ensure_recovered(layer: Any) -> bool:
     """Before a broadcast: if an outage is unresolved, re-join everyone first (False if still down)."""
-    since = _outage_since.get(id(layer))
+    since = health_of(layer).outage_since
     return True if since is None else await recover(layer, since)
 
 
 async def wait_recovered(layer: Any, failed_at: float) -> None:
     """Return once the layer answers again and this process's connections are back in their
     groups (by the probe, or by a broadcast's ``ensure_recovered``, whichever comes first)."""
-    while _recovered_at.get(id(layer), 0.0) <= failed_at:
+    health = health_of(layer)
+    while health.recovered_at <= failed_at:
         _probe_for(layer, failed_at)
-        await _recovered_event(layer).wait()
-
-
-def _recovered_event(layer: Any) -> asyncio.Event:
-    """Set when ``layer`` recovers; one per layer and event loop."""
-    loop = asyncio.get_running_loop()
-    kept = _events.get(id(layer))
-    if kept is None or kept[0] is not loop:
-        kept = _events[id(layer)] = (loop, asyncio.Event())
-    return kept[1]
+        await health.recovered_event().wait()
 
 
 def _probe_for(layer: Any, failed_at: float) -> None:
     """Start the one probe of ``layer``'s outage on this event loop, unless it runs already."""
+    health = health_of(layer)
     loop = asyncio.get_running_loop()
-    probe = _probes.get(id(layer))
+    probe = health.probe
     if probe is None or probe.done() or probe.get_loop() is not loop:
-        _probes[id(layer)] = loop.create_task(_probe(layer, failed_at))
+        health.probe = loop.create_task(_probe(layer, failed_at))
 
 
 async def _probe(layer: Any, failed_at: float) -> None:
@@ -94,40 +136,50 @@ async def _probe(layer: Any, failed_at: float) -> None:
         await asyncio.sleep(PROBE_INTERVAL)
 
 
-def _get_lock() -> asyncio.Lock:
-    global _lock
-    if _lock is None:
-        _lock = asyncio.Lock()
-    return _lock
-
-
 async def recover(layer: Any, failed_at: float) -> bool:
-    """True once the layer answers and every live connection on it is back in its groups."""
-    async with _get_lock():
-        if _recovered_at.get(id(layer), 0.0) > failed_at:
+    """True once the layer answers and every live connection on it is back in its groups.
+
+    The group adds run side by side (``bounded`` keeps them within the process's share of
+    the Redis pool); any failure fails the pass, which the probe repeats. Adding a channel
+    to a group twice is harmless, so a repeated pass needs no memory of the last one.
+    """
+    health = health_of(layer)
+    async with health.get_lock():
+        if health.recovered_at > failed_at:
             return True  # Another connection already recovered everyone since we failed.
-        connections = [c for c in list(_live) if getattr(c, "channel_layer", None) is layer]
-        try:
-            for connection in connections:
-                for group in list(getattr(connection, "_joined", [])):
-                    await bounded(layer.group_add(group, connection.channel_name), layer)
-            for connection in connections:
-                if getattr(connection, "_replay", None) is not None:  # Send what the group said meanwhile.
-                    await bounded(layer.send(connection.channel_name, {"type": CATCHUP_EVENT}), layer)
-        except Exception:
+        members = list(health.members)
+        adds = [(group, member.channel_name) for member in members for group in list(member._joined)]
+        results = await asyncio.gather(
+            *(bounded(layer.group_add(group, channel), layer) for group, channel in adds), return_exceptions=True
+        )
+        if any(isinstance(result, BaseException) for result in results):
             return False
-        _recovered_at[id(layer)] = time.monotonic()
-        _outage_since.pop(id(layer), None)
-        _wake_waiters(layer)
-        logger.info("channel layer reachable again; %d connection(s) rejoined their groups", len(connections))
+        health.recovered_at = time.monotonic()
+        health.outage_since = None
+        for member in members:
+            if member._replay is not None:  # Send what its groups said meanwhile.
+                await _ask_to_catch_up(layer, member)
+        _wake_waiters(health)
+        logger.info("channel layer reachable again; %d connection(s) rejoined their groups", len(members))
         return True
 
 
-def _wake_waiters(layer: Any) -> None:
+async def _ask_to_catch_up(layer: Any, member: Any) -> None:
+    """Through the connection's local inbox; a connection without one (Channels' own ``__call__``,
+    see ``_compat.channels_consumer``) gets a layer message, and a failure to send it is its loss alone."""
+    if member.request_catch_up():
+        return
+    try:
+        await bounded(layer.send(member.channel_name, {"type": CATCHUP_EVENT}), layer)
+    except Exception as exc:
+        logger.warning("could not ask a connection to catch up after the outage (%s: %s)", type(exc).__name__, exc)
+
+
+def _wake_waiters(health: LayerHealth) -> None:
     """Recovered: wake the connections waiting for it, and stop the probe (if another call did it)."""
-    kept = _events.pop(id(layer), None)
+    kept, health.event = health.event, None
     if kept is not None and kept[0] is asyncio.get_running_loop():
         kept[1].set()
-    probe = _probes.pop(id(layer), None)
+    probe, health.probe = health.probe, None
     if probe is not None and probe is not asyncio.current_task():
         probe.cancel()

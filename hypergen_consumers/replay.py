@@ -177,6 +177,8 @@ return redis.call('GET', KEYS[1])
 class RedisWindow:
     """One Redis stream per group in the channel layer's own Redis (its first host)."""
 
+    pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
+
     def __init__(self, host: dict[str, Any]) -> None:
         self._host = host
         self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()

@@ -211,6 +211,8 @@ def _script(client: Any, name: str, source: str) -> Any:
 class RedisReplies:
     """Claims and replies in the channel layer's Redis, through the replay window's clients."""
 
+    pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
+
     def __init__(self, window: Any) -> None:
         self._window = window
 

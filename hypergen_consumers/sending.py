@@ -171,4 +171,5 @@ class SendingMixin(ConnectionState):
 
     async def hypergen_consumers_catchup(self, event: dict[str, Any]) -> None:
         """After a layer outage: send what the group said while this connection was out of it."""
+        self._catch_up_queued = False
         await catchup.catch_up(self)

@@ -152,3 +152,19 @@ class Lobby(HypergenConsumer):
     @handler(broadcast=False)
     async def who(self, request, room: str):
         command("who", await type(self).apresence(room=room))
+
+
+class Crowd(HypergenConsumer):
+    """For the scale tests on the defaults (tests/test_scale_defaults.py): a big room, one handler
+    that answers the room and one that answers the sender alone."""
+
+    perm = NO_PERM_REQUIRED
+    path = "crowd/<slug:room>/"
+
+    @handler
+    async def say(self, request, room: str, text: str):
+        command("said", text)
+
+    @handler(broadcast=False)
+    async def mine(self, request, room: str, text: str):
+        command("mine", text)

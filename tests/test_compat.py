@@ -438,3 +438,42 @@ async def test_on_channels_own_dispatch_every_message_makes_the_clean_up_hop(mon
     monkeypatch.setattr(channels_consumer, "_dispatch_active", False)
     assert await round_trip_on_the_fallbacks() == {}
     assert len(hops) >= 10  # Channels' dispatch: connects, frames, broadcasts, runs each made it.
+
+
+# --- channels-redis's blocking read (see tests/test_scale_defaults.py for the 1,000-socket proof) ---
+
+
+def test_the_blocking_read_ends_before_redis_py_s_socket_timeout():
+    from channels_redis.core import RedisChannelLayer
+
+    from hypergen_consumers._compat import channels_redis_receive
+
+    assert channels_redis_receive.check() is None
+    default = RedisChannelLayer(hosts=["redis://127.0.0.1:1"])  # Builds no connection.
+    channels_redis_receive.fit_blocking_read(default)
+    timeout = channels_redis_receive.socket_timeout_of(default.hosts[0])
+    if timeout is not None:  # redis-py 8: 5 s by default.
+        assert default.brpop_timeout < timeout
+    slow = RedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:1", "socket_timeout": 1}])
+    channels_redis_receive.fit_blocking_read(slow)
+    assert slow.brpop_timeout == 0.5
+    generous = RedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:1", "socket_timeout": 60}])
+    channels_redis_receive.fit_blocking_read(generous)
+    assert generous.brpop_timeout == RedisChannelLayer.brpop_timeout, "already fits: left as channels-redis has it"
+
+
+def test_a_changed_channels_redis_is_noticed_not_patched():
+    from hypergen_consumers._compat import channels_redis_receive
+
+    class NoTimeout:
+        async def receive_single(self, channel):
+            return channel
+
+    class Unread:
+        brpop_timeout = 5
+
+        async def receive_single(self, channel):
+            return channel
+
+    assert "no numeric brpop_timeout" in channels_redis_receive.check(NoTimeout)
+    assert "no longer reads brpop_timeout" in channels_redis_receive.check(Unread)

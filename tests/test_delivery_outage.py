@@ -60,7 +60,7 @@ async def test_frames_sent_before_anyone_rejoined_are_caught_up_in_every_stream(
     await receive(idle), await receive(sender)
     layer = get_channel_layer()
     stop()
-    await until(lambda: id(layer) in recovery._outage_since, "the receive noticed the outage")
+    await until(lambda: recovery.is_down(layer), "the receive noticed the outage")
     start()
     await aconsumer_command(extra, [["said", "extra while forgotten"]])  # Kept in the window only:
     await aconsumer_command(Room.group_name(room="outage"), [["said", "own while forgotten"]])  # nobody is in a group.

@@ -43,14 +43,14 @@ async def connected_member(Member, connections):
     group = Member.group_name(room="r1")
     assert connection.channel_name in member_channels(group)
     assert connection.channel_name in member_channels("member-extra")
-    assert connection in set(recovery._live)
+    assert connection in set(recovery.health_of(connection.channel_layer).members)
     return client, connection, group
 
 
 def assert_left_everything(connection, group):
     assert connection.channel_name not in member_channels(group)
     assert connection.channel_name not in member_channels("member-extra")
-    assert connection not in set(recovery._live)
+    assert connection not in set(recovery.health_of(connection.channel_layer).members)
 
 
 async def test_a_disconnect_leaves_every_group_and_the_registry():

@@ -58,7 +58,7 @@ async def test_a_thousand_disconnects_mid_handler_leave_no_group_member_and_no_g
         tracemalloc.stop()
     assert layer.groups == {}, "no stale channels in any group"
     assert layer.channels == {}, "no orphaned channel queues"
-    assert len(recovery._live) == 0
+    assert len(recovery.health_of(layer).members) == 0
     assert growth < LEAK_BOUND_BYTES, f"heap grew {growth} bytes over 1000 cycles"
 
 

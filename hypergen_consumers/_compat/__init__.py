@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import channels_consumer, channels_db, django_db, hypergen_context, pmap, rendering_state
+from . import channels_consumer, channels_db, channels_redis_receive, django_db, hypergen_context, pmap, rendering_state
 
 __all__ = ["CompatWarning", "Patch", "PATCHES", "apply_all"]
 
@@ -59,6 +59,12 @@ PATCHES = (
         channels_consumer.check_dispatch,
         channels_consumer.apply_dispatch,
         channels_consumer.DISPATCH_FALLBACK,
+    ),
+    Patch(
+        "channels-redis blocking read",
+        channels_redis_receive.check,
+        channels_redis_receive.apply,
+        channels_redis_receive.FALLBACK,
     ),
 )
 
