@@ -168,7 +168,7 @@ class HypergenConsumer(
         Called once when the connection joins presence, before anyone sees it. Return a
         JSON-safe dict; ``id`` (the connection's presence id) is added. May be ``def`` (run
         in the handlers' worker pool, not on the thread that handshakes need) or ``async def``;
-        bounded by the class's handler timeout. If it fails, the connection is present without it.
+        bounded by the class's handler timeout. If it fails, the connection stays out of presence.
         """
         return {}
 

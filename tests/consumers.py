@@ -168,3 +168,23 @@ class Crowd(HypergenConsumer):
     @handler(broadcast=False)
     async def mine(self, request, room: str, text: str):
         command("mine", text)
+
+
+class SlowMeta(HypergenConsumer):
+    """For the presence hook test: a ``def presence_meta`` that holds its thread until released (20 s at most)."""
+
+    perm = NO_PERM_REQUIRED
+    path = "slow-meta/<slug:token>/"
+    presence = True
+
+    def presence_meta(self, request):
+        token = self.url_kwargs["token"]
+        blocker_file(token, "meta-started").touch()
+        deadline = time.monotonic() + 20
+        while not blocker_file(token, "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"slow": True}
+
+    @handler(broadcast=False)
+    async def ping(self, request, token: str):
+        command("pong")
