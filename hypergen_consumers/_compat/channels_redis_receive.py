@@ -71,7 +71,8 @@ def socket_timeout_of(host: Any) -> float | None:
         value = pool.connection_kwargs["socket_timeout"]
         return None if value is None else float(value)
     for klass in inspect.getmro(pool.connection_class):
-        parameter = inspect.signature(klass.__init__).parameters.get("socket_timeout")
+        init = vars(klass).get("__init__")
+        parameter = None if init is None else inspect.signature(init).parameters.get("socket_timeout")
         if parameter is not None:
             default = parameter.default
             return None if default in (None, inspect.Parameter.empty) else float(default)
