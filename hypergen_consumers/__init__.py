@@ -24,7 +24,7 @@ from .errors import (
 )
 from .handlers import handler
 from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
-from .routing import autoconsumers
+from .routing import autoconsumers, not_found_route
 from .users import auser_command, user_command
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "handler",
     "consumer",
     "autoconsumers",
+    "not_found_route",
     "group_send",
     "agroup_send",
     "consumer_command",

@@ -41,6 +41,7 @@ from .errors import (
 from .executor import HandlerTimedOut, handler_timeout
 from .frame_decoding import decode_frame
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
+from .heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat
 from .observability import observe
 from .outgoing import encoded_size, server_max_message_bytes, too_large
 from .perms import perms_ok
@@ -98,6 +99,9 @@ class PipelineMixin(ConnectionState):
             # A refused connection (accepted only to be closed with its code) runs nothing.
             logger.debug("%s: dropped a frame from a refused connection", type(self).__name__)
             return
+        if text_data == HEARTBEAT_FRAME:
+            await self.send(text_data=HEARTBEAT_REPLY)  # Before the rate limit: a page's pulse is never refused.
+            return
         async with self.rejections():
             limiter = getattr(self, "_rate_limiter", None)
             if limiter is not None and not limiter.allow():
@@ -130,6 +134,9 @@ class PipelineMixin(ConnectionState):
                 raise Rejected(
                     INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
                 )
+            if is_heartbeat(content):
+                await self.send(text_data=HEARTBEAT_REPLY)
+                return
             await frame_ids.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
 
     @asynccontextmanager

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     Consumer = type[HypergenConsumer]
 
-__all__ = ["autoconsumers", "compile_route", "reverse_url"]
+__all__ = ["autoconsumers", "compile_route", "not_found_route", "reverse_url"]
 
 _NAMESPACE = re.compile(r"^[a-zA-Z\d_-]+(/[a-zA-Z\d_-]+)*$")
 _GROUP_NAMES_IN_REGEX = re.compile(r"\?P<[^>]+>")
@@ -136,6 +136,20 @@ class UnmatchedInNamespace(RegexPattern):  # type: ignore[misc]  # Django ships 
         if any(_first_pattern(mount.resolver).pattern.match(path) for mount in mounts):
             return None
         return matched
+
+
+def not_found_route() -> URLPattern:
+    """A route for every path: put it last in the project's websocket routes.
+
+    ``autoconsumers()`` already refuses paths under its own ``ws/<namespace>/`` cleanly; a
+    path outside every namespace reaches the end of the ``URLRouter``, where Channels raises
+    "No route found" and the browser sees an HTTP 500 (a 1006 close it retries forever).
+    With this route last it is accepted and closed with 4404, which client.js treats as
+    final::
+
+        websocket_urlpatterns = [*chat.routing.websocket_urlpatterns, not_found_route()]
+    """
+    return URLPattern(RegexPattern(r"^", is_endpoint=False), refuse_unmatched, name="hypergen_consumers:not_found")
 
 
 def _first_pattern(resolver: URLResolver) -> Any:

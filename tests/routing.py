@@ -1,4 +1,5 @@
-from hypergen_consumers import autoconsumers
+from hypergen_consumers import autoconsumers, not_found_route
 from tests import consumers
 
-websocket_urlpatterns = autoconsumers(consumers, namespace="tests")
+# Last: a path outside every namespace is closed with 4404 (not Channels' HTTP 500).
+websocket_urlpatterns = [*autoconsumers(consumers, namespace="tests"), not_found_route()]

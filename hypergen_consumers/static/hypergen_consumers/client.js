@@ -6,7 +6,13 @@
  *   - class "hypergen-websocket-offline" on <html> while any opened socket is down;
  *   - window events hypergen:websocket:open, :close, :error, :message (detail.url).
  * Close codes 4401 (session ended) and 4403 (permission denied) are final: no retry, the
- * queue is dropped with a warning and hypergen:websocket:denied fires (detail.url, .code).
+ * queue is dropped with a warning and hypergen:websocket:denied fires (detail.url, .code);
+ * 4404 (no consumer at that path) is final too and fires hypergen:websocket:notfound.
+ * A heartbeat finds a dead path (a laptop lid, a NAT timeout) without waiting for the OS:
+ * every window.hypergen_consumers_heartbeat_ms (default 30000; 0 turns it off) an open
+ * socket sends {"args":[],"meta":{"heartbeat":true}}; when nothing at all came back by the
+ * next beat, the socket is taken as dead: closed, shown offline, reconnected with backoff.
+ * The browser's "offline" event does the same at once.
  * Reconnecting starts fast: the n-th retry waits a random time up to
  * min(MAX_DELAY_MS, BASE_DELAY_MS * 2^n) (full jitter); see hypergen.websocket.backoff.
  * Load it after hypergen.js. Loading it twice is harmless.
@@ -26,7 +32,8 @@
   var OFFLINE_CLASS = "hypergen-websocket-offline";
   // Like Phoenix: the first retry comes well under a second, the cap is about 5 s.
   var BACKOFF = { BASE_DELAY_MS: 250, MAX_DELAY_MS: 5000 };
-  var FINAL_CLOSE_CODES = [4401, 4403];
+  var FINAL_CLOSE_CODES = [4401, 4403, 4404];
+  var NOT_FOUND = 4404;
   var MAX_QUEUE = 1000;
   var WEBSOCKETS = {};
   var applyingUrl = null;
@@ -67,6 +74,7 @@
     var self = this;
     var socket = new WebSocket(resumeUrl(this));
     this.socket = socket;
+    startHeartbeat(this, socket);
     socket.onopen = function () {
       self.attempt = 0;
       requeueUnacknowledged(self);
@@ -74,6 +82,7 @@
       // if the socket is refused before the server says anything.
       self.unanswered = self.queue.length;
       self.flush();
+      self.heartbeatPending = false; // The handshake was answered.
       updateOfflineClass();
       emit("open", self.url);
     };
@@ -84,19 +93,26 @@
       emit("error", self.url, { code: "connection_error", message: "The websocket connection failed." });
     };
     socket.onclose = function (event) {
-      if (self.socket === socket) self.socket = null;
-      updateOfflineClass();
-      emit("close", self.url, { code: event.code, reason: event.reason });
-      if (FINAL_CLOSE_CODES.indexOf(event.code) !== -1) {
-        self.deny(event.code);
-      } else {
-        self.scheduleReconnect();
-      }
+      self.ended(socket, event.code, event.reason);
     };
   };
 
-  // The server refused this socket for good (4401 session ended, 4403 permission denied):
-  // retrying cannot help, so stop, forget the socket and tell the page.
+  // A socket of this connection ended: closed by either side, or given up for dead.
+  Connection.prototype.ended = function (socket, code, reason) {
+    if (this.socket === socket) this.socket = null;
+    stopHeartbeat(this);
+    updateOfflineClass();
+    emit("close", this.url, { code: code, reason: reason });
+    if (FINAL_CLOSE_CODES.indexOf(code) !== -1) {
+      this.deny(code);
+    } else {
+      this.scheduleReconnect();
+    }
+  };
+
+  // The server refused this socket for good (4401 session ended, 4403 permission denied,
+  // 4404 no consumer at that path): retrying cannot help, so stop, forget the socket and
+  // tell the page (hypergen:websocket:denied, or hypergen:websocket:notfound for 4404).
   Connection.prototype.deny = function (code) {
     var dropped = this.queue.length + this.unanswered;
     if (dropped > 0) {
@@ -109,7 +125,7 @@
     this.timer = null;
     this.queue = [];
     updateOfflineClass();
-    emit("denied", this.url, { code: code });
+    emit(code === NOT_FOUND ? "notfound" : "denied", this.url, { code: code });
   };
 
   // The ceiling of the n-th retry's random delay (n counts from 0).
@@ -157,6 +173,8 @@
 
   Connection.prototype.receive = function (data) {
     this.unanswered = 0;
+    this.heartbeatPending = false; // Any frame shows the path is alive.
+    if (data === HEARTBEAT_REPLY) return;
     var commands;
     try {
       commands = JSON.parse(data, hypergen.reviver);
@@ -204,6 +222,7 @@
 
   Connection.prototype.close = function () {
     this.closed = true;
+    stopHeartbeat(this);
     clearTimeout(this.timer);
     this.timer = null;
     this.queue = [];
@@ -420,6 +439,57 @@
     });
   }
 
+  // --- Heartbeat (docs/protocol.rst "Heartbeat") ------------------------------------
+  // Every interval an open socket sends HEARTBEAT_FRAME; the server answers HEARTBEAT_REPLY
+  // at once. Each beat needs something since the last one (the handshake's answer, or any
+  // frame): otherwise the path is dead even though the socket looks open (or still
+  // connecting, its handshake swallowed), and the socket is given up now.
+
+  var HEARTBEAT_MS = 30000; // Phoenix's interval; window.hypergen_consumers_heartbeat_ms overrides it.
+  var HEARTBEAT_FRAME = '{"args":[],"meta":{"heartbeat":true}}';
+  var HEARTBEAT_REPLY = '[["hypergen.websocket.heartbeat"]]';
+
+  function heartbeatInterval() {
+    var configured = window.hypergen_consumers_heartbeat_ms;
+    return typeof configured === "number" && configured >= 0 ? configured : HEARTBEAT_MS;
+  }
+
+  function startHeartbeat(connection, socket) {
+    stopHeartbeat(connection);
+    var interval = heartbeatInterval();
+    if (!(interval > 0)) return;
+    connection.heartbeatPending = false;
+    connection.heartbeatTimer = setInterval(function () {
+      if (connection.socket !== socket) return stopHeartbeat(connection);
+      if (connection.heartbeatPending) return giveUp(connection, "heartbeat timeout");
+      connection.heartbeatPending = true;
+      if (socket.readyState === WebSocket.OPEN) socket.send(HEARTBEAT_FRAME);
+    }, interval);
+  }
+
+  function stopHeartbeat(connection) {
+    clearInterval(connection.heartbeatTimer);
+    connection.heartbeatTimer = null;
+    connection.heartbeatPending = false;
+  }
+
+  // The path is dead but the socket does not know: a close handshake would wait on it, so
+  // the socket is let go (its events ignored) and the connection goes on without it.
+  function giveUp(connection, reason) {
+    var socket = connection.socket;
+    if (socket === null) return;
+    socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+    try {
+      socket.close(4000, reason);
+    } catch (ignored) {}
+    connection.ended(socket, 1006, reason);
+  }
+
+  window.addEventListener("offline", function () {
+    Object.keys(WEBSOCKETS).forEach(function (url) {
+      giveUp(WEBSOCKETS[url], "browser offline");
+    });
+  });
   window.addEventListener("online", reconnectAll);
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") reconnectAll();
@@ -433,6 +503,7 @@
     close: close,
     error: error,
     backoff: BACKOFF,
+    heartbeat: function () {}, // The server's heartbeat reply, should it ever be applied as a command.
     backoffCeiling: backoffCeiling,
     ack: acknowledge,
     position: position,

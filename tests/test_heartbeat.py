@@ -1,0 +1,94 @@
+"""The server's side of the heartbeat (client.js's side: tests/test_client_heartbeat_browser.py).
+
+A heartbeat is answered at once, runs nothing, takes no frame id and is never rate limited;
+a path outside every namespace is closed with 4404 by ``not_found_route()``.
+"""
+
+import asyncio
+import json
+
+import pytest
+from django.test import override_settings
+from hypergen.imports import command
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
+from hypergen_consumers.testing import ConsumerClient
+from tests.servers import daphne, read_log
+
+
+def define_counter(runs):
+    class Counter(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+
+        @handler
+        def bump(self, request):
+            runs.append("bump")
+            command("bumped", len(runs))
+
+    return Counter
+
+
+async def test_a_heartbeat_is_answered_and_runs_nothing():
+    runs = []
+    counter = define_counter(runs)
+    async with ConsumerClient(counter) as client, ConsumerClient(counter) as other:
+        await client.send_text(HEARTBEAT_FRAME)
+        assert (await client.communicator.receive_output(2))["text"] == HEARTBEAT_REPLY
+        # Another spelling of the same frame (a client that is not client.js) is answered too.
+        await client.send_text('{"meta": {"heartbeat": true}, "args": []}')
+        assert (await client.communicator.receive_output(2))["text"] == HEARTBEAT_REPLY
+        await other.expect_nothing()  # Nothing reached the group.
+        assert await client.call("bump") == [["bumped", 1]]  # The connection works as before.
+        assert await other.receive() == [["bumped", 1]]
+    assert runs == ["bump"]
+
+
+@override_settings(HYPERGEN_CONSUMERS_RATE_LIMIT=2)
+async def test_heartbeats_are_never_rate_limited_nor_use_up_the_limit():
+    runs = []
+    counter = define_counter(runs)
+    async with ConsumerClient(counter) as client:
+        for _ in range(10):
+            await client.send_text(HEARTBEAT_FRAME)
+        for _ in range(10):
+            assert (await client.communicator.receive_output(2))["text"] == HEARTBEAT_REPLY
+        assert await client.call("bump") == [["bumped", 1]]  # The limit was not used up.
+    assert runs == ["bump"]
+
+
+# --- on the wire, against a real daphne ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    with daphne("tests.asgi:application") as (port, process):
+        yield port, process
+
+
+@pytest.mark.server
+async def test_daphne_answers_a_heartbeat_among_handler_frames(server):
+    port, _ = server
+    async with connect(f"ws://127.0.0.1:{port}/ws/tests/echo/hb/", origin=f"http://127.0.0.1:{port}") as socket:
+        await socket.send(HEARTBEAT_FRAME)
+        assert await asyncio.wait_for(socket.recv(), 10) == HEARTBEAT_REPLY
+        await socket.send(json.dumps({"args": ["shout", "hi"], "meta": {}}))
+        assert json.loads(await asyncio.wait_for(socket.recv(), 10))[1] == ["hypergen.append", "log", "hi"]
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("path", ["/ws/elsewhere/room/", "/somewhere/", "/ws/"])
+async def test_a_path_outside_every_namespace_is_closed_with_4404(server, path):
+    port, process = server
+    before = len(read_log(process))
+    try:
+        async with connect(f"ws://127.0.0.1:{port}{path}", origin=f"http://127.0.0.1:{port}") as socket:
+            await asyncio.wait_for(socket.wait_closed(), timeout=10)
+    except InvalidStatus as refused:  # Without not_found_route(): Channels' "No route found", HTTP 500.
+        pytest.fail(f"the handshake was answered with HTTP {refused.response.status_code}, not a 4404 close")
+    assert socket.close_code == 4404
+    await asyncio.sleep(0.2)  # let daphne flush its log
+    written = read_log(process)[before:]
+    assert "Traceback" not in written and "No route found" not in written
