@@ -72,7 +72,7 @@ def interpreter(version: str) -> str:
 )
 def matrix(session: nox.Session, django: str, channels: list[str], others: list[str]) -> None:
     """The suite without the browser tests, on one combination of versions."""
-    session.install("-e", ".[test]", django, *channels, *others)
+    session.install("-e", ".[dev]", django, *channels, *others)
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     # The load test keeps its 1000 connections but sends a fifth of the messages here: its full
     # 50 000 run is the main combination's (scripts/test.sh), and CI must stay under 30 minutes.

@@ -65,7 +65,7 @@ PACKAGES = ["django", "channels", "daphne", "uvicorn", "channels-redis", "redis"
 def protocol(endpoint: str) -> str:
     if endpoint == "chanx":
         return "chanx"
-    # Class consumers' frames start with the handler's name (SPEC); @consumer functions' do not.
+    # Class consumers' frames start with the handler's name (docs/protocol.rst); @consumer functions' do not.
     if endpoint in ("ours_async", "ours_presence"):
         return "delivery"  # As client.js talks: frame ids, acks, replay positions.
     return "named" if endpoint in ("ours_async_noreplay", "ours_sync") else "hypergen"

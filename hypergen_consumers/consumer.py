@@ -208,8 +208,8 @@ class HypergenConsumer(
         """The absolute ``ws://``/``wss://`` URL of this consumer for the given URL kwargs.
 
         Reversing a consumer is how a liveview says it uses one, so inside a liveview's
-        rendering this also makes the page load ``client.js`` (SPEC: "injected automatically
-        into a liveview that uses a consumer"); elsewhere it only returns the URL.
+        rendering this also makes the page load ``client.js`` (the guide's "The browser side":
+        a liveview that reverses a consumer loads it automatically); elsewhere it only returns the URL.
         """
         url = routing.reverse_url(cls, args, kwargs)
         ensure_client_script()

@@ -164,7 +164,7 @@ class PipelineMixin(ConnectionState):
     # --- to the handler ---------------------------------------------------------------
 
     async def _dispatch_args(self, args: list[Any], *, to_group: bool | None, from_server: bool = False) -> None:
-        """Find the handler the way SPEC says: a ``@consumer`` function takes every arg;
+        """Find the handler as docs/protocol.rst says: a ``@consumer`` function takes every arg;
         a class consumer's first arg names the handler, even when it has one handler."""
         cls = type(self)
         if not await self._authority_holds():

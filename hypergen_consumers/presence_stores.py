@@ -25,7 +25,7 @@ __all__ = ["MemoryStore", "RedisStore", "store_for", "heartbeat_seconds", "expir
 
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 #: A dead process leaves presence() within this, and its survivors' on_presence within one
-#: heartbeat more (20 s < SPEC's 30 s); three missed heartbeats, so a busy process is not dropped.
+#: heartbeat more (20 s < the documented 30 s); three missed heartbeats, so a busy process is not dropped.
 DEFAULT_EXPIRY_SECONDS = 15.0
 #: Group hashes of rooms nobody visits again are collected after this long.
 GROUP_KEY_SECONDS = 24 * 3600

@@ -45,7 +45,7 @@ def _check_commands(who: str, commands: Any) -> list[Any]:
 
 
 class TargetingMixin:
-    """``send_commands`` / ``asend_commands``: commands to this connection alone (SPEC "Targeting")."""
+    """``send_commands`` / ``asend_commands``: commands to this connection alone (guide: "Who gets what")."""
 
     async def asend_commands(self, commands: list[Any]) -> None:
         """Send ``commands`` to this connection alone, now (from async code)."""

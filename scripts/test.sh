@@ -12,5 +12,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 source "$(dirname "$0")/_env.sh"
-"$VENV_PYTHON" -m pip install --quiet -e ".[test]"
+"$VENV_PYTHON" -m pip install --quiet -e ".[dev]"
 exec "$VENV_PYTHON" -m pytest "$@"

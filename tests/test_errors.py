@@ -1,4 +1,4 @@
-"""Every row of SPEC.md's "Errors and bad input" table that needs no Redis.
+"""Every row of the errors table (docs/protocol.rst, "Errors and bad input") that needs no Redis.
 
 An error reaches the sender alone, as one frame holding one command, is logged, and the
 connection stays usable: each test ends with a successful call on the same connection.

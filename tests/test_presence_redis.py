@@ -2,7 +2,7 @@
 
 Each test starts its own redis-server; both channels-redis layers are covered. The servers
 run with a 1 s heartbeat and a 3 s expiry (with the defaults, 5 s and 15 s, a dead process
-leaves the list within 15 s and its survivors' pages within 20 s, inside SPEC's 30 s).
+leaves the list within 15 s and its survivors' pages within 20 s, inside the documented 30 s).
 """
 
 import asyncio

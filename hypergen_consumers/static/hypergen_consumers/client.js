@@ -235,7 +235,7 @@
     }
   };
 
-  // --- Delivery guarantees (SPEC "Delivery guarantees"; docs/guide.rst) ---------------
+  // --- Delivery guarantees (docs/guide.rst "Delivery guarantees"; docs/protocol.rst) ---
   // Down: each group frame ends with ["hypergen.websocket.position", p, k]: position p in
   // stream k (one stream per group the socket is replayed from; k left out for 0, its own
   // group). A reconnect asks for what came after each (?hypergen_position=p0 and
