@@ -8,15 +8,17 @@ each handler's validator and the route (``configuration``) and registers the cla
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from channels import DEFAULT_CHANNEL_LAYER
+from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
-from . import group_owners, messaging, presence, registry, replay, routing
+from . import group_owners, messaging, presence, presence_updates, registry, replay, routing
 from .callback_checks import build_callback
 from .checked_sends import check_push
 from .client_script import ensure_client_script
@@ -172,14 +174,37 @@ class HypergenConsumer(
         """
         return {}
 
+    async def aupdate_presence(self, **changes: Any) -> None:
+        """Change this connection's presence meta (``await self.aupdate_presence(voted=True)``).
+
+        The keys given replace theirs in the meta (``presence_meta``'s, or an earlier update's);
+        the group's ``on_presence`` renders follow on every connection, in every process,
+        coalesced with joins and leaves. Values must be JSON-safe. Needs ``presence = True``.
+        """
+        await presence_updates.update(self, changes)
+
+    def update_presence(self, **changes: Any) -> None:
+        """``aupdate_presence`` from sync code: a ``def`` handler or hook (in its worker thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(self.aupdate_presence)(**changes)
+            return
+        msg = (
+            f"{type(self).__name__}.update_presence() was called from async code; "
+            "use 'await self.aupdate_presence(...)' there."
+        )
+        raise RuntimeError(msg)
+
     def on_presence(self, request: Any, present: Any, joins: Any, leaves: Any) -> Any:
         """Override to re-render when who is here changes (needs ``presence = True``).
 
         Runs on every connection of the group, each rendering for itself to its own
         socket. ``present`` is the whole list (as ``presence()`` returns it), ``joins`` and
         ``leaves`` the users whose connections came or went since this connection last
-        rendered, each with just those metas. Changes in a burst are coalesced: a
-        connection renders the latest list once, not once per change.
+        rendered, each with just those metas (a meta changed by ``update_presence`` re-renders
+        with the new list, and is neither a join nor a leave). Changes in a burst are
+        coalesced: a connection renders the latest list once, not once per change.
         """
 
     @classmethod

@@ -170,8 +170,9 @@ async def _render(connection: Any) -> None:
             present = connection._presence_hub.snapshots.get(connection.group, [])
             joins = _diff(connection._presence_seen, present)
             leaves = _diff(present, connection._presence_seen)
+            changed = present != connection._presence_seen  # Joins, leaves or an updated meta.
             connection._presence_seen = present
-            if joins or leaves:
+            if changed:
                 async with connection.rejections():
                     await connection._run(type(connection)._on_presence, [present, joins, leaves], to_group=False)
     finally:

@@ -188,3 +188,22 @@ class SlowMeta(HypergenConsumer):
     @handler(broadcast=False)
     async def ping(self, request, token: str):
         command("pong")
+
+
+class StatusBoard(HypergenConsumer):
+    """For update_presence over Redis: each page shows every connection's status, by server."""
+
+    perm = NO_PERM_REQUIRED
+    path = "status/<slug:room>/"
+    presence = True
+
+    def presence_meta(self, request):
+        return {"server": request.META.get("SERVER_PORT"), "status": "here"}
+
+    async def on_presence(self, request, room: str, present, joins, leaves):
+        statuses = sorted(f"{meta['server']}:{meta['status']}" for item in present for meta in item["metas"])
+        command("statuses", statuses, len(joins), len(leaves))
+
+    @handler(broadcast=False)
+    async def set_status(self, request, room: str, status: str):
+        await self.aupdate_presence(status=status)
