@@ -1,6 +1,6 @@
-"""The example's consumers: a chat room with typed handlers, and a shared counter."""
+"""The example's consumers: a chat room with typed handlers, planning poker, and a shared counter."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -66,6 +66,57 @@ class ChatRoom(HypergenConsumer):
     @handler(broadcast=False)
     def my_stats(self, request):
         command("hypergen.morph", "my-stats", hypergen(lambda: span("You sent ", self.sent, " messages here.")))
+
+
+class PokerTable(HypergenConsumer):
+    """Planning poker: votes (keys 1, 2, 3, 5, 8 on the page) stay hidden until someone reveals them.
+
+    The page votes with hypergen.websocket.push() from a keyboard shortcut; each vote lives in
+    the voter's presence meta, so every page shows who has voted (not what) as it happens.
+    """
+
+    perm = NO_PERM_REQUIRED
+    path = "poker/<slug:table>/"
+    target_id = "poker-result"
+    presence = True
+    presence_target_id = "players"  # on_presence renders here, handlers into target_id.
+    rate = "10/s"  # Per connection and handler: a stuck key cannot flood the table.
+
+    def presence_meta(self, request):
+        return {"name": display_name(request.user), "vote": None}
+
+    def on_presence(self, request, table, present, joins, leaves):
+        with ul():
+            for item in present:
+                for meta in item["metas"]:
+                    li(meta["name"], ": ", "voted" if meta["vote"] is not None else "thinking…")
+
+    @handler(broadcast=False, target_id="my-vote", rate="5/s")
+    async def vote(self, request, table: str, value: Literal[1, 2, 3, 5, 8]):
+        await self.aupdate_presence(vote=value)
+        span("Your vote: ", value)
+
+    @handler
+    async def reveal(self, request, table: str):
+        votes = [
+            f"{meta['name']} {meta['vote']}"
+            for item in await type(self).apresence(table=table)
+            for meta in item["metas"]
+            if meta["vote"] is not None
+        ]
+        span("Revealed by ", display_name(request.user), ": ", ", ".join(votes) or "no votes yet")
+
+    @handler
+    async def new_round(self, request, table: str):
+        await type(self).agroup_send("clear_vote", table=table)  # Runs clear_vote on every page.
+
+    @handler(broadcast=False, target_id="my-vote")
+    async def clear_vote(self, request, table: str):
+        if not self.from_server:
+            span("Only a new round clears the votes.")  # A page cannot clear its vote on its own.
+            return
+        await self.aupdate_presence(vote=None)
+        span("New round: vote with the keys 1, 2, 3, 5 or 8.")
 
 
 class StaffRoom(HypergenConsumer):

@@ -37,7 +37,7 @@ from hypergen.imports import (
 )
 
 from chat import consumers
-from chat.consumers import ChatRoom, Mistakes, StaffRoom, increment
+from chat.consumers import ChatRoom, Mistakes, PokerTable, StaffRoom, increment
 from hypergen_consumers import consumer_command, group_send, user_command
 
 CSS = """
@@ -70,6 +70,7 @@ def base_template():
             div(id_="notices")  # user_command() pushes private notices here, on any page with a socket.
             with nav():
                 a("Chat", href=chat.reverse(room_name="lobby"))
+                a("Planning poker", href=poker.reverse(table="team"))
                 a("Counter", href=counter.reverse())
                 a("Push from the backend", href=push.reverse())
                 a("Staff room (login)", href=staff.reverse())
@@ -107,6 +108,45 @@ def chat(request, room_name):
     button("My stats", id_="stats", onclick=ChatRoom.callback("my_stats", room_name=room_name))
     p(id_="my-stats")
     show_source(chat, consumers.Message, ChatRoom)
+
+
+# Keyboard shortcuts that talk to the server without a hypergen callback: push() returns a
+# Promise that resolves once the server ran the vote (its reply already applied), or rejects
+# with the server's error ({code, message, errors}) for that very keypress.
+POKER_KEYS = """
+if (!window.pokerKeys) {
+  window.pokerKeys = true;
+  document.addEventListener("keydown", function (event) {
+    var table = document.getElementById("poker");
+    if (!table || !/^[0-9]$/.test(event.key) || event.target.tagName === "INPUT") return;
+    var status = document.getElementById("vote-status");
+    status.textContent = "sending " + event.key + "…";
+    hypergen.websocket.pushWith({timeout: 5000}, table.dataset.url, "vote", Number(event.key)).then(
+      function () { status.textContent = "vote " + event.key + " counted"; },
+      function (error) { status.textContent = "vote " + event.key + " refused: " + error.code; }
+    );
+  });
+}
+"""
+
+
+@liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="poker/<slug:table>/")
+def poker(request, table):
+    url = PokerTable.reverse(table=table)
+    command("hypergen.websocket.open", url)
+    h2("Planning poker at table ", table)
+    p("Press 1, 2, 3, 5 or 8 to vote (any other digit shows the server's refusal). Open the page in a "
+      "second tab: it sees that you voted, not what, until someone reveals.")
+    div(id_="poker", data_url=url)
+    h2("Players")
+    div(id_="players")  # PokerTable.on_presence renders here (presence_target_id).
+    p(id_="my-vote")
+    p(id_="vote-status")
+    button("Reveal", id_="reveal", onclick=PokerTable.callback("reveal", table=table))
+    button("New round", id_="new-round", onclick=PokerTable.callback("new_round", table=table))
+    p(id_="poker-result")
+    script(POKER_KEYS)
+    show_source(poker, PokerTable)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)

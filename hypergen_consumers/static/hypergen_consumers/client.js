@@ -60,6 +60,7 @@
     this.delays = []; // The last retry delays (ms) this connection chose, for pages and tests.
     this.unanswered = 0; // Sent since the socket opened, before the server sent anything.
     initDelivery(this);
+    initPushes(this);
   }
 
   Connection.prototype.isOpen = function () {
@@ -119,6 +120,7 @@
       console.warn("hypergen_consumers: " + this.url + " was refused (close code " + code + "); dropped " + dropped + " queued message(s).");
     }
     this.unanswered = 0;
+    failPushes(this, "denied", "The server refused " + this.url + " for good (close code " + code + ").");
     if (WEBSOCKETS[this.url] === this) delete WEBSOCKETS[this.url];
     this.closed = true;
     clearTimeout(this.timer);
@@ -175,6 +177,15 @@
     this.unanswered = 0;
     this.heartbeatPending = false; // Any frame shows the path is alive.
     if (data === HEARTBEAT_REPLY) return;
+    startFrame(this);
+    try {
+      this.receiveFrame(data);
+    } finally {
+      endFrame(this);
+    }
+  };
+
+  Connection.prototype.receiveFrame = function (data) {
     var commands;
     try {
       commands = JSON.parse(data, hypergen.reviver);
@@ -187,6 +198,7 @@
     if (!isDeliveryOnly(commands)) emit("message", this.url, { commands: commands });
     var bookkeeping = trailingDeliveryCommands(commands);
     var page = bookkeeping.length === 0 ? commands : commands.slice(0, commands.length - bookkeeping.length);
+    this.framePage = page;
     try {
       applyFrom(this.url, page);
     } finally {
@@ -221,6 +233,7 @@
   }
 
   Connection.prototype.close = function () {
+    failPushes(this, "closed", "The page closed " + this.url + ".");
     this.closed = true;
     stopHeartbeat(this);
     clearTimeout(this.timer);
@@ -314,6 +327,7 @@
     var connection = WEBSOCKETS[applyingUrl];
     if (!connection) return;
     connection.unacknowledged = connection.unacknowledged.filter(function (frame) { return frame.id > id; });
+    settlePushes(connection, id);
   }
 
   var MAX_STREAMS = 64; // As the server's streams.MAX_STREAMS.
@@ -353,6 +367,8 @@
 
   // The server's ["hypergen.websocket.error", {"code": ..., "message": ...}] command.
   function error(payload) {
+    var connection = WEBSOCKETS[applyingUrl];
+    if (connection) connection.frameErrors.push(payload || {});
     console.error("hypergen_consumers: server error from " + applyingUrl + ":", payload);
     emit("error", applyingUrl, payload || {});
     if (debugOverlayWanted()) showErrorOverlay(applyingUrl, payload || {});
@@ -432,6 +448,106 @@
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") dismissErrorOverlay();
   });
+  // --- Replies for the page's own code (hypergen.websocket.push) -----------------------
+  // A push is a frame like callback()'s ({"args": [handler, ...args], "meta": {}}), sent
+  // through the same queue and numbered the same way (meta.id), so it is re-sent after a
+  // reconnect and run once. The server ends its answer to that frame with
+  // ["hypergen.websocket.ack", id]: in the frame that carries the reply, or in the error
+  // frame, after the error command. So the frame that holds the ack says how it went: an
+  // error command before the ack rejects, none resolves (its reply is applied by then).
+  // A frame refused before it got an id's claim (too large, not JSON, the per-socket rate
+  // limit) gets an error without an ack; the next ack passes over it, and it rejects with
+  // that error.
+
+  function initPushes(connection) {
+    connection.pushes = {}; // Frame id -> {resolve, reject, timer}.
+    connection.frameErrors = []; // Error commands of the frame being applied.
+    connection.framePage = [];
+    connection.strayErrors = []; // Errors of frames that carried no ack, oldest first.
+  }
+
+  function startFrame(connection) {
+    connection.frameErrors = [];
+    connection.framePage = [];
+  }
+
+  function endFrame(connection) {
+    if (connection.frameErrors.length > 0) {
+      connection.strayErrors = connection.strayErrors.concat(connection.frameErrors).slice(-MAX_QUEUE);
+    }
+    connection.frameErrors = [];
+    connection.framePage = [];
+  }
+
+  function settlePushes(connection, id) {
+    var errors = connection.frameErrors;
+    connection.frameErrors = []; // Attributed to this frame: not stray.
+    Object.keys(connection.pushes).map(Number).sort(function (a, b) { return a - b; }).forEach(function (pushed) {
+      if (pushed > id) return;
+      var push = connection.pushes[pushed];
+      delete connection.pushes[pushed];
+      clearTimeout(push.timer);
+      if (pushed === id) {
+        if (errors.length > 0) push.reject(pushError(errors[errors.length - 1]));
+        else push.resolve(connection.framePage);
+      } else {
+        // Passed over by a later ack: the server refused it before running it.
+        var refused = connection.strayErrors.shift();
+        push.reject(pushError(refused || { code: "refused", message: "The server did not run this frame." }));
+      }
+    });
+    connection.strayErrors = [];
+  }
+
+  function pushError(payload) {
+    var failure = { code: payload.code, message: payload.message };
+    if (payload.errors !== undefined) failure.errors = payload.errors;
+    return failure;
+  }
+
+  function failPushes(connection, code, message) {
+    Object.keys(connection.pushes).forEach(function (id) {
+      var push = connection.pushes[id];
+      delete connection.pushes[id];
+      clearTimeout(push.timer);
+      push.reject({ code: code, message: message });
+    });
+  }
+
+  function pushWith(options, url, handler) {
+    var args = Array.prototype.slice.call(arguments, 2);
+    var timeout = options && options.timeout;
+    return new Promise(function (resolve, reject) {
+      var connection = WEBSOCKETS[url];
+      if (!connection) {
+        reject({ code: "not_open", message: url + " is not open: open it first (hypergen.websocket.open(url))." });
+        return;
+      }
+      var text;
+      try {
+        text = JSON.stringify({ args: args, meta: {} });
+      } catch (problem) {
+        reject({ code: "invalid_frame", message: "The arguments cannot be sent as JSON: " + problem });
+        return;
+      }
+      connection.send(text);
+      var id = connection.nextFrameId - 1; // numberFrame just gave the frame this id.
+      var push = { resolve: resolve, reject: reject, timer: null };
+      connection.pushes[id] = push;
+      if (typeof timeout === "number" && timeout >= 0) {
+        push.timer = setTimeout(function () {
+          if (connection.pushes[id] !== push) return;
+          delete connection.pushes[id];
+          // The frame stays queued: it may still run, once, after this rejection.
+          reject({ code: "timeout", message: "No answer from " + url + " within " + timeout + " ms; the frame may still run once." });
+        }, timeout);
+      }
+    });
+  }
+
+  function push(url, handler) {
+    return pushWith.apply(null, [{}].concat(Array.prototype.slice.call(arguments)));
+  }
 
   function reconnectAll() {
     Object.keys(WEBSOCKETS).forEach(function (url) {
@@ -509,6 +625,8 @@
     position: position,
     resync: resync,
     dismissErrorOverlay: dismissErrorOverlay,
+    push: push,
+    pushWith: pushWith,
   };
 
   // Sockets that hypergen's own client opened before this script loaded move over.
