@@ -92,3 +92,19 @@ async def test_a_path_outside_every_namespace_is_closed_with_4404(server, path):
     await asyncio.sleep(0.2)  # let daphne flush its log
     written = read_log(process)[before:]
     assert "Traceback" not in written and "No route found" not in written
+
+
+@pytest.mark.server
+async def test_a_heartbeat_flood_outside_the_rate_limit_does_not_hold_up_other_connections(server):
+    """Heartbeats skip the rate limit, so a hostile client may send many and read none: each costs
+    one comparison and a 34-byte answer, and the connection that stops reading is dropped."""
+    port, _ = server
+    origin = f"http://127.0.0.1:{port}"
+    async with connect(f"ws://127.0.0.1:{port}/ws/tests/echo/flood/", origin=origin, max_queue=1) as attacker, connect(
+        f"ws://127.0.0.1:{port}/ws/tests/echo/calm/", origin=origin
+    ) as bystander:
+        await asyncio.gather(*(attacker.send(HEARTBEAT_FRAME) for _ in range(5_000)))
+        for n in range(3):
+            await bystander.send(json.dumps({"args": ["shout", f"still here {n}"], "meta": {}}))
+            reply = json.loads(await asyncio.wait_for(bystander.recv(), 10))
+            assert reply[1] == ["hypergen.append", "log", f"still here {n}"]
