@@ -149,18 +149,24 @@ class ConsumerClient:
         leaving ``async with``) raised CancelledError, a BaseException that hid the real
         failure. Here only the wait is cancelled: the client stays usable after a timeout.
         """
+        queue = self.communicator.output_queue
         application = self.communicator.future
+        if queue.empty() and not application.done():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, application}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                message: dict[str, Any] = getter.result()
+                return message
+            getter.cancel()  # Not done: nothing was taken off the queue.
+        if not queue.empty():
+            return queue.get_nowait()  # type: ignore[no-any-return]
+        name = getattr(self.consumer_class, "__name__", self.consumer_class)
         if application.done():
-            application.result()  # The consumer crashed: its own exception, not a timeout.
-        try:
-            message: dict[str, Any] = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
-        except asyncio.TimeoutError:
-            if application.done():
-                application.result()
-            name = getattr(self.consumer_class, "__name__", self.consumer_class)
-            msg = f"{name} at {self.path} sent nothing within {timeout} s (ConsumerClient.receive(timeout=...))."
-            raise TimeoutError(msg) from None
-        return message
+            application.result()  # The consumer crashed: its own exception, at once, not a timeout.
+            msg = f"{name} at {self.path} ended without sending anything more."
+            raise AssertionError(msg)
+        msg = f"{name} at {self.path} sent nothing within {timeout} s (ConsumerClient.receive(timeout=...))."
+        raise TimeoutError(msg)
 
     async def call(self, *args: Any, meta: dict[str, Any] | None = None, timeout: float = 2) -> list[Any]:
         """Send a callback frame and return the next command list received."""

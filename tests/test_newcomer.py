@@ -328,3 +328,20 @@ async def test_the_fixture_closes_a_client_that_timed_out(consumer_client):
     with pytest.raises(TimeoutError):
         await client.expect_error(VALIDATION_ERROR, timeout=0.05)
     # The fixture's clean-up closes it after the test; a CancelledError there would fail the test.
+
+
+async def test_a_consumer_that_crashed_raises_its_own_error_not_a_timeout():
+    class Crashing(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+
+        @handler
+        def ping(self, request): ...
+
+        async def receive(self, text_data=None, bytes_data=None, **kwargs):
+            raise RuntimeError("the consumer's own bug")
+
+    client = ConsumerClient(Crashing)
+    await client.connect()
+    await client.send("ping")
+    with pytest.raises(RuntimeError, match="the consumer's own bug"):
+        await client.receive(timeout=5)  # Its own error, not a TimeoutError.
