@@ -31,6 +31,11 @@ class ChatRoom(HypergenConsumer):
         command("removed", message_id)
         return message_id
 
+    @handler(target_id="board", rate="5/s", broadcast=False)
+    async def vote(self, request: Any, value: int) -> None:
+        assert_type(self.from_server, bool)
+        await self.aupdate_presence(voted=True, value=value)
+
 
 @consumer(perm=NO_PERM_REQUIRED, path="counter/")
 def counter(consumer: HypergenConsumer, request: Any, step: int) -> None:
@@ -55,3 +60,5 @@ def use(room: ChatRoom) -> None:
 async def use_async(room: ChatRoom) -> None:
     assert_type(await room.delete_message(None, 7), int)
     await room.delete_message(None, "seven")  # type: ignore[arg-type]
+    assert_type(await room.vote(None, 3), None)
+    await room.vote(None, "three")  # type: ignore[arg-type]
