@@ -14,6 +14,7 @@ Positions are ``"<milliseconds>-<sequence>"`` in both, so they compare the same 
 from __future__ import annotations
 
 import collections
+import heapq
 import json
 import time
 import weakref
@@ -29,6 +30,8 @@ DEFAULT_REPLAY_SECONDS = 120
 #: How long a group's last position is kept after its frames expired: long enough that an
 #: idle page reconnecting later is known to have missed nothing (and is not reloaded).
 LAST_POSITION_SECONDS = 24 * 3600
+#: In memory, the last positions of at most this many groups are kept (the least recently used go).
+MEMORY_LAST_POSITIONS = 100_000
 KEY_PREFIX = "hypergen_consumers:replay:"
 
 
@@ -98,9 +101,14 @@ class MemoryWindow:
 
     def __init__(self) -> None:
         self._frames: dict[str, collections.deque[tuple[Entry, float]]] = {}
-        self._last: dict[str, str] = {}
+        #: Each group's last position, kept after its frames (see LAST_POSITION_SECONDS), least
+        #: recently used first and at most MEMORY_LAST_POSITIONS of them.
+        self._last: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._last_key = (0, 0)
         self._starts: dict[str, tuple[str, float]] = {}
+        #: When each group's frames are due to be freed; the heap has one entry per such group.
+        self._frames_until: dict[str, float] = {}
+        self._due: list[tuple[float, str]] = []
 
     def _next_position(self) -> str:
         ms, seq = int(time.time() * 1000), 0
@@ -110,12 +118,43 @@ class MemoryWindow:
         return f"{ms}-{seq}"
 
     async def append(self, group: str, message: dict[str, Any], frames: int, seconds: float) -> tuple[str, str]:
+        now = time.monotonic()
+        self._free_silent(now)
         position, prev = self._next_position(), self._last.get(group, "")
         kept = self._frames.setdefault(group, collections.deque(maxlen=frames))
-        kept.append((Entry(position, prev, message), time.monotonic()))
+        kept.append((Entry(position, prev, message), now))
         self._trim(kept, seconds)
         self._last[group] = position
+        self._last.move_to_end(group)
+        if len(self._last) > MEMORY_LAST_POSITIONS:
+            self._last.popitem(last=False)  # A page of that group reconnecting resyncs.
+        if group not in self._frames_until:
+            heapq.heappush(self._due, (now + seconds, group))
+        self._frames_until[group] = now + seconds
         return position, prev
+
+    def _free_silent(self, now: float) -> None:
+        """Free the frames of groups silent for their ``replay_seconds``.
+
+        A window used to be trimmed only when its own group was touched again, so every room
+        anyone opened kept its frames for good (measured: +115 MB per 100 rooms of 200 x 5 KB
+        frames, with ``replay_seconds = 5``). Each group has one entry in a heap ordered by
+        when it is next due; an entry found early (the group spoke since) is put back for its
+        new time. Cost: amortised O(log groups) per frame.
+        """
+        due = self._due
+        while due and due[0][0] <= now:
+            _, group = heapq.heappop(due)
+            until = self._frames_until[group]
+            if until <= now:
+                del self._frames_until[group]
+                del self._frames[group]
+            else:
+                heapq.heappush(due, (until, group))
+
+    def held_groups(self) -> int:
+        """How many groups' frames this window holds (for tests and bench/)."""
+        return len(self._frames)
 
     @staticmethod
     def _trim(kept: collections.deque[tuple[Entry, float]], seconds: float) -> None:
@@ -133,8 +172,10 @@ class MemoryWindow:
         """
         last = self._last.get(group, "")
         kept = self._frames.get(group)
-        if position == last or kept is None:
+        if position == last or not last:
             return [], last  # Caught up, or no history since this process started.
+        if kept is None:
+            return None, last  # Its frames were freed after the group fell silent: missed for good.
         self._trim(kept, seconds)
         entries = [entry for entry, _ in kept if newer(entry.position, position)]
         return (entries if continues(entries, position) else None), last
@@ -145,6 +186,7 @@ class MemoryWindow:
         Remembered, so a page whose first connection died before the position reached it
         starts its next one there too (and misses nothing sent in between)."""
         now = time.monotonic()
+        self._free_silent(now)
         started = self._starts.get(key)
         if started is None or started[1] < now - seconds:
             started = self._starts[key] = (self._last.get(group, ""), now)
