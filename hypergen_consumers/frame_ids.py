@@ -18,10 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import replies
+from . import recovery, replies
 from .catchup import resync
 from .connection_state import RUN_RECORDING
-from .errors import INVALID_FRAME, LAYER_UNAVAILABLE, Rejected
+from .errors import INVALID_FRAME, Rejected
 from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import bounded_store
 from .replay import window_for, window_settings
@@ -49,14 +49,7 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
         return
     _, seconds = window_settings(conn.group)
     seconds = max(seconds, 1.0)
-    store = replies.store_for(window_for(conn.channel_layer_alias, conn.channel_layer))
-    try:
-        first, record = await bounded_store(store, store.claim(conn._socket_key, frame_id, seconds))
-    except Exception as exc:
-        # Not acknowledged: client.js keeps the frame and re-sends it after its next reconnect.
-        raise Rejected(
-            LAYER_UNAVAILABLE, f"Could not record frame {frame_id} as run ({type(exc).__name__}); it was not run."
-        ) from None
+    store, first, record = await _claim(conn, frame_id, seconds)
     ack = f'["{ACK_COMMAND}",{frame_id}]'
     if not first:
         await _answer_again(conn, store, frame_id, record)
@@ -67,7 +60,12 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
     token = RUN_RECORDING.set(sent)  # Only this run's sends are its reply (not a presence render's).
     try:
         async with conn.rejections():
-            await run()
+            try:
+                await run()
+            except Rejected as exc:
+                if exc.extra.get("retry"):
+                    exc.extra["id"] = frame_id  # Not run: client.js sends this frame again (see pipeline).
+                raise
     finally:
         RUN_RECORDING.reset(token)
         conn._recording = None
@@ -82,6 +80,31 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
             await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
         except Exception as exc:
             logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
+
+
+async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.ReplyStore, bool, str]:
+    """Claim ``frame_id`` for this socket: ``(the store that holds the claim, run it?, its record)``.
+
+    In the layer's Redis when it answers, so every process agrees. While this process knows
+    the layer is down (or the claim fails), in this process instead: a frame whose handler
+    answers only its sender needs no layer, so it runs rather than failing (or waiting out a
+    Redis that accepts but never answers). A re-sent copy of such an id, to this process, is
+    answered from here. The limit: a page whose answer was lost during the outage and that
+    reconnects to another process may have that frame run there once more.
+    """
+    layer = conn.channel_layer
+    window = window_for(conn.channel_layer_alias, layer)
+    shared, local = replies.store_for(window), replies.fallback_for(window)
+    key = conn._socket_key
+    if shared is not local and not recovery.is_down(layer) and not local.claimed(key, frame_id):
+        try:
+            first, record = await bounded_store(shared, shared.claim(key, frame_id, seconds))
+            return shared, first, record
+        except Exception as exc:
+            recovery.mark_failed(layer)
+            logger.info("%s: frame %d claimed in this process: %s", type(conn).__name__, frame_id, type(exc).__name__)
+    first, record = await local.claim(key, frame_id, seconds)
+    return local, first, record
 
 
 def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:

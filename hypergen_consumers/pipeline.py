@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from hypergen.liveview import dumps, loads
 
-from . import catchup, frame_ids
+from . import catchup, frame_ids, recovery
 from .connection_state import ConnectionState
 from .errors import (
     CloseCode,
@@ -33,6 +33,7 @@ from .errors import (
     HANDLER_ERROR,
     HANDLER_TIMEOUT,
     INVALID_FRAME,
+    LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
     RATE_LIMITED,
     UNKNOWN_HANDLER,
@@ -186,6 +187,13 @@ class PipelineMixin(ConnectionState):
                     f"More than {spec.rate.describe()} to {cls.__name__}.{spec.name} (its rate {spec.rate.text!r}); "
                     f"try again later.",
                 )
+            if to_group is None and spec.broadcast and not await self._layer_answers():
+                raise Rejected(
+                    LAYER_UNAVAILABLE,
+                    f"{cls.__name__}.{spec.name} answers the group, and the channel layer is down: it was not run. "
+                    f"client.js sends it again shortly (a new frame id).",
+                    log=False, retry=True,
+                )
             await self._run_checked(
                 spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
             )
@@ -193,6 +201,14 @@ class PipelineMixin(ConnectionState):
             exc.handler, exc.seconds = spec.name, perf_counter() - started  # Counted by rejections().
             raise
         observe.frame(self, spec.name, observe.OK, perf_counter() - started)
+
+    async def _layer_answers(self) -> bool:
+        """False while this process knows the channel layer is down (and rejoining fails): a
+        handler that answers the group is then refused before it runs, so the page can send the
+        frame again and have it run once, after the outage. Handlers that answer only their
+        sender need no layer, and run."""
+        layer = self.channel_layer
+        return not recovery.is_down(layer) or await recovery.ensure_recovered(layer)
 
     async def _run_checked(
         self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, from_server: bool = False

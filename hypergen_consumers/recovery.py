@@ -14,7 +14,7 @@ through the layer. Why: channels-redis gives all of a process's connections one 
 Redis that holds ``capacity`` messages (100 by default), so 1,000 catch-up messages sent
 through it failed with ``ChannelFull`` and the pass restarted for ever.
 
-Each layer has its own :class:`LayerHealth` (its lock, probe and wake-up event), so a layer
+Each layer has its own :class:`LayerHealth` (its pass under way, probe and wake-up event), so a layer
 that hangs holds up only its own connections.
 """
 
@@ -47,14 +47,10 @@ class LayerHealth:
         self.members: weakref.WeakSet[Any] = weakref.WeakSet()
         self.outage_since: float | None = None
         self.recovered_at = 0.0
+        #: The pass under way: everyone who asks meanwhile shares its outcome.
+        self.attempt: asyncio.Task[bool] | None = None
         self.probe: asyncio.Task[None] | None = None
-        self.lock: asyncio.Lock | None = None
         self.event: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-
-    def get_lock(self) -> asyncio.Lock:
-        if self.lock is None:
-            self.lock = asyncio.Lock()
-        return self.lock
 
     def recovered_event(self) -> asyncio.Event:
         """Set when the layer recovers; one per event loop."""
@@ -139,29 +135,47 @@ async def _probe(layer: Any, failed_at: float) -> None:
 async def recover(layer: Any, failed_at: float) -> bool:
     """True once the layer answers and every live connection on it is back in its groups.
 
-    The group adds run side by side (``bounded`` keeps them within the process's share of
-    the Redis pool); any failure fails the pass, which the probe repeats. Adding a channel
-    to a group twice is harmless, so a repeated pass needs no memory of the last one.
+    One pass at a time per layer, shared by everyone who asks while it runs (the probe, and
+    every broadcast during the outage: 1,000 clients sending at once cost one pass, not 1,000).
     """
     health = health_of(layer)
-    async with health.get_lock():
-        if health.recovered_at > failed_at:
-            return True  # Another connection already recovered everyone since we failed.
-        members = list(health.members)
-        adds = [(group, member.channel_name) for member in members for group in list(member._joined)]
-        results = await asyncio.gather(
-            *(bounded(layer.group_add(group, channel), layer) for group, channel in adds), return_exceptions=True
-        )
-        if any(isinstance(result, BaseException) for result in results):
-            return False
-        health.recovered_at = time.monotonic()
-        health.outage_since = None
-        for member in members:
-            if member._replay is not None:  # Send what its groups said meanwhile.
-                await _ask_to_catch_up(layer, member)
-        _wake_waiters(health)
-        logger.info("channel layer reachable again; %d connection(s) rejoined their groups", len(members))
-        return True
+    if health.recovered_at > failed_at:
+        return True  # Another caller already recovered everyone since we failed.
+    attempt = health.attempt
+    if attempt is None or attempt.done() or attempt.get_loop() is not asyncio.get_running_loop():
+        attempt = health.attempt = asyncio.get_running_loop().create_task(_rejoin(layer, health))
+    return await asyncio.shield(attempt)
+
+
+async def _rejoin(layer: Any, health: LayerHealth) -> bool:
+    """One pass: every live connection back in its groups, then asked to catch up.
+
+    The first group add goes alone: while the layer is down, a pass costs one failed call,
+    not one per group. The rest run side by side (``bounded`` keeps them within the
+    process's share of the Redis pool); any failure fails the pass, which the probe repeats.
+    Adding a channel to a group twice is harmless, so a repeated pass needs no memory of
+    the last one.
+    """
+    members = list(health.members)
+    adds = [(group, member.channel_name) for member in members for group in list(member._joined)]
+    try:
+        if adds:
+            await bounded(layer.group_add(*adds[0]), layer)
+    except Exception:
+        return False
+    results = await asyncio.gather(
+        *(bounded(layer.group_add(group, channel), layer) for group, channel in adds[1:]), return_exceptions=True
+    )
+    if any(isinstance(result, BaseException) for result in results):
+        return False
+    health.recovered_at = time.monotonic()
+    health.outage_since = None
+    for member in members:
+        if member._replay is not None:  # Send what its groups said meanwhile.
+            await _ask_to_catch_up(layer, member)
+    _wake_waiters(health)
+    logger.info("channel layer reachable again; %d connection(s) rejoined their groups", len(members))
+    return True
 
 
 async def _ask_to_catch_up(layer: Any, member: Any) -> None:

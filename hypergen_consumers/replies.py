@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
-    "PENDING", "TOO_LARGE", "MISSING", "ReplyStore", "MemoryReplies", "RedisReplies", "store_for", "encode_record",
+    "PENDING", "TOO_LARGE", "MISSING", "ReplyStore", "MemoryReplies", "RedisReplies", "store_for", "fallback_for",
+    "encode_record",
 ]
 
 #: A record is one of these three markers, or the JSON list of the frames sent (text).
@@ -150,6 +151,11 @@ class MemoryReplies:
         socket = self._sockets.get(key)
         return (0, 0) if socket is None else (len(socket.records), socket.size)
 
+    def claimed(self, key: str, frame_id: int) -> bool:
+        """Whether socket ``key`` has claimed ``frame_id`` (or a later id) here."""
+        socket = self._sockets.get(key)
+        return socket is not None and frame_id <= socket.highest
+
 
 # --- in Redis (channels-redis) --------------------------------------------------------
 
@@ -243,6 +249,21 @@ def _text(value: Any) -> str:
 
 
 _stores: weakref.WeakKeyDictionary[Any, ReplyStore] = weakref.WeakKeyDictionary()
+
+
+_fallbacks: weakref.WeakKeyDictionary[Any, MemoryReplies] = weakref.WeakKeyDictionary()
+
+
+def fallback_for(window: Any) -> MemoryReplies:
+    """The in-process store a frame is claimed in while the layer's Redis is down (see
+    ``frame_ids``); for the in-memory layer, its own store."""
+    store = store_for(window)
+    if isinstance(store, MemoryReplies):
+        return store
+    fallback = _fallbacks.get(window)
+    if fallback is None:
+        fallback = _fallbacks[window] = MemoryReplies()
+    return fallback
 
 
 def store_for(window: Any) -> ReplyStore:

@@ -36,8 +36,9 @@ if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": os.environ.get("REDIS_LAYER", "channels_redis.core.RedisChannelLayer"),
-            # redis-py 8 caps a pool at 100 connections and fails the excess (docs/deployment.rst).
-            "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}]},
+            # Only the host: redis-py's own pool (100 connections) and timeouts serve; see
+            # docs/deployment.rst for what each default costs.
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
         }
     }
 else:

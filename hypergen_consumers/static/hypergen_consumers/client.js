@@ -270,6 +270,7 @@
     connection.positions = {}; // Stream index -> last position; a stream not yet heard of is absent.
     connection.nextFrameId = 1;
     connection.unacknowledged = []; // [{id, text}] in the order sent.
+    connection.layerRetries = {}; // Frame text -> how often it was sent again after layer_unavailable.
   }
 
   function resumeUrl(connection) {
@@ -372,6 +373,34 @@
     console.error("hypergen_consumers: server error from " + applyingUrl + ":", payload);
     emit("error", applyingUrl, payload || {});
     if (debugOverlayWanted()) showErrorOverlay(applyingUrl, payload || {});
+    if (payload && payload.code === "layer_unavailable" && payload.retry === true) sendAgainLater(applyingUrl, payload.id);
+  }
+
+  // The server refused a frame before running it: its handler answers the group and the
+  // channel layer (Redis) is down. The frame is acknowledged (done, under its id), so it is
+  // sent again as a new frame, with a new id, after a bounded backoff (1 s, 2 s, 4 s, ...
+  // 15 s at most, 10 tries); it runs once when the layer is back. A reconnect meanwhile
+  // changes nothing: the copy waits for its timer.
+  var LAYER_RETRY = { BASE_DELAY_MS: 1000, MAX_DELAY_MS: 15000, TRIES: 10 };
+
+  function sendAgainLater(url, id) {
+    var connection = WEBSOCKETS[url];
+    if (!connection || typeof id !== "number") return;
+    var frame = connection.unacknowledged.filter(function (sent) { return sent.id === id; })[0];
+    if (!frame) return;
+    var tries = (connection.layerRetries[frame.text] || 0) + 1;
+    if (tries > LAYER_RETRY.TRIES) return; // Given up: the error event above was the last word.
+    var text = frame.text;
+    setTimeout(function () {
+      delete connection.layerRetries[text];
+      if (connection.closed) return;
+      var again = JSON.parse(text);
+      delete again.meta.id; // numberFrame gives it a new one.
+      var renumbered = JSON.stringify(again);
+      connection.send(renumbered);
+      var latest = connection.unacknowledged[connection.unacknowledged.length - 1];
+      if (latest) connection.layerRetries[latest.text] = tries;
+    }, Math.min(LAYER_RETRY.MAX_DELAY_MS, LAYER_RETRY.BASE_DELAY_MS * Math.pow(2, tries - 1)));
   }
 
   // --- The dev overlay (DEBUG = True only) ----------------------------------------------
