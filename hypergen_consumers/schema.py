@@ -66,7 +66,9 @@ def describe() -> str:
             deliveries: dict[bool | str, str] = {True: "group", False: "sender only"}
             delivery = deliveries.get(spec.broadcast, "group but the sender")
             call = f"{name}({params})" if named else f"({params})  [{name}]"
-            lines.append(f"    {call}  -> {delivery}{perm}{url}")
+            target = f"  target_id: {spec.target_id!r}" if spec.target_id != cls.target_id else ""
+            rate = f"  rate: {spec.rate.text}" if spec.rate is not None else ""
+            lines.append(f"    {call}  -> {delivery}{perm}{target}{rate}{url}")
     return "\n".join(lines) if lines else "No consumers are mounted (no autoconsumers() call was found)."
 
 

@@ -90,3 +90,12 @@ def test_each_handler_operation_says_what_it_may_send_back():
     errors = payload_validator(doc, talk["messages"]["error"])
     assert errors.is_valid([["hypergen.websocket.error", {"code": "rate_limited", "message": "slow down"}], ["hypergen.websocket.ack", 4]])
     assert not errors.is_valid([["hypergen.websocket.error", {"code": "no_such_code", "message": "x"}]])
+
+
+def test_the_listing_shows_a_handlers_own_target_and_rate():
+    mount()
+    out = io.StringIO()
+    call_command("consumers", stdout=out)
+    text = out.getvalue()
+    assert "order(line: Message)  -> group\n" in text, "the class's own target_id is not repeated"
+    assert "say(line: Message)  -> group but the sender  target_id: 'log'  rate: 5/s\n" in text
