@@ -28,9 +28,10 @@ from processes import redis_server  # noqa: E402
 async def measure(url: str, groups: int, frames: int, frame_bytes: int) -> dict:
     from redis import asyncio as aioredis
 
-    from hypergen_consumers.replay import KEY_PREFIX, RedisWindow
+    from hypergen_consumers.replay import RedisWindow
 
     window = RedisWindow({"address": url})
+    KEY_PREFIX = window._keys  # noqa: N806  # <layer prefix>:hc:replay:
     client = aioredis.Redis.from_url(url)
     text = json.dumps([["hypergen.append", "log", "x" * frame_bytes]])
     message = {"type": "hypergen_consumers.frame", "text": text}

@@ -15,6 +15,13 @@ module a socket would keep working after a logout in another tab, the session's 
   the way ``AuthMiddleware`` does: an expired or deleted session, another user, an inactive
   user or a changed password closes with 4401; a consumer ``perm`` no longer held closes with
   4403; handler perms are checked against the fresh user (``permission_denied``).
+- **A timer, for sockets that never send.** A socket that only listens would otherwise keep
+  receiving a perm-gated group's broadcasts for as long as it stays open. Each watched
+  connection has one sleeping task that re-reads when the last read is older than the
+  setting (at least every :data:`SILENT_RECHECK_FLOOR` seconds when it is 0), with a little
+  jitter so sockets opened together do not query together. A socket that sends is re-read
+  by its frames and its timer finds nothing due: one query per connection per period at most,
+  never one per broadcast per member.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -50,6 +58,9 @@ __all__ = [
 logger = logging.getLogger("hypergen_consumers")
 
 DEFAULT_AUTH_RECHECK_SECONDS = 5.0
+#: How often a silent socket is re-read when HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS is 0.
+SILENT_RECHECK_FLOOR = 1.0
+_JITTER = 0.1  # Up to a tenth of the period later.
 #: Sent to a session's group: every connection of that session closes with 4401.
 SESSION_ENDED_EVENT = "hypergen_consumers.session_ended"
 
@@ -123,9 +134,33 @@ class Authority:
         self.watch = bool(self.session_key) and bool(getattr(user, "is_authenticated", False))
         self.user_pk = getattr(user, "pk", None)
         self.checked_at = time.monotonic()
+        self._timer: asyncio.Task[None] | None = None
 
     def groups(self) -> list[str]:
         return [session_group(self.session_key)] if self.session_key else []
+
+    def start_watching(self, consumer: Any) -> None:
+        """Re-read on a timer while the connection is open (see the module docstring)."""
+        if self.watch and self._timer is None:
+            self._timer = asyncio.ensure_future(self._recheck_silent(consumer))
+
+    def stop_watching(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    async def _recheck_silent(self, consumer: Any) -> None:
+        while not getattr(consumer, "_closing", False):
+            period = recheck_seconds() or SILENT_RECHECK_FLOOR
+            wait = self.checked_at + period - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait + random.uniform(0, period * _JITTER))
+                continue
+            try:
+                await consumer._authority_holds()  # Closes with 4401 / 4403 when the authority lapsed.
+            except Exception as exc:  # The database is down: try again next period, keep the socket.
+                self.checked_at = time.monotonic()
+                logger.warning("%s: could not re-read the session (%s: %s)", type(consumer).__name__, type(exc).__name__, exc)
 
     def due(self) -> bool:
         return self.watch and time.monotonic() - self.checked_at >= recheck_seconds()

@@ -21,10 +21,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
-from hypergen.liveview import dumps
-
+from .keys import socket_digest
 from .layers import FRAME_EVENT, bounded_store
 from .observability import observe
+from .outgoing import encode
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
 from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
 
@@ -78,7 +78,8 @@ async def start(conn: Any) -> None:
     key = query.get(SOCKET_PARAM, "")
     session = conn.scope.get("session")
     session_key = getattr(session, "session_key", None) or ""
-    conn._socket_key = f"{cls.__name__}:{session_key}:{key}" if _SOCKET_ID.match(key) else None
+    # Known in the stores by a keyed digest: the session key never reaches Redis (see keys).
+    conn._socket_key = socket_digest(cls.__name__, session_key, key) if _SOCKET_ID.match(key) else None
     remember_group(conn.group, cls)
     frames, _ = window_settings(conn.group)
     conn._replay, conn._streams = None, []
@@ -152,7 +153,7 @@ async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
     observe.resync(conn)
     for stream in streams:
         stream.position = await bounded_store(stream.window, stream.window.last(stream.group))
-    await conn.send(text_data=dumps([[RESYNC_COMMAND, {"reload": hook is None}]]))
+    await conn.send(text_data=encode([[RESYNC_COMMAND, {"reload": hook is None}]]))
     if hook is not None:
         async with conn.rejections():
             await conn._run(hook, [], to_group=False)

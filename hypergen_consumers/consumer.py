@@ -321,6 +321,13 @@ class HypergenConsumer(
                     f"no URL value can reach another consumer's group."
                 )
                 raise ReservedGroupName(msg)
+            if name in registry.extra_groups_of_others(cls):
+                msg = (
+                    f"{cls.__name__}.group_name returned {name[:120]!r}, which another consumer lists in its "
+                    f"groups: a client choosing the URL would reach that consumer's members. Return a name "
+                    f"of your own, e.g. f\"team-{{...}}\"."
+                )
+                raise ReservedGroupName(msg)
         else:
             name = default_group_name(f"{cls.__module__}.{cls.__qualname__}", consumer.url_kwargs)
         group_owners.remember(name, cls)  # group_send(name, ...) can check the handler's name.

@@ -8,8 +8,12 @@ process for seconds and taking 1.5 GB. Here what a frame can cost is bounded by 
 - a tagged value ``{"_": [tag, value]}`` is revived only for the tags a hypergen page really
   sends: what hypergen's JS coercions produce (``float``, ``date``, ``datetime``, ``time``)
   and what hypergen's ``dumps`` writes for ``callback()`` arguments the page sends back
-  unchanged (``tuple``, ``set``, ``frozenset``, ``deque``, and ``range`` of at most
-  :data:`MAX_RANGE_LENGTH` items); collections are built from lists the frame spelled out;
+  unchanged (``tuple``, ``set``, ``frozenset``, ``deque``, and ``range``); collections are
+  built from lists the frame spelled out, so they cost what their text costs;
+- the ranges of one frame describe at most :data:`MAX_RANGE_LENGTH` items *together*: a cap
+  per range alone let a 26 KB frame of many ranges (a ``list[list[int]]`` parameter) cost
+  0.68 s and 337 MB. So a frame's items are at most its length plus that one budget,
+  whatever the shape of the parameters;
 - ``NaN``, ``Infinity`` and numbers that overflow to infinity are refused (the server would
   echo them, and no browser's ``JSON.parse`` reads them back);
 - arrays and objects nest at most :data:`MAX_DEPTH` deep, checked before parsing.
@@ -35,7 +39,8 @@ __all__ = ["decode_frame", "MAX_DEPTH", "MAX_RANGE_LENGTH", "TAGS"]
 
 #: How deep arrays and objects may nest in a client frame.
 MAX_DEPTH = 32
-#: The most items a ``range`` tag may describe (a page sends one only if a view put it in a callback).
+#: The most items the ``range`` tags of one frame may describe together (a page sends one only
+#: if a view put it in a callback).
 MAX_RANGE_LENGTH = 10_000
 _MAX_TEMPORAL_LENGTH = 64  # "2024-02-29T23:59:59.999999+14:00" is 32 characters
 
@@ -87,16 +92,32 @@ def _collection(kind: str, build: Callable[[list[Any]], Any]) -> Callable[[Any],
     return revive
 
 
+class _RangeBudget:
+    """The range items one frame may still describe (one budget per frame, not per range)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_RANGE_LENGTH
+
+    def take(self, value: Any) -> range:
+        if not (isinstance(value, list) and 1 <= len(value) <= 3 and all(type(item) is int for item in value)):
+            raise _reject('{"_": ["range", ...]} takes [start, stop, step] integers.')
+        try:
+            revived = range(*value)
+        except ValueError as exc:  # step 0
+            raise _reject(f"Bad range in the frame: {exc}.") from None
+        self.left -= len(revived)
+        if self.left < 0:
+            raise _reject(
+                f"The ranges in the frame describe more than {MAX_RANGE_LENGTH} items together; "
+                f"at most {MAX_RANGE_LENGTH} are accepted per frame."
+            )
+        return revived
+
+
 def _range(value: Any) -> range:
-    if not (isinstance(value, list) and 1 <= len(value) <= 3 and all(type(item) is int for item in value)):
-        raise _reject('{"_": ["range", ...]} takes [start, stop, step] integers.')
-    try:
-        revived = range(*value)
-    except ValueError as exc:  # step 0
-        raise _reject(f"Bad range in the frame: {exc}.") from None
-    if len(revived) > MAX_RANGE_LENGTH:
-        raise _reject(f"A range in the frame has {len(revived)} items; at most {MAX_RANGE_LENGTH} are accepted.")
-    return revived
+    return _RangeBudget().take(value)
 
 
 #: The tags revived in client frames, and how.
@@ -113,15 +134,22 @@ TAGS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _revive(obj: dict[str, Any]) -> Any:
-    tag = obj.get("_")
-    if type(tag) is not list or len(tag) != 2:
-        return obj
-    kind, value = tag
-    revive = TAGS.get(kind) if isinstance(kind, str) else None
-    if revive is None:
-        raise _reject(f"Unknown tagged value {str(kind)[:40]!r} in the frame; the tags are {sorted(TAGS)}.")
-    return revive(value)
+def _reviver(budget: _RangeBudget) -> Callable[[dict[str, Any]], Any]:
+    """The object hook of one frame's decoding: its ranges draw on one ``budget``."""
+
+    def revive(obj: dict[str, Any]) -> Any:
+        tag = obj.get("_")
+        if type(tag) is not list or len(tag) != 2:
+            return obj
+        kind, value = tag
+        if kind == "range":
+            return budget.take(value)
+        revive_tag = TAGS.get(kind) if isinstance(kind, str) else None
+        if revive_tag is None:
+            raise _reject(f"Unknown tagged value {str(kind)[:40]!r} in the frame; the tags are {sorted(TAGS)}.")
+        return revive_tag(value)
+
+    return revive
 
 
 def _refuse_constant(name: str) -> Any:
@@ -147,7 +175,8 @@ def decode_frame(text: str) -> Any:
     if could_nest_deeper and nesting_depth(text) > MAX_DEPTH:
         raise _reject(f"The frame nests arrays/objects more than {MAX_DEPTH} deep.")
     try:
-        return json.loads(text, object_hook=_revive, parse_constant=_refuse_constant, parse_float=_finite_float)
+        hook = _reviver(_RangeBudget())
+        return json.loads(text, object_hook=hook, parse_constant=_refuse_constant, parse_float=_finite_float)
     except Rejected:
         raise
     except (ValueError, RecursionError) as exc:

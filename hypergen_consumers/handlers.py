@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from django.core.exceptions import ImproperlyConfigured
-from pydantic import BaseModel, Field, PydanticUserError, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model
+
+from .finite import non_finite_errors
 
 from .handler_rates import Rate
 
@@ -174,6 +176,9 @@ class HandlerSpec:
         if surplus:
             raise HandlerArgumentsInvalid(surplus)
         values = validated.__dict__
+        non_finite = non_finite_errors((p.name, values[p.field]) for p in self.params)
+        if non_finite:  # NaN or infinity in a model of the user's own that allows it (see finite).
+            raise HandlerArgumentsInvalid(non_finite)
         args = [values[p.field] for p in self.params if not p.keyword_only]
         kwargs = {p.name: values[p.field] for p in self.params if p.keyword_only}
         return args, kwargs
@@ -255,7 +260,8 @@ def compile_handler(
         params.append(_Param(parameter.name, field, keyword_only))
 
     try:
-        model = create_model(f"{owner}_{name}_arguments", **fields)
+        # No NaN or infinity, not even from "nan" or "1e999" strings (see finite).
+        model = create_model(f"{owner}_{name}_arguments", __config__=ConfigDict(allow_inf_nan=False), **fields)
         model.model_rebuild(raise_errors=True)
     except (PydanticUserError, NameError, TypeError) as exc:
         msg = f"{where}: parameter types cannot be validated ({exc})"

@@ -26,6 +26,7 @@ from .errors import CloseCode, ReservedGroupName
 from .executor import handler_timeout
 from .layers import CATCHUP_EVENT, require_layer, retried
 from .observability import observe
+from .mistake_log import mistakes
 from .perms import perms_ok
 from .ratelimit import RateLimiter, rate_limit_setting
 from .slow_readers import find_send_buffer
@@ -155,7 +156,7 @@ class LifecycleMixin(ConnectionState):
         try:
             self.group = cls._group_for(self)
         except ReservedGroupName as exc:
-            logger.warning("%s: handshake refused: %s", cls.__name__, exc)
+            mistakes.warning(cls.__name__, "handshake refused", str(exc))  # A client chose the URL: budgeted.
             await self.refuse(CloseCode.PERMISSION_DENIED)  # Accept first, so a browser sees 4403.
             return
         self._authority = Authority(self.scope, self.request.user)
@@ -179,6 +180,7 @@ class LifecycleMixin(ConnectionState):
             await self._leave_groups()
             return
         recovery.track(self)
+        self._authority.start_watching(self)  # Also a socket that never sends loses lapsed rights.
         per_second = rate_limit_setting()
         self._rate_limiter = RateLimiter(per_second) if per_second else None
         await catchup.resume(self)
@@ -221,6 +223,9 @@ class LifecycleMixin(ConnectionState):
     async def _leave_groups(self) -> None:
         recovery.untrack(self)
         observe.left(self)
+        authority = getattr(self, "_authority", None)
+        if authority is not None:
+            authority.stop_watching()
         await presence.leave(self)
         for group in getattr(self, "_joined", []):
             try:

@@ -11,12 +11,11 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
-from hypergen.liveview import dumps
 
 from . import group_owners
 from .checked_sends import check_handler_name
 from .groups import is_valid_group_name
-from .outgoing import encoded_size, server_max_message_bytes, too_large
+from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
 from .catchup import stamp
 from .layers import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
 
@@ -43,6 +42,19 @@ def _check_commands(commands: Any, function: str = "consumer_command") -> None:
         raise ValueError(msg)
 
 
+def encoded_commands(commands: list[Any], *, function: str) -> str:
+    """``commands`` encoded once, if every member can be sent them (position included); else ValueError."""
+    text = encode(list(commands))
+    if too_large_to_deliver(text):
+        msg = (
+            f"{function}(): the commands are {encoded_size(text)} bytes, more than the "
+            f"{server_max_message_bytes() - TAIL_BYTES} the server can send to a connection with the frame's "
+            f"position (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES less {TAIL_BYTES}). Send less at a time."
+        )
+        raise ValueError(msg)
+    return text
+
+
 async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
     """Run a handler on every connection in ``group_name``, as if each client had sent ``args``.
 
@@ -60,7 +72,7 @@ async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_
     owner = group_owners.owner_of(group_name)
     if owner is not None:  # A typo in the handler's name raises here, not on every page.
         check_handler_name(owner, args, "group_send")
-    message = {"type": RUN_EVENT, "args": dumps(list(args))}
+    message = {"type": RUN_EVENT, "args": encode(list(args))}
     channel_layer = require_layer(layer, who="group_send")
     async with layer_errors("group_send", group_name):
         message = await stamp(channel_layer, layer, group_name, message)
@@ -74,14 +86,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     """
     _check_group("consumer_command", group_name)
     _check_commands(commands)
-    text = dumps(list(commands))
-    if too_large(text):
-        msg = (
-            f"consumer_command(): the commands are {encoded_size(text)} bytes, more than the "
-            f"{server_max_message_bytes()} the server can send to a connection "
-            f"(HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES). Send less at a time."
-        )
-        raise ValueError(msg)
+    text = encoded_commands(commands, function="consumer_command")
     message = {"type": FRAME_EVENT, "text": text}
     channel_layer = require_layer(layer, who="consumer_command")
     async with layer_errors("consumer_command", group_name):

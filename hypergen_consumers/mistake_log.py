@@ -2,7 +2,9 @@
 
 Every refused frame is answered and logged, but a client sending 200 bad frames a second
 (or a flood the rate limit refuses) would otherwise write 200 log lines a second, on every
-process it reaches. The process logs at most ``lines`` client mistakes per ``seconds``
+process it reaches. The same budget holds what else a client can cause at will: a handler
+that raises (its traceback, about 2 KB, for a 34-byte frame), a refused reserved-group
+handshake, an output refused for its size. The process logs at most ``lines`` client mistakes per ``seconds``
 (a token bucket: bursts up to ``lines`` pass at once); the ones over budget are counted,
 and the count is logged with the next line that fits. Each line is cut to
 :data:`MAX_LINE_CHARS`.
@@ -38,6 +40,13 @@ class MistakeLog:
 
     def warning(self, owner: str, code: str, message: str) -> bool:
         """Log ``owner: code: message`` if the budget allows; return whether it was logged."""
+        return self._log(owner, code, message, with_traceback=False)
+
+    def exception(self, owner: str, code: str, message: str) -> bool:
+        """As ``warning``, at ERROR with the traceback being handled (lines within budget come in full)."""
+        return self._log(owner, code, message, with_traceback=True)
+
+    def _log(self, owner: str, code: str, message: str, *, with_traceback: bool) -> bool:
         now = self.clock()
         self.tokens = min(float(self.lines), self.tokens + (now - self.updated) * self.lines / self.seconds)
         self.updated = now
@@ -51,7 +60,10 @@ class MistakeLog:
                 self.suppressed, self.lines, self.seconds,
             )
             self.suppressed = 0
-        logger.warning("%s: %s: %s", owner, code, message[:MAX_LINE_CHARS])
+        if with_traceback:
+            logger.error("%s: %s: %s", owner, code, message[:MAX_LINE_CHARS], exc_info=True)
+        else:
+            logger.warning("%s: %s: %s", owner, code, message[:MAX_LINE_CHARS])
         return True
 
 

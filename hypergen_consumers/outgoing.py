@@ -15,18 +15,20 @@ larger than it would be a limit that never applies; a system check says so.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, register
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from hypergen.liveview import dumps
+from hypergen.liveview import encoder
 
 from .errors import ErrorCode, error_command
 
 __all__ = [
     "DAPHNE_MAX_MESSAGE_BYTES", "server_max_message_bytes", "encoded_size", "too_large", "error_frame", "with_command",
+    "encode", "TAIL_BYTES", "too_large_to_deliver",
 ]
 
 #: daphne's default ``--websocket-max-message-size``, for incoming and outgoing messages.
@@ -74,9 +76,38 @@ def too_large(text: str, limit: int | None = None) -> bool:
     return len(text) * 4 > limit and encoded_size(text) > limit
 
 
+def encode(data: Any) -> str:
+    """Encode what the server sends, as hypergen's ``dumps`` does, but never ``NaN`` or ``Infinity``.
+
+    JSON has neither and no browser's ``JSON.parse`` reads them (see ``finite``): a value
+    that holds one raises ValueError here, before anything is stored or sent.
+    """
+    try:
+        return json.dumps(data, default=encoder, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc):
+            raise
+        msg = (
+            f"Cannot send {exc}: NaN and Infinity are not JSON, and browsers cannot read them. "
+            f"Send None or a string instead."
+        )
+        raise ValueError(msg) from None
+
+
+#: Room kept under the server's limit for what is appended to a frame on its way to each
+#: member: its position in the group's stream (``streams.with_position``, at most 61 bytes)
+#: or a frame's ack (``frame_ids``, at most 43). Checking outputs against the limit less this
+#: keeps a frame that fits a plain member from failing for every client.js member.
+TAIL_BYTES = 128
+
+
+def too_large_to_deliver(text: str) -> bool:
+    """Whether ``text`` would be too large once its position or ack is appended (see TAIL_BYTES)."""
+    return too_large(text, server_max_message_bytes() - TAIL_BYTES)
+
+
 def _encode(commands: list[Any]) -> str:
-    text: str = dumps(commands)
-    return text
+    return encode(commands)
 
 
 def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from hypergen.liveview import dumps, loads
+from hypergen.liveview import loads
 
 from . import catchup, frame_ids, recovery
 from .connection_state import ConnectionState
@@ -44,7 +44,8 @@ from .frame_decoding import decode_frame
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat
 from .observability import observe
-from .outgoing import encoded_size, server_max_message_bytes, too_large
+from .mistake_log import mistakes
+from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
 from .perms import perms_ok
 from .rendering import render_async, render_sync
 from .targeting import OTHERS
@@ -96,7 +97,7 @@ class PipelineMixin(ConnectionState):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Check and decode one client frame, then hand it to ``receive_json``."""
-        if not getattr(self, "_accepted", False):
+        if not getattr(self, "_accepted", False) or getattr(self, "_closing", False):
             # A refused connection (accepted only to be closed with its code) runs nothing.
             logger.debug("%s: dropped a frame from a refused connection", type(self).__name__)
             return
@@ -263,11 +264,11 @@ class PipelineMixin(ConnectionState):
                 commands = await self._lane.run_async(what, timeout, run)
             else:
                 commands = await self._lane.run_sync(what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs)
-            text = dumps(commands) if commands else None
+            text = encode(commands) if commands else None
         except HandlerTimedOut as exc:
             raise Rejected(HANDLER_TIMEOUT, f"{exc} (its timeout; set timeout on the class or @handler).") from None
         except Exception as exc:
-            logger.exception("%s.%s raised", cls.__name__, spec.name)
+            mistakes.exception(cls.__name__, str(HANDLER_ERROR), f"{spec.name} raised {type(exc).__name__}")
             extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
             raise Rejected(
                 HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
@@ -276,12 +277,12 @@ class PipelineMixin(ConnectionState):
             _SERVER_RUN.reset(server_run)
         if text is None:
             return
-        if too_large(text):
+        if too_large_to_deliver(text):  # With the position or ack each member's copy gets.
             raise Rejected(
                 FRAME_TOO_LARGE,
                 f"{cls.__name__}.{spec.name}'s output is {encoded_size(text)} bytes; the server sends at most "
-                f"{server_max_message_bytes()} (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES). Nothing was sent: "
-                f"send less at a time.",
+                f"{server_max_message_bytes()} (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES), {TAIL_BYTES} of "
+                f"them kept for the frame's position. Nothing was sent: send less at a time.",
             )
         if to_group == OTHERS:
             await self.send_to_group(text, exclude=self.channel_name)
@@ -324,5 +325,4 @@ class PipelineMixin(ConnectionState):
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        text: str = dumps(content)
-        return text
+        return encode(content)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     Consumer = type[HypergenConsumer]
 
-__all__ = ["REGISTRY", "Mount", "Registry", "import_asgi_application", "label", "mount_of", "register"]
+__all__ = ["REGISTRY", "Mount", "extra_groups_of_others", "Registry", "import_asgi_application", "label", "mount_of", "register"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,13 @@ def register(cls: Consumer) -> None:
         siblings[:] = [other for other in siblings if other.__qualname__ != cls.__qualname__]
         siblings.append(cls)
 
+
+
+def extra_groups_of_others(cls: Consumer) -> set[str]:
+    """The extra ``groups`` every registered consumer but ``cls`` lists (a custom rule may not return one)."""
+    with REGISTRY.lock:
+        classes = [other for siblings in REGISTRY.by_module.values() for other in siblings if other is not cls]
+    return {group for other in classes for group in (getattr(other, "groups", None) or []) if isinstance(group, str)}
 
 
 def label(cls: Consumer) -> str:

@@ -23,6 +23,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .keys import DEFAULT_LAYER_PREFIX, key_prefix, layer_prefix
+
 __all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer", "position_key"]
 
 DEFAULT_REPLAY_FRAMES = 200
@@ -32,7 +34,6 @@ DEFAULT_REPLAY_SECONDS = 120
 LAST_POSITION_SECONDS = 24 * 3600
 #: In memory, the last positions of at most this many groups are kept (the least recently used go).
 MEMORY_LAST_POSITIONS = 100_000
-KEY_PREFIX = "hypergen_consumers:replay:"
 
 
 @dataclass(frozen=True)
@@ -217,12 +218,16 @@ return redis.call('GET', KEYS[1])
 
 
 class RedisWindow:
-    """One Redis stream per group in the channel layer's own Redis (its first host)."""
+    """One Redis stream per group in the channel layer's own Redis (its first host), under
+    the layer's prefix (``<prefix>:hc:replay:<group>``, see ``keys``)."""
 
     pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
 
-    def __init__(self, host: dict[str, Any]) -> None:
+    def __init__(self, host: dict[str, Any], layer_prefix: str = DEFAULT_LAYER_PREFIX) -> None:
         self._host = host
+        #: The layer's prefix: every key of this window and of its reply store lives under it.
+        self.layer_prefix = layer_prefix
+        self._keys = key_prefix(layer_prefix, "replay")
         self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def _client(self) -> Any:
@@ -251,13 +256,13 @@ class RedisWindow:
             return await operation(self._client())
 
     async def append(self, group: str, message: dict[str, Any], frames: int, seconds: float) -> tuple[str, str]:
-        keys = [KEY_PREFIX + group, KEY_PREFIX + group + ":last"]
+        keys = [self._keys + group, self._keys + group + ":last"]
         args = [frames, seconds, json.dumps(message), LAST_POSITION_SECONDS]
         position, prev = await self._retrying(lambda client: client._hypergen_append(keys=keys, args=args))
         return _text(position), _text(prev)
 
     async def last(self, group: str) -> str:
-        return _text(await self._retrying(lambda client: client.get(KEY_PREFIX + group + ":last")) or b"")
+        return _text(await self._retrying(lambda client: client.get(self._keys + group + ":last")) or b"")
 
     async def read_after(self, group: str, position: str, seconds: float) -> tuple[list[Entry] | None, str]:
         """As MemoryWindow.read_after: the frames up to the last position read first."""
@@ -265,7 +270,7 @@ class RedisWindow:
         if position == last or not last:
             return [], last  # Caught up, or Redis lost its data (a restart without persistence).
         start = f"({position}" if position else "-"
-        raw = await self._retrying(lambda client: client.xrange(KEY_PREFIX + group, min=start, max=last))
+        raw = await self._retrying(lambda client: client.xrange(self._keys + group, min=start, max=last))
         entries = [
             Entry(_text(position_), _text(fields[b"p"]), json.loads(fields[b"m"])) for position_, fields in raw
         ]
@@ -275,7 +280,7 @@ class RedisWindow:
 
     async def start(self, key: str, group: str, seconds: float) -> str:
         """Where socket ``key`` starts in ``group`` (see MemoryWindow.start), in every process."""
-        keys, args = [KEY_PREFIX + "start:" + key, KEY_PREFIX + group + ":last"], [max(1, int(seconds))]
+        keys, args = [self._keys + "start:" + key, self._keys + group + ":last"], [max(1, int(seconds))]
         return _text(await self._retrying(lambda client: client._hypergen_start(keys=keys, args=args)))
 
 
@@ -299,7 +304,7 @@ def window_for(alias: str, layer: Any) -> Any:
             from channels_redis.utils import decode_hosts
 
             hosts = settings.CHANNEL_LAYERS[alias].get("CONFIG", {}).get("hosts")
-            window = RedisWindow(decode_hosts(hosts)[0])
+            window = RedisWindow(decode_hosts(hosts)[0], layer_prefix(layer))
         else:
             window = MemoryWindow()
         _windows[layer] = window

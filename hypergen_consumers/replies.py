@@ -30,6 +30,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .keys import key_prefix
+
 __all__ = [
     "PENDING", "TOO_LARGE", "MISSING", "ReplyStore", "MemoryReplies", "RedisReplies", "store_for", "fallback_for",
     "encode_record",
@@ -45,7 +47,6 @@ REPLY_BYTES_PER_SOCKET = 256 * 1024
 REPLY_IDS_PER_SOCKET = 100
 MEMORY_TOTAL_BYTES = 64 * 1024 * 1024
 _MAX_SOCKETS_BEFORE_PURGE = 10_000
-KEY_PREFIX = "hypergen_consumers:replies:"
 
 
 def encode_record(frames: list[str]) -> str:
@@ -221,25 +222,26 @@ class RedisReplies:
 
     def __init__(self, window: Any) -> None:
         self._window = window
+        self._keys = key_prefix(window.layer_prefix, "replies")  # Under the layer's prefix.
 
     async def claim(self, key: str, frame_id: int, seconds: float) -> tuple[bool, str]:
-        keys, args = [KEY_PREFIX + key], [frame_id, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
+        keys, args = [self._keys + key], [frame_id, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
         run, record = await self._window._retrying(
             lambda client: _script(client, "_hypergen_reply_claim", _CLAIM)(keys=keys, args=args)
         )
         return bool(int(run)), _text(record)
 
     async def recorded(self, key: str, frame_id: int) -> str:
-        return _text(await self._window._retrying(lambda client: client.hget(KEY_PREFIX + key, str(frame_id))) or b"")
+        return _text(await self._window._retrying(lambda client: client.hget(self._keys + key, str(frame_id))) or b"")
 
     async def record(self, key: str, frame_id: int, record: str, seconds: float) -> None:
-        keys = [KEY_PREFIX + key]
+        keys = [self._keys + key]
         args = [frame_id, record, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
         await self._window._retrying(lambda client: _script(client, "_hypergen_reply_record", _RECORD)(keys=keys, args=args))
 
     async def size(self, key: str) -> tuple[int, int]:
         ids, size = await self._window._retrying(
-            lambda client: client.pipeline(transaction=False).hlen(KEY_PREFIX + key).hget(KEY_PREFIX + key, "b").execute()
+            lambda client: client.pipeline(transaction=False).hlen(self._keys + key).hget(self._keys + key, "b").execute()
         )
         return max(0, int(ids) - 2), int(size or 0)
 

@@ -109,11 +109,16 @@ class SendingMixin(ConnectionState):
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False, *, recorded: bool = False
     ) -> None:
         if text_data is not None and too_large(text_data):
-            logger.warning("%s: refused to send a %d-byte frame (frame_too_large)", type(self).__name__, len(text_data))
+            mistakes.warning(type(self).__name__, str(FRAME_TOO_LARGE), f"refused to send a {len(text_data)}-byte frame")
             text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
         recording = None if recorded else self._run_recording()
         if recording is not None and text_data is not None:
             recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
+        if getattr(self, "_closing", False):
+            # Closed by the server (4401, 4403, ...): nothing more goes out, and the server is
+            # not asked to (daphne would log "Attempt to send on a closed protocol" as an error).
+            logger.debug("%s: not sent, the connection is closing", type(self).__name__)
+            return
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         buffer = getattr(self, "_send_buffer", None)
         if buffer is not None and buffer.over_limit():
@@ -124,6 +129,11 @@ class SendingMixin(ConnectionState):
                 type(self).__name__, buffer.queued(), buffer.limit,
             )
             buffer.drop()  # See slow_readers: a close frame would wait behind the unread bytes.
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Channels' close; after it nothing more is sent on this connection (see ``_send``)."""
+        self._closing = True
+        await super().close(code=code, reason=reason)  # type: ignore[safe-super]  # Channels' close.
 
     # --- channel layer events -------------------------------------------------------
 

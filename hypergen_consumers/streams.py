@@ -21,9 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hypergen.liveview import dumps
-
-from .outgoing import with_command
+from .outgoing import encode, with_command
 from .replay import remember_group
 
 __all__ = ["Stream", "MAX_STREAMS", "POSITION_COMMAND", "replayed_groups", "given_position", "position_command",
@@ -88,8 +86,7 @@ def position_command(position: str, index: int) -> list[Any]:
 
 def positions_frame(streams: list[Stream]) -> str:
     """One frame telling the page where it is in each of ``streams``."""
-    text: str = dumps([position_command(stream.position, stream.index) for stream in streams])
-    return text
+    return encode([position_command(stream.position, stream.index) for stream in streams])
 
 
 def with_position(text: str, position: str, index: int = 0) -> str:

@@ -15,9 +15,9 @@ from asgiref.sync import async_to_sync
 from channels.db import DatabaseSyncToAsync
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.context import context
-from hypergen.liveview import dumps
 
 from .executor import worker_pool
+from .outgoing import encode
 
 __all__ = ["BROADCAST_CHOICES", "OTHERS", "TargetingMixin", "check_broadcast", "run_event_method"]
 
@@ -51,7 +51,7 @@ class TargetingMixin:
         """Send ``commands`` to this connection alone, now (from async code)."""
         commands = _check_commands("asend_commands", commands)
         if commands:
-            await self.send(text_data=dumps(commands))  # type: ignore[attr-defined]
+            await self.send(text_data=encode(commands))  # type: ignore[attr-defined]
 
     def send_commands(self, commands: list[Any]) -> None:
         """Send ``commands`` to this connection alone, now, from sync code: a ``def`` handler,

@@ -12,12 +12,11 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
-from hypergen.liveview import dumps
 
 from .groups import MAX_GROUP_NAME_LENGTH, digest
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
 from .catchup import stamp
-from .messaging import _check_commands
+from .messaging import _check_commands, encoded_commands
 
 __all__ = ["user_group_name", "user_groups", "user_command", "auser_command"]
 
@@ -59,7 +58,7 @@ async def auser_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_
     """
     group = user_group_name(user)
     _check_commands(commands, function="user_command")
-    message = {"type": FRAME_EVENT, "text": dumps(list(commands))}
+    message = {"type": FRAME_EVENT, "text": encoded_commands(commands, function="user_command")}
     channel_layer = require_layer(layer, who="user_command")
     async with layer_errors("user_command", group):
         message = await stamp(channel_layer, layer, group, message)  # Kept for the user's pages that reconnect.

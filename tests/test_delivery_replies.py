@@ -73,7 +73,9 @@ def frame(frame_id, *args):
 
 
 def store_key(consumer_class, socket_id):
-    return f"{consumer_class.__name__}::{socket_id}"  # No session in these tests.
+    from hypergen_consumers.keys import socket_digest
+
+    return socket_digest(consumer_class.__name__, "", socket_id)  # No session in these tests.
 
 
 async def test_a_lost_reply_is_sent_again_in_order_then_the_ack_and_nothing_runs_twice():
@@ -145,15 +147,17 @@ async def test_a_reply_too_large_to_keep_makes_its_copy_resync_instead():
 
 
 @override_settings(HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES=2000)
-async def test_a_reply_with_no_room_left_for_the_ack_is_followed_by_the_ack_alone():
+async def test_a_reply_up_to_the_room_kept_for_its_ack_carries_the_ack_and_one_byte_more_is_refused():
+    from hypergen_consumers.outgoing import TAIL_BYTES
+
     Room, runs, _ = define_room()
     socket = await open_socket(Room, uuid.uuid4().hex)
-    size = 2000 - len('[["large",""]]') - 5  # The reply fits; the reply and its ack would not.
+    size = 2000 - TAIL_BYTES - len('[["large",""]]')  # Fits with the room kept for the ack (or a position).
     await socket.send_to(text_data=frame(1, "large", size))
-    assert await receive(socket) == [["large", "x" * size]]
-    assert await receive(socket) == [[ACK_COMMAND, 1]]
-    await socket.send_to(text_data=frame(2, "large", 10))  # Room enough: one frame.
-    assert await receive(socket) == [["large", "x" * 10], [ACK_COMMAND, 2]]
+    assert await receive(socket) == [["large", "x" * size], [ACK_COMMAND, 1]]
+    await socket.send_to(text_data=frame(2, "large", size + 1))  # Would not fit once the ack is added: refused.
+    refused = await receive(socket)
+    assert refused[0][1]["code"] == "frame_too_large" and refused[-1] == [ACK_COMMAND, 2]
     await socket.disconnect()
 
 

@@ -362,13 +362,13 @@ async def test_a_broadcast_to_1000_receivers_is_rendered_once_and_encoded_once_p
     from hypergen_consumers import pipeline
 
     encodes, renders = [], []
-    real_dumps = pipeline.dumps
+    real_encode = pipeline.encode
 
-    def counting_dumps(data, *args, **kwargs):
+    def counting_encode(data, *args, **kwargs):
         encodes.append(data)
-        return real_dumps(data, *args, **kwargs)
+        return real_encode(data, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "dumps", counting_dumps)
+    monkeypatch.setattr(pipeline, "encode", counting_encode)
 
     class Room(HypergenConsumer):
         perm = NO_PERM_REQUIRED
