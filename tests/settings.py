@@ -45,6 +45,12 @@ if os.environ.get("TEST_REDIS_URL"):
         }
     }
 
+# tests/test_hostile_third_pass.py: two sites on one Redis differ by prefix; a shorter recheck.
+if os.environ.get("TEST_REDIS_PREFIX"):
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = os.environ["TEST_REDIS_PREFIX"]
+if os.environ.get("TEST_AUTH_RECHECK"):
+    HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS = float(os.environ["TEST_AUTH_RECHECK"])
+
 # The presence tests shorten heartbeats so a killed process drops out in seconds, not 25 s.
 HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT = float(os.environ.get("TEST_PRESENCE_HEARTBEAT", 5))
 HYPERGEN_CONSUMERS_PRESENCE_EXPIRY = float(os.environ.get("TEST_PRESENCE_EXPIRY", 15))
