@@ -5,8 +5,8 @@ module a socket would keep working after a logout in another tab, the session's 
 ``is_active=False`` or a removed permission. Two mechanisms:
 
 - **Push, for logout.** Each connection with a session joins that session's group
-  (``hc-session.<hash of the key>``: valid, reserved, and the key itself never leaves the
-  process). ``user_logged_out`` and the deletion of a database session (``flush()``,
+  (``hc-session.<hash of the key>``: valid, reserved, and the key itself is never stored in
+  Redis, see ``keys``). ``user_logged_out`` and the deletion of a database session (``flush()``,
   ``delete()``, ``clearsessions``) send a close event to that group through the channel layer,
   so the session's sockets in every process close with 4401 within a second.
 - **Pull, for everything else.** Before running a message, a connection whose user was

@@ -40,4 +40,5 @@ def key_prefix(prefix: str, kind: str) -> str:
 def socket_digest(consumer: str, session_key: str, socket_id: str) -> str:
     """What a page's socket is known by in the stores: a keyed digest, never the session key."""
     value = f"{consumer}\x00{session_key}\x00{socket_id}"
-    return salted_hmac(_SOCKET_SALT, value, algorithm="sha256").hexdigest()[:40]
+    digest: str = salted_hmac(_SOCKET_SALT, value, algorithm="sha256").hexdigest()
+    return digest[:40]

@@ -133,7 +133,7 @@ class SendingMixin(ConnectionState):
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Channels' close; after it nothing more is sent on this connection (see ``_send``)."""
         self._closing = True
-        await super().close(code=code, reason=reason)  # type: ignore[safe-super]  # Channels' close.
+        await super().close(code=code, reason=reason)  # Channels' close.
 
     # --- channel layer events -------------------------------------------------------
 
