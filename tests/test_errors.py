@@ -232,7 +232,7 @@ async def test_an_exception_in_a_handler_is_reported_without_traceback_and_logge
             payload = await client.expect_error(HANDLER_ERROR)
         assert payload == {"code": HANDLER_ERROR, "message": "Room.explode failed: ZeroDivisionError."}
         (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
-        assert record.getMessage() == "Room.explode raised"
+        assert record.getMessage() == "Room: handler_error: explode raised ZeroDivisionError"  # Within the log budget.
         assert record.exc_info[0] is ZeroDivisionError
         await still_usable(client, calls)
 
