@@ -373,7 +373,9 @@
     console.error("hypergen_consumers: server error from " + applyingUrl + ":", payload);
     emit("error", applyingUrl, payload || {});
     if (debugOverlayWanted()) showErrorOverlay(applyingUrl, payload || {});
-    if (payload && payload.code === "layer_unavailable" && payload.retry === true) sendAgainLater(applyingUrl, payload.id);
+    if (payload && payload.code === "layer_unavailable" && payload.retry === true) {
+      if (sendAgainLater(applyingUrl, payload.id) && connection) connection.frameRetried = payload.id;
+    }
   }
 
   // The server refused a frame before running it: its handler answers the group and the
@@ -385,11 +387,11 @@
 
   function sendAgainLater(url, id) {
     var connection = WEBSOCKETS[url];
-    if (!connection || typeof id !== "number") return;
+    if (!connection || typeof id !== "number") return false;
     var frame = connection.unacknowledged.filter(function (sent) { return sent.id === id; })[0];
-    if (!frame) return;
+    if (!frame) return false;
     var tries = (connection.layerRetries[frame.text] || 0) + 1;
-    if (tries > LAYER_RETRY.TRIES) return; // Given up: the error event above was the last word.
+    if (tries > LAYER_RETRY.TRIES) return false; // Given up: the error event above was the last word.
     var text = frame.text;
     setTimeout(function () {
       delete connection.layerRetries[text];
@@ -400,7 +402,9 @@
       connection.send(renumbered);
       var latest = connection.unacknowledged[connection.unacknowledged.length - 1];
       if (latest) connection.layerRetries[latest.text] = tries;
+      adoptRetriedPush(connection, id, connection.nextFrameId - 1);
     }, Math.min(LAYER_RETRY.MAX_DELAY_MS, LAYER_RETRY.BASE_DELAY_MS * Math.pow(2, tries - 1)));
+    return true;
   }
 
   // --- The dev overlay (DEBUG = True only) ----------------------------------------------
@@ -489,7 +493,9 @@
   // that error.
 
   function initPushes(connection) {
-    connection.pushes = {}; // Frame id -> {resolve, reject, timer}.
+    connection.pushes = {}; // Frame id -> {id, resolve, reject, timer, done}.
+    connection.retryingPushes = {}; // Old frame id -> push, while its frame waits to be sent again.
+    connection.frameRetried = null; // The id the frame being applied refused for a retry.
     connection.frameErrors = []; // Error commands of the frame being applied.
     connection.framePage = [];
     connection.strayErrors = []; // Errors of frames that carried no ack, oldest first.
@@ -497,6 +503,7 @@
 
   function startFrame(connection) {
     connection.frameErrors = [];
+    connection.frameRetried = null;
     connection.framePage = [];
   }
 
@@ -506,6 +513,7 @@
     }
     connection.frameErrors = [];
     connection.framePage = [];
+    connection.frameRetried = null;
   }
 
   function settlePushes(connection, id) {
@@ -515,6 +523,13 @@
       if (pushed > id) return;
       var push = connection.pushes[pushed];
       delete connection.pushes[pushed];
+      if (pushed === id && connection.frameRetried === id) {
+        // Refused while the channel layer is down, and sent again later as a new frame
+        // (sendAgainLater): the promise follows that frame, and its timeout keeps running.
+        connection.retryingPushes[id] = push;
+        return;
+      }
+      push.done = true;
       clearTimeout(push.timer);
       if (pushed === id) {
         if (errors.length > 0) push.reject(pushError(errors[errors.length - 1]));
@@ -534,12 +549,23 @@
     return failure;
   }
 
+  function adoptRetriedPush(connection, oldId, newId) {
+    var push = connection.retryingPushes[oldId];
+    delete connection.retryingPushes[oldId];
+    if (!push || push.done) return;
+    push.id = newId;
+    connection.pushes[newId] = push;
+  }
+
   function failPushes(connection, code, message) {
-    Object.keys(connection.pushes).forEach(function (id) {
-      var push = connection.pushes[id];
-      delete connection.pushes[id];
-      clearTimeout(push.timer);
-      push.reject({ code: code, message: message });
+    [connection.pushes, connection.retryingPushes].forEach(function (pushes) {
+      Object.keys(pushes).forEach(function (id) {
+        var push = pushes[id];
+        delete pushes[id];
+        push.done = true;
+        clearTimeout(push.timer);
+        push.reject({ code: code, message: message });
+      });
     });
   }
 
@@ -561,12 +587,14 @@
       }
       connection.send(text);
       var id = connection.nextFrameId - 1; // numberFrame just gave the frame this id.
-      var push = { resolve: resolve, reject: reject, timer: null };
+      var push = { id: id, resolve: resolve, reject: reject, timer: null, done: false };
       connection.pushes[id] = push;
       if (typeof timeout === "number" && timeout >= 0) {
         push.timer = setTimeout(function () {
-          if (connection.pushes[id] !== push) return;
-          delete connection.pushes[id];
+          if (push.done) return;
+          push.done = true;
+          if (connection.pushes[push.id] === push) delete connection.pushes[push.id];
+          if (connection.retryingPushes[push.id] === push) delete connection.retryingPushes[push.id];
           // The frame stays queued: it may still run, once, after this rejection.
           reject({ code: "timeout", message: "No answer from " + url + " within " + timeout + " ms; the frame may still run once." });
         }, timeout);
