@@ -1,7 +1,7 @@
-"""HTTP routes of the test project: the metrics scrape view, as docs/deployment.rst shows it."""
+"""HTTP routes of the test project: the metrics scrape view and the dashboard, as docs/deployment.rst shows them."""
 
 from django.http import HttpResponse
-from django.urls import path
+from django.urls import include, path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
@@ -9,4 +9,4 @@ def metrics(request):
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
-urlpatterns = [path("metrics/", metrics)]
+urlpatterns = [path("metrics/", metrics), path("consumers/", include("hypergen_consumers.dashboard.urls"))]

@@ -606,6 +606,26 @@
     return pushWith.apply(null, [{}].concat(Array.prototype.slice.call(arguments)));
   }
 
+  // ["hypergen.websocket.notice", {"text": ..., "from": ...}]: a notice an operator sent to the
+  // page's group from the dashboard. Fires hypergen:websocket:notice (cancelable); unless a
+  // listener calls preventDefault(), shows it as a small dismissible note (set as text).
+  function notice(payload) {
+    var detail = { url: applyingUrl, text: String((payload && payload.text) || ""), from: String((payload && payload.from) || "") };
+    var event = new CustomEvent("hypergen:websocket:notice", { detail: detail, cancelable: true });
+    window.dispatchEvent(event);
+    if (event.defaultPrevented || !document.body) return;
+    var note = element("div", "position:fixed;left:50%;top:1rem;transform:translateX(-50%);z-index:2147483646;max-width:min(36rem,calc(100vw - 2rem));" +
+      "background:#1d2129;color:#fff;border-radius:6px;padding:.6rem 2.2rem .6rem 1rem;box-shadow:0 8px 30px rgba(0,0,0,.3);font:14px/1.4 system-ui,sans-serif");
+    note.className = "hypergen-websocket-notice";
+    note.appendChild(element("span", "", detail.text));
+    if (detail.from) note.appendChild(element("small", "display:block;opacity:.65", "from " + detail.from));
+    var close = element("button", "position:absolute;right:.5rem;top:.35rem;background:none;border:0;color:inherit;font-size:18px;cursor:pointer", "\u00d7");
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", function () { note.remove(); });
+    note.appendChild(close);
+    document.body.appendChild(note);
+  }
+
   function reconnectAll() {
     Object.keys(WEBSOCKETS).forEach(function (url) {
       WEBSOCKETS[url].reconnectNow();
@@ -684,6 +704,7 @@
     dismissErrorOverlay: dismissErrorOverlay,
     push: push,
     pushWith: pushWith,
+    notice: notice,
   };
 
   // Sockets that hypergen's own client opened before this script loaded move over.
