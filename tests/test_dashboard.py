@@ -85,6 +85,7 @@ async def test_a_staff_page_sees_the_processes_consumers_groups_and_sockets(dash
     assert 'class="hc-connection" data-user="friend"' in html
     assert "hc-close-user" not in html, "staff who may not operate get no operation buttons"
     assert "(no handler): unknown_handler" in html  # The live event log.
+    assert "<polyline" in html  # The charts.
 
 
 async def test_operations_need_the_operate_permission(dashboard_installed):

@@ -3,7 +3,8 @@ from django.db.models.signals import post_migrate
 
 
 def create_demo_user(**kwargs):
-    """Demo accounts: demo / demo (may enter the staff room) and friend / friend."""
+    """Demo accounts: demo / demo (may enter the staff room), friend / friend, and admin / admin
+    (staff and superuser: sees the live dashboard at /consumers/ and may use its operations)."""
     from django.contrib.auth.models import Permission, User
 
     user, created = User.objects.get_or_create(username="demo")
@@ -16,6 +17,8 @@ def create_demo_user(**kwargs):
     if created:
         friend.set_password("friend")
         friend.save()
+    if not User.objects.filter(username="admin").exists():
+        User.objects.create_superuser("admin", password="admin")
 
 
 class ChatConfig(AppConfig):

@@ -7,6 +7,7 @@ from django.contrib.auth import authenticate, login
 from django.contrib.auth.models import User
 from django.http import HttpResponseRedirect
 from django.templatetags.static import static
+from django.utils.http import url_has_allowed_host_and_scheme
 from hypergen.imports import (
     NO_PERM_REQUIRED,
     a,
@@ -76,6 +77,7 @@ def base_template():
                 a("Staff room (login)", href=staff.reverse())
                 a("Private notice", href=notice.reverse())
                 a("Dev overlay", href=mistakes.reverse())
+                a("Dashboard (admin)", href="/consumers/", partial=False)
             with div(id_="content"):
                 yield
 
@@ -234,20 +236,22 @@ def mistakes(request):
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="login/")
 def login_page(request):
     h2("Log in")
-    p("Demo account: demo / demo.")
+    p("Demo accounts: demo / demo (the staff room), friend / friend, admin / admin (the dashboard).")
     username = input_(id_="username", value="demo")
     password = input_(id_="password", type_="password", value="demo")
-    button("Log in", id_="login", onclick=callback(do_login, username, password))
+    button("Log in", id_="login", onclick=callback(do_login, username, password, request.GET.get("next", "")))
     p(id_="login-result")
 
 
 @action(perm=NO_PERM_REQUIRED, target_id="login-result")
-def do_login(request, username, password):
+def do_login(request, username, password, next_url=""):
     user = authenticate(request, username=username, password=password)
     if user is None:
         span("Wrong username or password.")
         return None
     login(request, user)
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return HttpResponseRedirect(next_url)
     return HttpResponseRedirect(staff.reverse())
 
 

@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "hypergen",
     "hypergen_consumers",
+    "hypergen_consumers.dashboard",  # Every process publishes what its sockets do for /consumers/.
     "chat.apps.ChatConfig",
 ]
 
@@ -30,6 +31,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "example.urls"
+LOGIN_URL = "/login/"
 ASGI_APPLICATION = "example.asgi.application"
 
 if os.environ.get("REDIS_URL"):

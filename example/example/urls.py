@@ -2,4 +2,8 @@ from django.urls import include, path
 
 from chat import views
 
-urlpatterns = [path("", views.index), path("", include("chat.urls"))]
+urlpatterns = [
+    path("", views.index),
+    path("consumers/", include("hypergen_consumers.dashboard.urls")),  # The live dashboard (staff: admin / admin).
+    path("", include("chat.urls")),
+]

@@ -72,7 +72,8 @@ def _chart(title: str, values: list[float], color: str, css_class: str) -> None:
             b(f"{latest:.1f}/s")
         points = chart_points(values)
         line = f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>' if points else ""
-        svg(raw(line), viewBox="0 0 300 60", preserveAspectRatio="none", class_="hc-spark")
+        with svg(viewBox="0 0 300 60", preserveAspectRatio="none", class_="hc-spark"):
+            raw(line)
 
 
 def _summary(board: Board) -> None:
@@ -132,8 +133,8 @@ def _consumers(board: Board) -> None:
 
 
 def _groups(board: Board) -> None:
-    with section(class_="hc-panel"):
-        h2("Groups and presence")
+    with section(class_="hc-panel hc-wide"):
+        h2("Groups and who is here")
         with table(class_="hc-table"):
             with thead():
                 with tr():

@@ -17,13 +17,14 @@ html.hypergen-websocket-offline .hc-live { background: var(--bad); }
 .hc-charts { display: grid; grid-template-columns: 1fr 1fr; gap: .75rem; margin-bottom: .75rem; }
 .hc-chart-title { display: flex; justify-content: space-between; }
 .hc-spark { width: 100%; height: 60px; display: block; }
-.hc-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: .75rem; }
+.hc-grid { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: .75rem; }
+@media (max-width: 1000px) { .hc-grid { grid-template-columns: minmax(0, 1fr); } }
 .hc-wide { grid-column: 1 / -1; }
 .hc-panel h2 { font-size: .95rem; margin: 0 0 .5rem; }
 .hc-table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .hc-table th { text-align: left; color: var(--muted); font-weight: 500; font-size: .75rem; border-bottom: 1px solid var(--line); padding: .3rem .4rem; }
 .hc-table td { border-bottom: 1px solid var(--line); padding: .3rem .4rem; vertical-align: top; }
-.hc-table code { font-size: .8rem; word-break: break-all; }
+.hc-table code { font-size: .8rem; overflow-wrap: anywhere; }
 .hc-actions button, .hc-operations button { border: 1px solid var(--line); background: #fff; border-radius: 6px; padding: .15rem .5rem; cursor: pointer; margin-right: .25rem; }
 .hc-actions button:hover { border-color: var(--bad); color: var(--bad); }
 .hc-log { list-style: none; margin: 0; padding: 0; max-height: 320px; overflow: auto; font-size: .85rem; }
