@@ -132,9 +132,9 @@ async def test_a_layer_outage_is_counted_once(restartable_redis):  # noqa: F811
     async with ConsumerClient(cls), ConsumerClient(cls):
         layer = get_channel_layer()
         stop()
-        await until(lambda: id(layer) in recovery._outage_since, "a receive noticed the outage")
+        await until(lambda: recovery.is_down(layer), "a receive noticed the outage")
         start()
-        await until(lambda: id(layer) not in recovery._outage_since, "the probe recovered")
+        await until(lambda: not recovery.is_down(layer), "the probe recovered")
     assert value("hypergen_consumers_layer_outages_total") == before + 1
 
 
