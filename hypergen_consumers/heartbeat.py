@@ -2,9 +2,9 @@
 
 A laptop lid, a NAT that forgot the connection or a black-holed link leaves a socket that
 looks open to the browser until the OS gives up, minutes later. client.js sends
-``{"args":[],"meta":{"heartbeat":true}}`` every 30 s (as Phoenix does) and treats a
-heartbeat that got no frame back before the next one as a dead socket: it closes it, shows
-the page offline and reconnects. The server answers ``[["hypergen.websocket.heartbeat"]]`` at
+``{"args":[],"meta":{"heartbeat":true}}`` every 15 s (half its 30 s heartbeat) and treats
+one that got no frame back before the next as a dead socket: it closes it, shows the page
+offline and reconnects, within one heartbeat of the path dying. The server answers ``[["hypergen.websocket.heartbeat"]]`` at
 once, without running a handler, touching the channel layer or taking a frame id; the
 reply carries no commands for the page. See docs/protocol.rst.
 """

@@ -8,11 +8,11 @@
  * Close codes 4401 (session ended) and 4403 (permission denied) are final: no retry, the
  * queue is dropped with a warning and hypergen:websocket:denied fires (detail.url, .code);
  * 4404 (no consumer at that path) is final too and fires hypergen:websocket:notfound.
- * A heartbeat finds a dead path (a laptop lid, a NAT timeout) without waiting for the OS:
- * every window.hypergen_consumers_heartbeat_ms (default 30000; 0 turns it off) an open
- * socket sends {"args":[],"meta":{"heartbeat":true}}; when nothing at all came back by the
- * next beat, the socket is taken as dead: closed, shown offline, reconnected with backoff.
- * The browser's "offline" event does the same at once.
+ * A heartbeat finds a dead path (a laptop lid, a NAT timeout) without waiting for the OS,
+ * within window.hypergen_consumers_heartbeat_ms (default 30000; 0 turns it off): every half
+ * of that an open socket sends {"args":[],"meta":{"heartbeat":true}}; when nothing at all
+ * came back by the next one, the socket is taken as dead: closed, shown offline,
+ * reconnected with backoff. The browser's "offline" event does the same at once.
  * Reconnecting starts fast: the n-th retry waits a random time up to
  * min(MAX_DELAY_MS, BASE_DELAY_MS * 2^n) (full jitter); see hypergen.websocket.backoff.
  * Load it after hypergen.js. Loading it twice is harmless.
@@ -83,7 +83,6 @@
       // if the socket is refused before the server says anything.
       self.unanswered = self.queue.length;
       self.flush();
-      self.heartbeatPending = false; // The handshake was answered.
       updateOfflineClass();
       emit("open", self.url);
     };
@@ -633,12 +632,15 @@
   }
 
   // --- Heartbeat (docs/protocol.rst "Heartbeat") ------------------------------------
-  // Every interval an open socket sends HEARTBEAT_FRAME; the server answers HEARTBEAT_REPLY
-  // at once. Each beat needs something since the last one (the handshake's answer, or any
-  // frame): otherwise the path is dead even though the socket looks open (or still
-  // connecting, its handshake swallowed), and the socket is given up now.
+  // Every half heartbeat an open socket sends HEARTBEAT_FRAME; the server answers
+  // HEARTBEAT_REPLY at once. Each beat needs something since the last one (the handshake's
+  // answer, or any frame): otherwise the path is dead even though the socket looks open, and
+  // the socket is given up now. Beating twice per heartbeat is what keeps a dead path's
+  // detection within one heartbeat, whatever its phase (once per heartbeat, as Phoenix does,
+  // takes one to two). A handshake gets two whole heartbeats (a busy server may take a while
+  // to answer a thousand reconnects) before a socket still connecting is given up too.
 
-  var HEARTBEAT_MS = 30000; // Phoenix's interval; window.hypergen_consumers_heartbeat_ms overrides it.
+  var HEARTBEAT_MS = 30000; // As Phoenix; window.hypergen_consumers_heartbeat_ms overrides it.
   var HEARTBEAT_FRAME = '{"args":[],"meta":{"heartbeat":true}}';
   var HEARTBEAT_REPLY = '[["hypergen.websocket.heartbeat"]]';
 
@@ -652,12 +654,17 @@
     var interval = heartbeatInterval();
     if (!(interval > 0)) return;
     connection.heartbeatPending = false;
+    var connectingBeats = 0;
     connection.heartbeatTimer = setInterval(function () {
       if (connection.socket !== socket) return stopHeartbeat(connection);
+      if (socket.readyState === WebSocket.CONNECTING) {
+        if (++connectingBeats >= 4) giveUp(connection, "heartbeat timeout");
+        return;
+      }
       if (connection.heartbeatPending) return giveUp(connection, "heartbeat timeout");
       connection.heartbeatPending = true;
-      if (socket.readyState === WebSocket.OPEN) socket.send(HEARTBEAT_FRAME);
-    }, interval);
+      socket.send(HEARTBEAT_FRAME);
+    }, interval / 2);
   }
 
   function stopHeartbeat(connection) {
