@@ -123,9 +123,11 @@ class LifecycleMixin(ConnectionState):
                 await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
 
     def request_catch_up(self) -> bool:
-        """Queue one catch-up from the replay windows in this connection's local inbox (after an
-        outage, see ``recovery``): handled in turn with its other messages, never through the
+        """After an outage (see ``recovery``): queue one catch-up from the replay windows in this
+        connection's local inbox, handled in turn with its other messages, never through the
         layer. False for a connection without an inbox (Channels' own ``__call__``)."""
+        if getattr(self, "_replay", None) is None:
+            return True  # No positions kept (replay off, or not client.js): nothing to catch up.
         inbox = self._inbox
         if inbox is None:
             return False

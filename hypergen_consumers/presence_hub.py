@@ -20,6 +20,7 @@ from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from . import recovery
 from .groups import digest
 from .layers import bounded
 from .presence_stores import MemoryStore, RedisStore, heartbeat_seconds, store_for
@@ -60,6 +61,33 @@ def build_presence(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(by_key.values())
 
 
+class _Listener:
+    """The hub's change listener as recovery sees a connection: a channel in some groups.
+
+    A Redis restarted empty forgets the companion groups too; without this, other processes'
+    changes went unheard until a group emptied and filled again. Kept alive by the hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        hub.listener = self
+        self.channel_layer = hub.layer
+
+    @property
+    def channel_name(self) -> str:
+        return self.hub.channel or ""
+
+    @property
+    def _joined(self) -> list[str]:
+        return [companion_group(group) for group in self.hub.subscribed]
+
+    def request_catch_up(self) -> bool:
+        """Recovered: write this process's entries again at once (a Redis restarted empty lost
+        them), not at the next heartbeat, and tell the groups."""
+        if self.hub.store.needs_heartbeat:
+            self.hub.tasks.append(asyncio.ensure_future(self.hub.restore()))
+        return True
+
+
 class Hub:
     """This process's presence bookkeeping for one channel layer."""
 
@@ -76,6 +104,7 @@ class Hub:
         self.subscribed: set[str] = set()
         self.started: asyncio.Future[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.listener: _Listener | None = None
 
     async def start(self) -> None:
         """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
@@ -87,7 +116,9 @@ class Hub:
 
     async def _start(self) -> None:
         await self.store.heartbeat([])
-        self.channel = self.channel or await self.layer.new_channel()
+        if self.channel is None:
+            self.channel = await self.layer.new_channel()
+            recovery.track(_Listener(self))  # Its subscriptions are rejoined after an outage, like a connection's groups.
         self.tasks.append(asyncio.ensure_future(self._heartbeats()))
         self.tasks.append(asyncio.ensure_future(self._listen()))
 
@@ -108,7 +139,7 @@ class Hub:
             groups = list(self.local)
             try:
                 if not await self.store.heartbeat(groups):
-                    await self._restore()
+                    await self.restore()
                 for group in groups:  # Notice processes that died without saying goodbye.
                     _, pruned = await self.store.entries(group)
                     if pruned:
@@ -120,10 +151,12 @@ class Hub:
             except Exception:
                 logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
 
-    async def _restore(self) -> None:
-        """Our heartbeat key had vanished (Redis restarted empty, or we stalled past the expiry):
-        write this process's entries and subscriptions again, and tell the groups."""
-        logger.warning("presence: this process's heartbeat had expired in Redis; re-adding its connections")
+    async def restore(self) -> None:
+        """Our heartbeat key had vanished (Redis restarted empty, or we stalled past the expiry),
+        or the layer recovered from an outage: write this process's entries and subscriptions
+        again, and tell the groups."""
+        logger.warning("presence: re-adding this process's connections (Redis lost them, or was down)")
+        await self.store.heartbeat(list(self.local))
         for group, members in list(self.local.items()):
             for connection in list(members.values()):
                 await self.store.add(group, connection._presence_entry)
@@ -138,8 +171,8 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("presence listener: channel layer receive failed; retrying")
-                await asyncio.sleep(1)
+                logger.warning("presence listener: channel layer receive failed; retrying once the layer answers")
+                await recovery.wait_recovered(self.layer, recovery.mark_failed(self.layer))
                 continue
             if message.get("type") == CHANGED_EVENT and message.get("group") in self.local:
                 self.mark_dirty(message["group"])

@@ -170,9 +170,8 @@ async def _rejoin(layer: Any, health: LayerHealth) -> bool:
         return False
     health.recovered_at = time.monotonic()
     health.outage_since = None
-    for member in members:
-        if member._replay is not None:  # Send what its groups said meanwhile.
-            await _ask_to_catch_up(layer, member)
+    for member in members:  # Each sends what its groups said meanwhile, if it keeps positions.
+        await _ask_to_catch_up(layer, member)
     _wake_waiters(health)
     logger.info("channel layer reachable again; %d connection(s) rejoined their groups", len(members))
     return True
