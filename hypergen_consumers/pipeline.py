@@ -98,8 +98,9 @@ class PipelineMixin(ConnectionState):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Check and decode one client frame, then hand it to ``receive_json``."""
         if not getattr(self, "_accepted", False) or getattr(self, "_closing", False):
-            # A refused connection (accepted only to be closed with its code) runs nothing.
-            logger.debug("%s: dropped a frame from a refused connection", type(self).__name__)
+            # A refused connection (accepted only to be closed with its code), or one the server
+            # is closing (4401, 4403), runs nothing more: a frame already on its way is dropped.
+            logger.debug("%s: dropped a frame from a refused or closing connection", type(self).__name__)
             return
         if text_data == HEARTBEAT_FRAME:
             await self.send(text_data=HEARTBEAT_REPLY)  # Before the rate limit: a page's pulse is never refused.
