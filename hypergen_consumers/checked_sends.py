@@ -20,8 +20,14 @@ from .handlers import HandlerSpec
 __all__ = ["check_handler_name", "check_push"]
 
 
-def check_handler_name(cls: Any, args: Sequence[Any], who: str) -> tuple[HandlerSpec, list[Any]]:
-    """The handler ``args`` reach on ``cls`` and the args it gets; ValueError naming the handlers."""
+def check_handler_name(
+    cls: Any, args: Sequence[Any], who: str, *, after_group: bool = True
+) -> tuple[HandlerSpec, list[Any]]:
+    """The handler ``args`` reach on ``cls`` and the args it gets; ValueError naming the handlers.
+
+    ``after_group``: the call's first argument is the group (``group_send(group, name, ...)``),
+    not the handler's name (``ChatRoom.group_send(name, ...)``); the message shows the right form.
+    """
     if cls._function_handler is not None:
         return cls._handlers[cls._function_handler], list(args)
     name = args[0] if args else None
@@ -29,10 +35,9 @@ def check_handler_name(cls: Any, args: Sequence[Any], who: str) -> tuple[Handler
     if spec is None:
         handlers = sorted(cls._handlers)
         example = handlers[0] if handlers else "handler_name"
-        msg = (
-            f"{who}: {cls.__name__} has no handler {name!r}; its handlers are {handlers}. The first argument "
-            f"after the group names the handler, e.g. {who}(..., {example!r}, ...)."
-        )
+        form = f"{who}(group, {example!r}, ...)" if after_group else f"{who}({example!r}, ...)"
+        where = "The argument after the group" if after_group else "The first argument"
+        msg = f"{who}: {cls.__name__} has no handler {name!r}; its handlers are {handlers}. {where} names the handler: {form}."
         raise ValueError(msg)
     return spec, list(args[1:])
 
@@ -43,7 +48,7 @@ def check_push(cls: Any, args: Sequence[Any], url_kwargs: Mapping[str, Any], who
     URL-kwarg parameters the lookup did not give (a custom ``group_name`` rule that ignores
     some of them) are left to each connection, which fills them from its own URL.
     """
-    spec, client_args = check_handler_name(cls, args, who)
+    spec, client_args = check_handler_name(cls, args, who, after_group=False)
     data: dict[str, Any] = dict(zip(spec.client_params, client_args))
     given_url_params = [name for name in spec.url_params if name in url_kwargs]
     data.update({name: url_kwargs[name] for name in given_url_params})

@@ -204,7 +204,7 @@ async def test_an_unknown_handler_raises_in_the_caller_and_nothing_is_sent(layer
     async with ConsumerClient(room, room_name="vip") as vip:
         message = (
             "ChatRoom.agroup_send: ChatRoom has no handler 'sned_message'; its handlers are ['reveal', "
-            "'send_message']."
+            "'send_message']. The first argument names the handler: ChatRoom.agroup_send('reveal', ...)."
         )
         with pytest.raises(ValueError, match=re.escape(message)):
             await room.agroup_send("sned_message", "hi", room_name="vip")
@@ -257,7 +257,11 @@ async def test_the_module_level_push_checks_the_name_when_the_group_has_one_know
     room = define_room(calls)
     async with ConsumerClient(room, room_name="vip") as vip:
         group = room.group_name(room_name="vip")
-        with pytest.raises(ValueError, match=re.escape("group_send: ChatRoom has no handler 'revael'; its handlers")):
+        message = (
+            "group_send: ChatRoom has no handler 'revael'; its handlers are ['reveal', 'send_message']. The "
+            "argument after the group names the handler: group_send(group, 'reveal', ...)."
+        )
+        with pytest.raises(ValueError, match=re.escape(message)):
             await agroup_send(group, "revael")
         with pytest.raises(ValueError, match=re.escape("ChatRoom has no handler 'revael'")):
             await sync_to_async(group_send)(group, "revael")
