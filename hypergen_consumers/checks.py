@@ -8,6 +8,9 @@
   server accepts (registered in ``outgoing``).
 - ``hypergen_consumers.W002``: ``hypergen.context.context_middleware`` is not in MIDDLEWARE, so
   every liveview fails with an AttributeError that does not say why.
+- ``hypergen_consumers.W003``: a websocket router that serves consumers does not end with
+  ``not_found_route()``, so a path it does not serve fails the handshake with an HTTP 500 that
+  a browser retries forever, instead of a 4404 close that client.js takes as final.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from django.core import checks
 
 from . import route_order
 
-__all__ = ["check_websocket_routes", "check_context_middleware", "url_routers"]
+__all__ = ["check_websocket_routes", "check_context_middleware", "check_not_found_route", "url_routers"]
+
+#: A path no project serves: a router that matches it ends with a catch-all (not_found_route()).
+_UNSERVED_PROBE = "hypergen-consumers-check/no/consumer/here/"
 
 CONTEXT_MIDDLEWARE = "hypergen.context.context_middleware"
 
@@ -75,6 +81,29 @@ def check_websocket_routes(app_configs: Any = None, **kwargs: Any) -> list[check
                     )
                 )
     return errors
+
+
+@checks.register(checks.Tags.urls)  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_not_found_route(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each websocket router that serves consumers ends with a route for every other path."""
+    warnings: list[checks.CheckMessage] = []
+    for router in url_routers(_asgi_application()):
+        serves_consumers = any(
+            hasattr(getattr(route.callback, "consumer_class", None), "_handlers") for route in router.routes
+        )
+        if serves_consumers and route_order.first_consumer_for(router.routes, _UNSERVED_PROBE) is None:
+            warnings.append(
+                checks.Warning(
+                    f"The websocket URLRouter of {settings.ASGI_APPLICATION} has no route for paths its "
+                    f"consumers do not serve: Channels fails such a handshake with an HTTP 500, which a "
+                    f"browser sees as a dropped connection and client.js retries forever.",
+                    hint="End the project's websocket routes with not_found_route() (from hypergen_consumers), "
+                    "e.g. websocket_urlpatterns = [*chat.routing.websocket_urlpatterns, not_found_route()]: "
+                    "such paths are then closed with 4404, which client.js does not retry.",
+                    id="hypergen_consumers.W003",
+                )
+            )
+    return warnings
 
 
 def _project_modules() -> Iterator[Any]:

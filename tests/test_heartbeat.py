@@ -108,3 +108,41 @@ async def test_a_heartbeat_flood_outside_the_rate_limit_does_not_hold_up_other_c
             await bystander.send(json.dumps({"args": ["shout", f"still here {n}"], "meta": {}}))
             reply = json.loads(await asyncio.wait_for(bystander.recv(), 10))
             assert reply[1] == ["hypergen.append", "log", f"still here {n}"]
+
+
+def test_manage_py_check_warns_when_the_routes_do_not_end_with_not_found_route():
+    import sys
+    import types
+
+    from channels.routing import URLRouter
+    from django.core import checks
+
+    from hypergen_consumers import autoconsumers, not_found_route
+    from hypergen_consumers.checks import check_not_found_route
+
+    module = types.ModuleType("w003_consumers")
+    sys.modules["w003_consumers"] = module
+    asgi = types.ModuleType("w003_asgi")
+    sys.modules["w003_asgi"] = asgi
+    try:
+        exec(
+            "from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler\n"
+            "class Lobby(HypergenConsumer):\n"
+            "    perm = NO_PERM_REQUIRED\n"
+            "    @handler\n"
+            "    def say(self, request): ...\n",
+            module.__dict__,
+        )
+        routes = autoconsumers(module, namespace="w003")
+        asgi.application = URLRouter(routes)
+        with override_settings(ASGI_APPLICATION="w003_asgi.application"):
+            (warning,) = check_not_found_route()
+            assert warning.id == "hypergen_consumers.W003"
+            assert "End the project's websocket routes with not_found_route()" in warning.hint
+            assert warning in checks.run_checks()  # Registered: manage.py check reports it.
+            asgi.application = URLRouter([*routes, not_found_route()])
+            assert check_not_found_route() == []
+        assert check_not_found_route() == []  # The suite's own project (tests/routing.py) ends with it.
+    finally:
+        for name in ["w003_consumers", "w003_asgi"]:
+            sys.modules.pop(name, None)
