@@ -5,7 +5,7 @@ module a socket would keep working after a logout in another tab, the session's 
 ``is_active=False`` or a removed permission. Two mechanisms:
 
 - **Push, for logout.** Each connection with a session joins that session's group
-  (``hc-session.<hash of the key>``: valid, reserved, and the key itself is never stored in
+  (``hc-session.<keyed digest of the key>``: valid, reserved, and the key itself is never stored in
   Redis, see ``keys``). ``user_logged_out`` and the deletion of a database session (``flush()``,
   ``delete()``, ``clearsessions``) send a close event to that group through the channel layer,
   so the session's sockets in every process close with 4401 within a second.
@@ -27,7 +27,6 @@ module a socket would keep working after a logout in another tab, the session's 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
@@ -41,6 +40,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete
+from django.utils.crypto import salted_hmac
 
 from .errors import CloseCode
 from .executor import worker_pool
@@ -71,9 +71,9 @@ def recheck_seconds() -> float:
 
 
 def session_group(session_key: str) -> str:
-    """The group of every connection of one session (a hash: the key stays secret)."""
-    digest = hashlib.blake2b(session_key.encode(), digest_size=16, person=b"hc-session").hexdigest()
-    return f"hc-session.{digest}"
+    """The group of every connection of one session (a keyed digest: the key stays secret)."""
+    digest: str = salted_hmac("hypergen_consumers.authority.session", session_key, algorithm="sha256").hexdigest()
+    return f"hc-session.{digest[:32]}"  # Keyed (SECRET_KEY), like every name the package puts in Redis.
 
 
 def end_session(session_key: str | None) -> None:
