@@ -1,5 +1,6 @@
 """Client mistakes are logged within a budget (mistake_log.py): bad frames cannot flood the log."""
 
+import asyncio
 import json
 import logging
 
@@ -79,3 +80,20 @@ def test_the_budget_refills_with_time():
     assert log.warning("T", "invalid_frame", "m") is True
     assert log.warning("T", "invalid_frame", "m") is False
     assert log.suppressed == 1  # the first one was counted in the line before
+
+
+async def test_the_count_of_a_flood_followed_by_silence_is_logged_once_the_budget_has_room(caplog):
+    from hypergen_consumers.mistake_log import MistakeLog
+
+    budget = MistakeLog(lines=2, seconds=0.1)
+    with caplog.at_level(logging.WARNING, logger="hypergen_consumers"):
+        for index in range(10):
+            budget.warning("Target", "invalid_frame", f"bad frame {index}")
+        assert [record.getMessage() for record in caplog.records] == [
+            "Target: invalid_frame: bad frame 0", "Target: invalid_frame: bad frame 1",
+        ]
+        for _ in range(100):  # Nothing more comes; the count must still reach the log.
+            if len(caplog.records) == 3:
+                break
+            await asyncio.sleep(0.02)
+    assert caplog.records[-1].getMessage() == "8 client errors were not logged: over the budget of 2 lines per 0.1 s"
