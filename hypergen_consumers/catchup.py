@@ -29,7 +29,9 @@ from .layers import FRAME_EVENT, bounded_store
 from .observability import observe
 from .outgoing import encode
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
-from .streams import POSITION_COMMAND, Stream, given_position, positions_frame, replayed_groups, start_key, with_position
+from .streams import (
+    POSITION_COMMAND, Stream, encode_position, given_position, positions_frame, replayed_groups, start_key, with_position,
+)
 
 __all__ = [
     "POSITION_COMMAND", "RESYNC_COMMAND", "stamp", "start", "resume", "catch_up", "resync", "on_group_event", "deliver",
@@ -241,5 +243,7 @@ async def deliver(conn: Any, position: str, message: dict[str, Any], stream: Str
     elif message["type"] == FRAME_EVENT:
         await conn.send(text_data=with_position(message["text"], position, stream.index))
     else:
-        await conn._run_group_event(message)
-        await conn.send(text_data=positions_frame([stream]))
+        # The run's output carries the position as its last command: one frame per member, not two.
+        tail = encode_position(position, stream.index)
+        if not await conn._run_group_event(message, tail=tail):
+            await conn.send(text_data=positions_frame([stream]))  # It sent nothing to carry it.

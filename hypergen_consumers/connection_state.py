@@ -98,6 +98,10 @@ class ConnectionState:
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).
     _held_reply: str | None = None
 
+    #: While a ``group_send`` run goes: its task and the encoded position its reply carries
+    #: (``pipeline._run_group_event``): one frame per member, not two.
+    _reply_tail: tuple[asyncio.Task[Any] | None, str] | None = None
+
     def _run_recording(self) -> list[str] | None:
         """The recording of the run the calling code is part of, if it is this connection's."""
         recording = self._recording

@@ -12,6 +12,7 @@ connection, so a connection's handlers run in order and its replies keep that or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from time import perf_counter
@@ -156,13 +157,21 @@ class PipelineMixin(ConnectionState):
         if not await catchup.on_group_event(self, event):
             await self._run_group_event(event)
 
-    async def _run_group_event(self, event: dict[str, Any]) -> None:
-        async with self.rejections():
-            try:
-                args = loads(event["args"])
-            except Exception as exc:
-                raise Rejected(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}") from None
-            await self._dispatch_args(list(args), to_group=False, from_server=True)
+    async def _run_group_event(self, event: dict[str, Any], *, tail: str | None = None) -> bool:
+        """Run a ``group_send``'s handler for this connection. ``tail`` (an encoded command, the
+        run's position) is appended to what the run replies; False if nothing carried it (the
+        handler rendered nothing, or was skipped), so the caller sends it alone."""
+        self._reply_tail = None if tail is None else (asyncio.current_task(), tail)
+        try:
+            async with self.rejections():
+                try:
+                    args = loads(event["args"])
+                except Exception as exc:
+                    raise Rejected(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}") from None
+                await self._dispatch_args(list(args), to_group=False, from_server=True)
+        finally:
+            unsent, self._reply_tail = self._reply_tail, None
+        return tail is not None and unsent is None
 
     # --- to the handler ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ the database clean-up for it), so a broadcast is rendered once and encoded once.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Any
@@ -76,11 +77,23 @@ class SendingMixin(ConnectionState):
         """
         recording = self._run_recording()
         if recording is None:
-            await self.send(text_data=text)
+            await self.send(text_data=self._with_reply_tail(text))
             return
         await self.send_held_reply()
         recording.append(text)
         self._held_reply = text
+
+    def _with_reply_tail(self, text: str) -> str:
+        """``text`` with the tail a ``group_send`` run's reply carries (its position), once, in
+        the run's own task (a presence render sending meanwhile is no part of the run)."""
+        held = self._reply_tail
+        if held is None or held[0] is not asyncio.current_task():
+            return text
+        carried = with_command(text, held[1])
+        if too_large(carried):
+            return text  # The caller sends the tail alone after it.
+        self._reply_tail = None
+        return carried
 
     async def send_held_reply(self, ack: str | None = None) -> None:
         """Send the held reply, with ``ack`` (an encoded command) as its last command, or ``ack`` alone."""

@@ -25,7 +25,7 @@ from .outgoing import encode, with_command
 from .replay import remember_group
 
 __all__ = ["Stream", "MAX_STREAMS", "POSITION_COMMAND", "replayed_groups", "given_position", "position_command",
-           "positions_frame", "with_position", "start_key"]
+           "positions_frame", "with_position", "encode_position", "start_key"]
 
 POSITION_COMMAND = "hypergen.websocket.position"
 POSITION_PARAM = "hypergen_position"
@@ -89,8 +89,12 @@ def positions_frame(streams: list[Stream]) -> str:
     return encode([position_command(stream.position, stream.index) for stream in streams])
 
 
+def encode_position(position: str, index: int = 0) -> str:
+    """The encoded position command (what ``with_position`` appends)."""
+    # Positions are digits and "-", indexes digits: nothing to escape.
+    return f'["{POSITION_COMMAND}","{position}"]' if index == 0 else f'["{POSITION_COMMAND}","{position}",{index}]'
+
+
 def with_position(text: str, position: str, index: int = 0) -> str:
     """Append the position command to an encoded command list, without decoding it."""
-    # Positions are digits and "-", indexes digits: nothing to escape.
-    tail = f'["{POSITION_COMMAND}","{position}"]' if index == 0 else f'["{POSITION_COMMAND}","{position}",{index}]'
-    return with_command(text, tail)
+    return with_command(text, encode_position(position, index))

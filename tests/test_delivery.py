@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from hypergen.imports import command, span
 from hypergen.liveview import loads
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
 from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.frame_ids import ACK_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, ConsumerClient, _application
@@ -228,3 +228,38 @@ async def test_broadcast_others_skips_the_sender_live_and_after_it_reconnects():
     assert await back.receive_nothing(0.1)
     await back.disconnect()
     await other.disconnect()
+
+
+async def test_a_group_send_run_is_one_frame_per_member_its_output_carrying_the_position():
+    Room, runs = define_room()
+    sockets = [await open_socket(Room, "runs") for _ in range(3)]
+    starts = [(await receive(socket))[0][1] for socket in sockets]
+    group = Room.group_name(room="runs")
+    for value in ("a", "b"):
+        await agroup_send(group, "say", value)
+    for socket, start in zip(sockets, starts):
+        first, second = await receive(socket), await receive(socket)
+        assert [first[0], second[0]] == [["said", "a"], ["said", "b"]]
+        assert first[-1][0] == second[-1][0] == POSITION_COMMAND and len(first) == len(second) == 2
+        assert first[-1][1] != start and second[-1][1] != first[-1][1]
+        assert await socket.receive_nothing(0.1), "no separate positions frame follows a run's output"
+        await socket.disconnect()
+    assert runs == ["a"] * 3 + ["b"] * 3
+
+
+async def test_a_group_send_run_that_renders_nothing_still_moves_the_position():
+    Room, _ = define_room()
+
+    class Quiet(Room):
+        path = "quiet/<slug:room>/"
+
+        @handler
+        async def hush(self, request, room: str):
+            pass
+
+    socket = await open_socket(Quiet, "q")
+    [[_, start]] = await receive(socket)
+    await agroup_send(Quiet.group_name(room="q"), "hush")
+    [[name, position]] = await receive(socket)
+    assert name == POSITION_COMMAND and position != start
+    await socket.disconnect()
