@@ -349,3 +349,51 @@ async def test_a_consumer_that_crashed_raises_its_own_error_not_a_timeout():
     await client.send("ping")
     with pytest.raises(RuntimeError, match="the consumer's own bug"):
         await client.receive(timeout=5)  # Its own error, not a TimeoutError.
+
+
+# --- a checked push from another process (a Celery task), over Redis, to daphne --------------
+
+TASK = (
+    "import django; django.setup()\n"
+    "from pydantic import ValidationError\n"
+    "from hypergen_consumers import group_send\n"
+    "from tests.consumers import Echo\n"
+    "for push in [lambda: Echo.group_send('shuot', 'x', room='vip'),\n"
+    "             lambda: Echo.group_send('shout', room='vip'),\n"
+    "             lambda: group_send(Echo.group_name(room='vip'), 'shuot', 'x')]:\n"
+    "    try:\n"
+    "        push()\n"
+    "    except (ValueError, ValidationError) as refused:\n"
+    "        print(type(refused).__name__, str(refused).splitlines()[0])\n"
+    "Echo.group_send('shout', 'checked', room='vip')\n"
+)
+
+
+@pytest.mark.server
+async def test_a_task_process_is_refused_its_typos_and_its_good_push_reaches_daphne():
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from tests.servers import daphne, redis_server, run_script
+
+    with redis_server() as redis_port:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
+        with daphne("tests.asgi:application", env=env) as (port, _):
+            url = f"ws://127.0.0.1:{port}/ws/tests/echo/vip/"
+            async with connect(url, origin=f"http://127.0.0.1:{port}") as page:
+                result = await asyncio.to_thread(run_script, TASK, env)
+                assert result.returncode == 0, result.stderr
+                assert result.stdout.splitlines() == [
+                    "ValueError Echo.group_send: Echo has no handler 'shuot'; its handlers are ['shout']. The first "
+                    "argument names the handler: Echo.group_send('shout', ...).",
+                    "ValidationError 1 validation error for Echo_shout_arguments",
+                    "ValueError group_send: Echo has no handler 'shuot'; its handlers are ['shout']. The argument "
+                    "after the group names the handler: group_send(group, 'shout', ...).",
+                ]
+                # Only the good push arrived: nothing of the refused ones reached the page first.
+                assert json.loads(await asyncio.wait_for(page.recv(), 10)) == [
+                    ["hypergen.morph", "echo", "<span>vip: CHECKED</span>"],
+                    ["hypergen.append", "log", "checked"],
+                ]
