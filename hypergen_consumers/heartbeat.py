@@ -11,9 +11,19 @@ reply carries no commands for the page. See docs/protocol.rst.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
+from urllib.parse import parse_qs
 
-__all__ = ["HEARTBEAT_FRAME", "HEARTBEAT_REPLY", "is_heartbeat"]
+__all__ = ["HEARTBEAT_FRAME", "HEARTBEAT_PARAM", "HEARTBEAT_REPLY", "is_heartbeat", "keepalive"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+#: The query parameter in which client.js gives its heartbeat (milliseconds).
+HEARTBEAT_PARAM = "hypergen_heartbeat"
+#: The fastest keepalive a client can ask for (its own frames, during its own runs).
+MIN_KEEPALIVE_SECONDS = 0.1
 
 #: What client.js sends (JSON.stringify's spelling): answered before any decoding.
 HEARTBEAT_FRAME = '{"args":[],"meta":{"heartbeat":true}}'
@@ -24,3 +34,69 @@ HEARTBEAT_REPLY = '[["hypergen.websocket.heartbeat"]]'
 def is_heartbeat(content: dict[str, Any]) -> bool:
     """A decoded ``{"args": [], "meta": {"heartbeat": true}}`` in any other spelling."""
     return content["meta"].get("heartbeat") is True and content["args"] == []
+
+
+# --- keepalive during long runs -----------------------------------------------------------
+# Channels hands a connection one message at a time, so a heartbeat waits behind a handler
+# that runs long (up to its timeout, 30 s by default) and its answer comes too late: the
+# page would give up a healthy socket. A client that gives its heartbeat in the URL
+# (``?hypergen_heartbeat=30000``) is therefore sent the heartbeat's answer every half of it
+# while one of its runs lasts. A timer, not a task, per run: nothing is paid for a quick run.
+
+
+def keepalive_period(conn: Any) -> float | None:
+    """Seconds between answers during a run, or None for a client that gave no heartbeat."""
+    cached: float | None | str = conn.__dict__.get("_keepalive_period", "unknown")
+    if cached != "unknown":
+        return cached  # type: ignore[return-value]
+    raw = conn.scope.get("query_string", b"")
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    values = parse_qs(text).get(HEARTBEAT_PARAM, [])
+    period: float | None = None
+    if values and values[-1].isdigit() and len(values[-1]) < 10 and int(values[-1]) > 0:
+        period = max(MIN_KEEPALIVE_SECONDS, int(values[-1]) / 2000)
+    conn.__dict__["_keepalive_period"] = period
+    return period
+
+
+class Keepalive:
+    """Sends the heartbeat's answer every ``period`` seconds until ``stop()``."""
+
+    def __init__(self, conn: Any, period: float) -> None:
+        self.conn = conn
+        self.period = period
+        self.loop = asyncio.get_running_loop()
+        self.sending: set[asyncio.Task[None]] = set()
+        self.handle: asyncio.TimerHandle | None = self.loop.call_later(period, self._beat)
+
+    def _beat(self) -> None:
+        task = self.loop.create_task(self._send())
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+        self.handle = self.loop.call_later(self.period, self._beat)
+
+    async def _send(self) -> None:
+        try:
+            # Not recorded with the run's reply (frame_ids): it is no part of the answer.
+            await self.conn._send(HEARTBEAT_REPLY, recorded=True)
+        except Exception as exc:  # The socket went away: the run's own send will say so.
+            logger.debug("%s: keepalive not sent (%s)", type(self.conn).__name__, exc)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+class _NoKeepalive:
+    def stop(self) -> None:
+        pass
+
+
+_NO_KEEPALIVE = _NoKeepalive()
+
+
+def keepalive(conn: Any) -> Keepalive | _NoKeepalive:
+    """Start answering ``conn``'s heartbeat while a run lasts (if it gave one); ``stop()`` after."""
+    period = keepalive_period(conn)
+    return _NO_KEEPALIVE if period is None else Keepalive(conn, period)

@@ -43,7 +43,7 @@ from .errors import (
 from .executor import HandlerTimedOut, handler_timeout
 from .frame_decoding import decode_frame
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
-from .heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat
+from .heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat, keepalive
 from .observability import observe
 from .mistake_log import mistakes
 from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
@@ -268,6 +268,7 @@ class PipelineMixin(ConnectionState):
         positional = [self, self.request, *call_args]
         what, timeout = f"{cls.__name__}.{spec.name}", handler_timeout(spec.timeout)
         server_run = _SERVER_RUN.set(self if from_server else None)
+        beating = keepalive(self)  # A long run must not look like a dead path to the page.
         try:
             if spec.is_async:
                 run = render_async(spec.func, positional, call_kwargs, **options)
@@ -284,6 +285,7 @@ class PipelineMixin(ConnectionState):
                 HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
             ) from None
         finally:
+            beating.stop()
             _SERVER_RUN.reset(server_run)
         if text is None:
             return

@@ -6,6 +6,7 @@ Without a heartbeat the page would look online until the OS gave up, minutes lat
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,6 +16,8 @@ from tests.servers import daphne
 from tests.test_browser import ALL_OPEN, browser, example_db, send_chat  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OFFLINE = re.compile("hypergen-websocket-offline")
 HEARTBEAT_MS = 500  # The default is 30 s; the page sets its own, as a test or a site may.
@@ -39,7 +42,7 @@ def open_page(browser):  # noqa: F811
     """A page whose client.js beats every HEARTBEAT_MS; fails the test on any uncaught page error."""
     errors, contexts = [], []
 
-    def opener(url, heartbeat_ms=HEARTBEAT_MS):
+    def opener(url, heartbeat_ms=HEARTBEAT_MS, wait_open=True):
         context = browser.new_context()
         contexts.append(context)
         if heartbeat_ms is not None:
@@ -47,7 +50,8 @@ def open_page(browser):  # noqa: F811
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url)
-        page.wait_for_function(ALL_OPEN)
+        if wait_open:
+            page.wait_for_function(ALL_OPEN)
         return page
 
     yield opener
@@ -95,7 +99,7 @@ def test_the_browser_going_offline_shows_offline_at_once(proxy, open_page):
 
 
 def test_the_heartbeat_is_answered_and_sends_no_message_event(server_port, open_page):
-    page = open_page(f"http://127.0.0.1:{server_port}/chat/beating/", heartbeat_ms=100)
+    page = open_page(f"http://127.0.0.1:{server_port}/chat/beating/", heartbeat_ms=1000)
     page.evaluate("""() => { window.messages = 0; window.sent = 0; window.errors = [];
         addEventListener("hypergen:websocket:error", e => window.errors.push(e.detail.code));
         addEventListener("hypergen:websocket:message", e => {
@@ -103,7 +107,7 @@ def test_the_heartbeat_is_answered_and_sends_no_message_event(server_port, open_
         const connection = Object.values(hypergen.websocket.WEBSOCKETS)[0];
         const send = connection.socket.send.bind(connection.socket);
         connection.socket.send = text => { if (text.includes('"heartbeat"')) window.sent++; send(text); }; }""")
-    page.wait_for_function("() => window.sent >= 5")
+    page.wait_for_function("() => window.sent >= 3")
     page.wait_for_function(ALL_OPEN)
     assert page.evaluate("window.messages") == 0  # The replies are bookkeeping, not messages for the page.
     assert page.evaluate("window.errors") == []  # Answered as a heartbeat, not refused as a frame.
@@ -134,3 +138,43 @@ def test_4404_is_final_and_fires_notfound(server_port, open_page):
     send_chat(page, "still here", author="ann")  # A round trip: time enough for a retry to show.
     expect(page.locator("#messages li")).to_have_text(["ann: still here"])
     assert opened == [f"{base}/ws/chat/nobody/here/", f"{base}/ws/elsewhere/"]  # One attempt each.
+
+
+def test_the_examples_view_pushes_through_the_checked_class_bound_form(server_port, open_page):
+    lobby = open_page(f"http://127.0.0.1:{server_port}/chat/lobby/")
+    pusher = open_page(f"http://127.0.0.1:{server_port}/push/", wait_open=False)  # No socket: an @action.
+    pusher.click("#push-message")
+    expect(pusher.locator("#push-result")).to_have_text("Sent to #lobby.")
+    expect(lobby.locator("#messages li").last).to_have_text("server: Hello from a view!")
+
+
+@pytest.fixture(scope="module")
+def test_project_port():
+    with daphne("tests.asgi:application") as (port, _):
+        yield port
+
+
+def test_a_handler_longer_than_the_heartbeat_does_not_look_like_a_dead_path(test_project_port, browser):  # noqa: F811
+    """The server handles one frame at a time, so the heartbeat waits behind the handler; the
+    page gave its heartbeat in the URL and is answered every half of it while the handler runs."""
+    import hypergen
+
+    from tests.test_browser import ALL_OPEN as OPEN
+
+    context = browser.new_context()
+    try:
+        context.add_init_script(f"window.hypergen_consumers_heartbeat_ms = {HEARTBEAT_MS};")
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{test_project_port}/metrics/")  # Any page of the project's origin.
+        page.set_content('<div id="slow"></div>')
+        page.add_script_tag(path=str(Path(hypergen.__file__).parent / "static/hypergen/dist/hypergen.js"))
+        page.add_script_tag(path=str(ROOT / "hypergen_consumers/static/hypergen_consumers/client.js"))
+        page.evaluate(RECORD_CLOSES)
+        url = f"ws://127.0.0.1:{test_project_port}/ws/tests/slow/"
+        page.evaluate("url => hypergen.websocket.open(url)", url)
+        page.wait_for_function(OPEN)
+        page.evaluate("url => hypergen.websocket.WEBSOCKETS[url].send(JSON.stringify({args: ['wait', 2], meta: {}}))", url)
+        expect(page.locator("#slow")).to_have_text("waited 2.0", timeout=15_000)  # 4 heartbeats long.
+        assert page.evaluate("window.closes") == []  # Never given up.
+    finally:
+        context.close()

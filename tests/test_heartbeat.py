@@ -146,3 +146,33 @@ def test_manage_py_check_warns_when_the_routes_do_not_end_with_not_found_route()
     finally:
         for name in ["w003_consumers", "w003_asgi"]:
             sys.modules.pop(name, None)
+
+
+# --- a long run keeps a heartbeating page's socket alive ----------------------------------
+
+
+@pytest.mark.server
+async def test_a_long_run_is_kept_alive_for_a_client_that_gave_its_heartbeat(server):
+    """One frame at a time per connection: a heartbeat waits behind a long handler. A client that
+    gave its heartbeat (``?hypergen_heartbeat=<ms>``) is answered every half of it meanwhile."""
+    port, _ = server
+    origin = f"http://127.0.0.1:{port}"
+    base = f"ws://127.0.0.1:{port}/ws/tests/slow/"
+    wait = json.dumps({"args": ["wait", 1.5], "meta": {"id": 1}})
+
+    async def frames_until_answered(page):
+        frames = []
+        while not any("waited 1.5" in frame for frame in frames):
+            frames.append(await asyncio.wait_for(page.recv(), 10))
+        return frames
+
+    url = f"{base}?hypergen_socket=keepalive-page-1&hypergen_heartbeat=400"
+    async with connect(url, origin=origin) as page:
+        await page.send(wait)
+        frames = await frames_until_answered(page)
+        answered = next(n for n, frame in enumerate(frames) if "waited 1.5" in frame)
+        assert HEARTBEAT_REPLY in frames[:answered]  # While the handler ran.
+    # A client that gave no heartbeat (not client.js) gets nothing it did not ask for.
+    async with connect(base, origin=origin) as plain:
+        await plain.send(json.dumps({"args": ["wait", 1.5], "meta": {}}))
+        assert json.loads(await asyncio.wait_for(plain.recv(), 10)) == [["hypergen.morph", "slow", "<span>waited 1.5</span>"]]

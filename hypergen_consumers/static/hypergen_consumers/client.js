@@ -73,7 +73,7 @@
     this.timer = null;
     if (this.socket !== null) return; // One live socket per URL, never more.
     var self = this;
-    var socket = new WebSocket(resumeUrl(this));
+    var socket = new WebSocket(withHeartbeat(resumeUrl(this)));
     this.socket = socket;
     startHeartbeat(this, socket);
     socket.onopen = function () {
@@ -665,6 +665,14 @@
       connection.heartbeatPending = true;
       socket.send(HEARTBEAT_FRAME);
     }, interval / 2);
+  }
+
+  // The server answers the heartbeat every half of it while one of this page's handlers runs
+  // (it handles one frame at a time, so a heartbeat would wait behind a long handler).
+  function withHeartbeat(url) {
+    var interval = heartbeatInterval();
+    if (!(interval > 0)) return url;
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + "hypergen_heartbeat=" + Math.round(interval);
   }
 
   function stopHeartbeat(connection) {
