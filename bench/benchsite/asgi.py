@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 from hypergen.imports import NO_PERM_REQUIRED  # noqa: E402
 
-from benchsite import consumers as c, gc_knobs  # noqa: E402
+from benchsite import consumers as c, gc_knobs, scale_consumers as sc  # noqa: E402
 
 ROUTES = {
     "roundtrip": {
@@ -39,6 +39,11 @@ ROUTES = {
         "ours_function": c.ours_function_fanout.as_asgi(),
         "ours_presence": c.OursPresenceFanout.as_asgi(),
         "chanx": c.ChanxBroadcast.as_asgi(),
+    },
+    "scale": {  # bench/scale.py
+        "storm": sc.StormRoom.as_asgi(),
+        "lobby": sc.IdleLobby.as_asgi(),
+        "plain": c.RawGroupSend.as_asgi(),
     },
 }
 

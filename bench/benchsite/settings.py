@@ -32,4 +32,6 @@ if _layer != "memory":
     _config["hosts"] = [{"address": _redis, "max_connections": 2000}]
 if _layer == "pubsub":
     _config.pop("capacity")
+if os.environ.get("BENCH_DEFAULTS"):  # bench/scale.py: what `pip install hypergen-consumers[redis]` gives.
+    _config = {"hosts": [_redis]} if _layer != "memory" else {}
 CHANNEL_LAYERS = {"default": {"BACKEND": _backend, "CONFIG": _config}}
