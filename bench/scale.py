@@ -125,22 +125,29 @@ async def storage_scenario(config: argparse.Namespace) -> dict:
     from redis import asyncio as aioredis
 
     with redis_server() as url, server("daphne", "redis", url, env={"BENCH_DEFAULTS": "1"}) as (port, _):
-        sender = await connect(ws(port, "storm", f"hypergen_socket={uuid.uuid4().hex}"), max_queue=None)
+        target = f"ws://127.0.0.1:{port}/ws/fanout/ours_async/?hypergen_socket={uuid.uuid4().hex}"
+        sender = await connect(target, max_queue=None)
         await sender.recv()
-        upload = json.dumps({"args": ["fill", TICKS], "meta": {"id": 1}})
-        await sender.send(upload)
-        frames = await drain(sender, time.monotonic() + 5)
-        sent = [f for f in frames if f and f[0][0] == "hypergen.morph"]
-        frame_bytes = statistics.mean(len(json.dumps(f)) for f in sent) if sent else float("nan")
+        uploads, sent = [], []
+        for n in range(1, TICKS + 1):  # A broadcast handler's output: one group frame each.
+            uploads.append(json.dumps({"args": ["render", n], "meta": {"id": n}}))
+            await sender.send(uploads[-1])
+            while True:
+                frame = json.loads(await sender.recv())
+                if frame and frame[0][0] == "hypergen.morph":
+                    sent.append(json.dumps([command for command in frame if not command[0].startswith("hypergen.websocket")]))
+                    break
+        frame_bytes = statistics.mean(len(text) for text in sent)
+        upload_bytes = statistics.mean(len(text) for text in uploads)
         client = aioredis.Redis.from_url(url)
-        keys = [key async for key in client.scan_iter(match="*replay*") if not key.endswith(b":last")]
+        keys = [key async for key in client.scan_iter(match="*replay*") if await client.type(key) == b"stream"]
         used = sum([await client.memory_usage(key) or 0 for key in keys])
-        entries = sum([await client.xlen(key) for key in keys if await client.type(key) == b"stream"])
+        entries = sum([await client.xlen(key) for key in keys])
         await client.aclose()
         await sender.close()
     per_entry = used / max(1, entries)
-    return {"frames": entries, "bytes_per_stored_frame": round(per_entry), "bytes_per_frame_sent": round(frame_bytes),
-            "stored_over_sent": round(per_entry / frame_bytes, 2)}
+    return {"frames": entries, "bytes_per_stored_frame": round(per_entry), "bytes_per_group_frame": round(frame_bytes),
+            "bytes_per_upload": round(upload_bytes), "stored_over_frame": round(per_entry / frame_bytes, 2)}
 
 
 # --- resume storm ---------------------------------------------------------------------
