@@ -140,13 +140,14 @@ class Hub:
             try:
                 if not await self.store.heartbeat(groups):
                     await self.restore()
-                for group in groups:  # Notice processes that died without saying goodbye.
-                    _, pruned = await self.store.entries(group)
-                    if pruned:
-                        await self.announce(group)
-                    # The change news travels through the layer, and the pub/sub layer delivers at
-                    # most once: re-read each watched group once a heartbeat, so a lost change is
-                    # seen within one interval (a render happens only if the list differs).
+                if await self.store.newly_dead():  # A process died without saying goodbye:
+                    for group in groups:  # drop its entries from our rooms, and tell them.
+                        _, pruned = await self.store.entries(group)
+                        if pruned:
+                            await self.announce(group)
+                # Change news travels through the layer, and the pub/sub layer delivers at most
+                # once: a room whose version moved is re-read (a render only if the list differs).
+                for group in await self.store.changed([group for group in groups if group in self.watched]):
                     self.mark_dirty(group)
             except Exception:
                 logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())

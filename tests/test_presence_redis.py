@@ -159,3 +159,31 @@ async def test_after_a_redis_restart_a_process_hears_other_processes_joins_again
                     await until_present(on_a, [a, b], timeout=10)
     finally:
         redis.close()
+
+
+async def test_quiet_rooms_cost_redis_a_few_commands_per_heartbeat_however_many_there_are():
+    """200 one-member rooms, nobody coming or going: each heartbeat reads the set of processes
+    and the rooms' versions in one read each, not every room (before: about 5 commands per
+    room per heartbeat, 500 rooms 500 commands/s on the default heartbeat)."""
+    from redis import asyncio as aioredis
+
+    port = free_port()
+    heartbeat = 0.5
+    env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{port}", "TEST_PRESENCE_HEARTBEAT": str(heartbeat),
+           "TEST_PRESENCE_EXPIRY": "5"}
+    with redis_server(port), daphne("tests.asgi:application", env=env) as (server_port, _):
+        origin = f"http://127.0.0.1:{server_port}"
+        async with contextlib.AsyncExitStack() as stack:
+            for start in range(0, 200, 50):
+                await asyncio.gather(*(
+                    stack.enter_async_context(connect(f"ws://127.0.0.1:{server_port}/ws/tests/lobby/quiet-{n}/", origin=origin))
+                    for n in range(start, start + 50)
+                ))
+            client = aioredis.Redis(port=port)
+            await asyncio.sleep(3 * heartbeat)  # Past the joins' first heartbeat.
+            before, began = (await client.info("stats"))["total_commands_processed"], time.monotonic()
+            await asyncio.sleep(10 * heartbeat)  # The quiet under test (not an assertion).
+            spent = (await client.info("stats"))["total_commands_processed"] - before - 1
+            heartbeats = (time.monotonic() - began) / heartbeat
+            await client.aclose()
+    assert spent / heartbeats < 20, f"{spent} Redis commands in {heartbeats:.0f} heartbeats for 200 quiet rooms"
