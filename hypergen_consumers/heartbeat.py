@@ -63,6 +63,7 @@ class Keepalive:
     """Sends the heartbeat's answer every ``period`` seconds until ``stop()``."""
 
     def __init__(self, conn: Any, period: float) -> None:
+        conn.__dict__["_keepalive_running"] = True  # One at a time: a run inside a frame's wait.
         self.conn = conn
         self.period = period
         self.loop = asyncio.get_running_loop()
@@ -86,6 +87,7 @@ class Keepalive:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+            self.conn.__dict__["_keepalive_running"] = False
 
 
 class _NoKeepalive:
@@ -99,4 +101,6 @@ _NO_KEEPALIVE = _NoKeepalive()
 def keepalive(conn: Any) -> Keepalive | _NoKeepalive:
     """Start answering ``conn``'s heartbeat while a run lasts (if it gave one); ``stop()`` after."""
     period = keepalive_period(conn)
-    return _NO_KEEPALIVE if period is None else Keepalive(conn, period)
+    if period is None or conn.__dict__.get("_keepalive_running", False):
+        return _NO_KEEPALIVE
+    return Keepalive(conn, period)

@@ -141,7 +141,11 @@ class PipelineMixin(ConnectionState):
             if is_heartbeat(content):
                 await self.send(text_data=HEARTBEAT_REPLY)
                 return
-            await frame_ids.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
+            beating = keepalive(self)  # Also while a re-sent frame waits for its first run to end.
+            try:
+                await frame_ids.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
+            finally:
+                beating.stop()
 
     @asynccontextmanager
     async def rejections(self) -> AsyncIterator[None]:

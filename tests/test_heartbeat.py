@@ -176,3 +176,23 @@ async def test_a_long_run_is_kept_alive_for_a_client_that_gave_its_heartbeat(ser
     async with connect(base, origin=origin) as plain:
         await plain.send(json.dumps({"args": ["wait", 1.5], "meta": {}}))
         assert json.loads(await asyncio.wait_for(plain.recv(), 10)) == [["hypergen.morph", "slow", "<span>waited 1.5</span>"]]
+
+
+@pytest.mark.server
+async def test_a_re_sent_frame_waiting_for_its_first_run_is_kept_alive_too(server):
+    """A page that reconnected re-sends a frame still running on its old socket; the new socket
+    waits for that run's answer (up to the handler's timeout) and must not look dead meanwhile."""
+    port, _ = server
+    origin = f"http://127.0.0.1:{port}"
+    url = f"ws://127.0.0.1:{port}/ws/tests/slow/?hypergen_socket=keepalive-dup-1&hypergen_heartbeat=400"
+    wait = json.dumps({"args": ["wait", 2], "meta": {"id": 1}})
+    async with connect(url, origin=origin) as old:
+        await old.send(wait)
+        while await asyncio.wait_for(old.recv(), 10) != HEARTBEAT_REPLY:
+            pass  # The first run is under way.
+        async with connect(url, origin=origin) as new:
+            await new.send(wait)
+            frames = []
+            while not any("hypergen.websocket.ack" in frame for frame in frames):
+                frames.append(await asyncio.wait_for(new.recv(), 10))
+            assert HEARTBEAT_REPLY in frames  # While it waited, before the ack.
