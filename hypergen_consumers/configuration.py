@@ -41,6 +41,9 @@ CONFIG_ATTRIBUTES = (
     "presence",
     "presence_target_id",
     "rate",
+    "replay_frames",
+    "replay_seconds",
+    "groups",
 )
 
 

@@ -43,7 +43,8 @@ def consumer(func: Any = None, /, **options: Any) -> Any:
 
     Takes the class attributes as keyword arguments: ``perm`` (required), ``any_perm``,
     ``path``, ``target_id``, ``base_template``, ``group_name``, ``broadcast``,
-    ``user_plugins``, ``autourl``, ``timeout``, ``presence``, ``presence_target_id``, ``rate``.
+    ``user_plugins``, ``autourl``, ``timeout``, ``presence``, ``presence_target_id``, ``rate``,
+    ``replay_frames``, ``replay_seconds``, ``groups``.
     """
     for name in options:
         if name in _ACTION_ONLY:

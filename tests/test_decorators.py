@@ -129,3 +129,19 @@ async def test_any_perm_means_any_one_of_the_perms():
         assert await client.call() == [["matched", ["auth.view_user"]]]
     with pytest.raises(ConnectionRefused):
         await ConsumerClient(all_of, user=user).connect()
+
+
+def test_consumer_takes_every_class_option_including_replay_and_extra_groups():
+    """Class options and @consumer's keywords are one list: replay_frames once raised TypeError."""
+
+    @consumer(perm=NO_PERM_REQUIRED, path="options-everywhere/", replay_frames=0, replay_seconds=5, groups=["news"])
+    def options_everywhere(consumer, request):
+        pass
+
+    assert (options_everywhere.replay_frames, options_everywhere.replay_seconds) == (0, 5)
+    assert options_everywhere.groups == ["news"]
+    with pytest.raises(ImproperlyConfigured, match="replay_frames must be a whole number"):
+
+        @consumer(perm=NO_PERM_REQUIRED, path="options-bad/", replay_frames="many")
+        def options_bad(consumer, request):
+            pass
