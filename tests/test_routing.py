@@ -56,7 +56,8 @@ def test_autoconsumers_takes_a_dotted_module_path():
     assert [str(p.pattern) for p in patterns] == [
         "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/database_probe/", "ws/dotted/numbers/",
         "ws/dotted/blocker/", "ws/dotted/load/<int:team>/", "ws/dotted/echo/<slug:room>/", "ws/dotted/big/<slug:room>/",
-        "ws/dotted/lobby/<slug:room>/", "^ws/dotted/",
+        "ws/dotted/lobby/<slug:room>/", "ws/dotted/crowd/<slug:room>/", "ws/dotted/slow-meta/<slug:token>/",
+        "ws/dotted/status/<slug:room>/", "^ws/dotted/",
     ]
 
 
