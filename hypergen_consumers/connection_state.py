@@ -21,6 +21,7 @@ from .handler_rates import HandlerLimits
 if TYPE_CHECKING:
     from .authority import Authority
     from .errors import ErrorCode
+    from .frame_ids import PendingRecord
     from .handlers import HandlerSpec
     from .ratelimit import RateLimiter
 
@@ -93,6 +94,10 @@ class ConnectionState:
     _inbox: asyncio.Queue[dict[str, Any]] | None = None
     #: A catch-up waits in the inbox: one is enough, however many outages end meanwhile.
     _catch_up_queued = False
+    #: A reply record waiting to ride on the socket's next claim, and the timer that writes it
+    #: otherwise (see frame_ids._record).
+    _pending_record: PendingRecord | None = None
+    _record_timer: asyncio.TimerHandle | None = None
     #: While a client frame with an id runs: what that run sends (see frame_ids.run_once).
     _recording: list[str] | None = None
     #: That run's reply, held back to carry the frame's ack: one frame down, not two (send_reply).

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import recovery, replies
@@ -26,7 +27,7 @@ from .executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
 from .layers import bounded_store
 from .replay import window_for, window_settings
 
-__all__ = ["ACK_COMMAND", "MAX_FRAME_ID", "run_once"]
+__all__ = ["ACK_COMMAND", "MAX_FRAME_ID", "RECORD_DELAY", "PendingRecord", "flush_record", "run_once"]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -76,10 +77,67 @@ async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[
     try:
         await conn.send_held_reply(ack)
     finally:
-        try:
-            await bounded_store(store, store.record(conn._socket_key, frame_id, replies.encode_record(sent), seconds))
-        except Exception as exc:
-            logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, frame_id, exc)
+        await _record(conn, PendingRecord(store, conn._socket_key, frame_id, replies.encode_record(sent), seconds))
+
+
+#: How long a reply's record in Redis may wait to ride on the socket's next claim (see ``_record``).
+RECORD_DELAY = 0.1
+
+
+@dataclass
+class PendingRecord:
+    """A run's reply record, not yet written to its store."""
+
+    store: replies.ReplyStore
+    key: str
+    frame_id: int
+    record: str
+    seconds: float
+
+
+async def _record(conn: Any, pending: PendingRecord) -> None:
+    """Write a run's reply record: at once in the process; in Redis, with the socket's next claim.
+
+    Two Redis calls per client frame (claim before the run, record after) were most of what
+    the delivery protocol cost a server on Redis (bench/scale.py, frame). A page that keeps
+    talking sends its next frame right after the ack, so the record rides on that frame's
+    claim (one Lua call does both); otherwise it is written after ``RECORD_DELAY`` seconds,
+    or when the connection ends, whichever comes first. Meanwhile the id is claimed (a copy
+    re-sent to another process waits for the record, as it waits for a run still going),
+    so "at most once" is untouched; only an answer lost with a crashed process is delayed
+    the same way an answer lost mid-run already is.
+    """
+    await flush_record(conn)  # At most one waits per connection.
+    if getattr(pending.store, "in_process", False):
+        await _write(conn, pending)
+        return
+    conn._pending_record = pending
+    conn._record_timer = asyncio.get_running_loop().call_later(
+        RECORD_DELAY, lambda: asyncio.ensure_future(flush_record(conn))
+    )
+
+
+async def flush_record(conn: Any) -> None:
+    """Write the connection's waiting reply record now (its timer, a claim that failed, its end)."""
+    pending = _take_pending(conn)
+    if pending is not None:
+        await _write(conn, pending)
+
+
+def _take_pending(conn: Any) -> PendingRecord | None:
+    pending: PendingRecord | None = conn._pending_record
+    conn._pending_record = None
+    timer, conn._record_timer = conn._record_timer, None
+    if timer is not None:
+        timer.cancel()
+    return pending
+
+
+async def _write(conn: Any, pending: PendingRecord) -> None:
+    try:
+        await bounded_store(pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds))
+    except Exception as exc:
+        logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, pending.frame_id, exc)
 
 
 async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.ReplyStore, bool, str]:
@@ -97,12 +155,22 @@ async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.Repl
     shared, local = replies.store_for(window), replies.fallback_for(window)
     key = conn._socket_key
     if shared is not local and not recovery.is_down(layer) and not local.claimed(key, frame_id):
+        pending = _take_pending(conn)
+        earlier = None
+        if pending is not None and pending.store is shared and pending.key == key:
+            earlier = (pending.frame_id, pending.record)  # Written by this same call (see _record).
+        elif pending is not None:
+            await _write(conn, pending)
         try:
-            first, record = await bounded_store(shared, shared.claim(key, frame_id, seconds))
+            first, record = await bounded_store(shared, shared.claim(key, frame_id, seconds, earlier))
             return shared, first, record
         except Exception as exc:
             recovery.mark_failed(layer)
             logger.info("%s: frame %d claimed in this process: %s", type(conn).__name__, frame_id, type(exc).__name__)
+            if earlier is not None and pending is not None:
+                await _write(conn, pending)  # Tried once more on its own (logged if Redis is still down).
+    else:
+        await flush_record(conn)
     first, record = await local.claim(key, frame_id, seconds)
     return local, first, record
 

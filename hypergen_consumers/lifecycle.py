@@ -18,7 +18,7 @@ from typing import Any
 
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
-from . import catchup, presence, recovery
+from . import catchup, frame_ids, presence, recovery
 from ._compat import channels_consumer, channels_redis_receive
 from .authority import Authority
 from .connection_state import ConnectionState
@@ -223,6 +223,7 @@ class LifecycleMixin(ConnectionState):
         raise StopConsumer()
 
     async def _leave_groups(self) -> None:
+        await frame_ids.flush_record(self)  # Its last reply's record, if it waited (frame_ids._record).
         recovery.untrack(self)
         observe.left(self)
         authority = getattr(self, "_authority", None)

@@ -58,9 +58,12 @@ def encode_record(frames: list[str]) -> str:
 
 
 class ReplyStore(Protocol):
-    async def claim(self, key: str, frame_id: int, seconds: float) -> tuple[bool, str]:
+    async def claim(
+        self, key: str, frame_id: int, seconds: float, earlier: tuple[int, str] | None = None
+    ) -> tuple[bool, str]:
         """``(True, "")`` if ``frame_id`` is newer than any id socket ``key`` ran (run it; it is
-        now PENDING), else ``(False, its record)``."""
+        now PENDING), else ``(False, its record)``. ``earlier``: an earlier id's record, written
+        first in the same call (see ``frame_ids``)."""
         ...
 
     async def recorded(self, key: str, frame_id: int) -> str: ...
@@ -131,7 +134,11 @@ class MemoryReplies:
         socket.size -= size
         self.total -= size
 
-    async def claim(self, key: str, frame_id: int, seconds: float) -> tuple[bool, str]:
+    async def claim(
+        self, key: str, frame_id: int, seconds: float, earlier: tuple[int, str] | None = None
+    ) -> tuple[bool, str]:
+        if earlier is not None:
+            await self.record(key, *earlier, seconds)
         socket = self._socket(key, seconds)
         if frame_id <= socket.highest:
             return False, socket.records.get(frame_id, MISSING)
@@ -182,8 +189,15 @@ local function trim(key, max_ids, max_bytes)
 end
 """
 
-# KEYS: the socket's hash. ARGV: frame id, milliseconds, max ids, max bytes.
+# KEYS: the socket's hash. ARGV: frame id, milliseconds, max ids, max bytes, an earlier id and its record ('' '': none).
 _CLAIM = _TRIM + """
+if ARGV[5] ~= '' then  -- The socket's previous frame's record, carried by this claim (frame_ids).
+  local old = redis.call('HGET', KEYS[1], ARGV[5])
+  if old then
+    redis.call('HSET', KEYS[1], ARGV[5], ARGV[6])
+    redis.call('HINCRBY', KEYS[1], 'b', string.len(ARGV[6]) - string.len(old))
+  end
+end
 local highest = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
 if tonumber(ARGV[1]) <= highest then
   return {0, redis.call('HGET', KEYS[1], ARGV[1]) or ''}
@@ -224,8 +238,11 @@ class RedisReplies:
         self._window = window
         self._keys = key_prefix(window.layer_prefix, "replies")  # Under the layer's prefix.
 
-    async def claim(self, key: str, frame_id: int, seconds: float) -> tuple[bool, str]:
-        keys, args = [self._keys + key], [frame_id, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
+    async def claim(
+        self, key: str, frame_id: int, seconds: float, earlier: tuple[int, str] | None = None
+    ) -> tuple[bool, str]:
+        keys = [self._keys + key]
+        args = [frame_id, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET, *(earlier or ("", ""))]
         run, record = await self._window._retrying(
             lambda client: _script(client, "_hypergen_reply_claim", _CLAIM)(keys=keys, args=args)
         )

@@ -229,3 +229,58 @@ async def test_many_sockets_cannot_grow_the_in_memory_store_past_its_total(monke
     assert len(runs) == 40
     assert (await store.size(store_key(Room, "many-0039-sockets")))[0] == 1  # The latest kept theirs.
     assert (await store.size(store_key(Room, "many-0000-sockets")))[0] == 0  # The oldest gave theirs up.
+
+
+@pytest.fixture
+def redis_only(request):
+    request.param = "redis"
+    yield from memory_or_redis(request)
+
+
+async def evalsha_calls():
+    from channels.layers import get_channel_layer
+    from redis import asyncio as aioredis
+
+    client = aioredis.Redis.from_url(get_channel_layer().hosts[0]["address"])
+    stats = await client.info("commandstats")
+    await client.aclose()
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+async def test_on_redis_a_reply_record_rides_on_the_next_claim_and_is_kept_for_a_copy(redis_only):
+    """A page that keeps talking costs one Redis script call per frame, not two (the claim of
+    frame n+1 writes frame n's record), and nothing of "nothing twice" is lost: a copy of the
+    last id, re-sent after the connection ended, gets the first run's answer."""
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    socket = await open_socket(Room, socket_id)
+    before = await evalsha_calls()
+    for n in range(1, 11):
+        await socket.send_to(text_data=frame(n, "whisper", f"m{n}"))
+        assert (await receive(socket))[0][0] == "first"
+        assert (await receive(socket))[-1] == [ACK_COMMAND, n]
+    scripts = await evalsha_calls() - before
+    await socket.disconnect()  # Its last record is written now.
+    assert scripts <= 11, f"{scripts} script calls for 10 frames"
+    again = await open_socket(Room, socket_id)
+    await again.send_to(text_data=frame(10, "whisper", "m10"))
+    assert [await receive(again) for _ in range(2)] == [[["first", "m10", 10]], [["whisper", "m10", 10], [ACK_COMMAND, 10]]]
+    assert len(runs) == 10
+    await again.disconnect()
+
+
+async def test_on_redis_a_copy_sent_at_once_from_another_socket_waits_for_the_record_not_a_resync(redis_only):
+    """The page reconnected elsewhere while its old connection is still open (a half-dead
+    path): the copy arrives before the record was written, finds the id claimed, and gets the
+    answer once the record is written (at most RECORD_DELAY later)."""
+    Room, runs, _ = define_room()
+    socket_id = uuid.uuid4().hex
+    old = await open_socket(Room, socket_id)
+    await old.send_to(text_data=frame(1, "whisper", "once"))
+    first = [await receive(old) for _ in range(2)]
+    copy = await open_socket(Room, socket_id)
+    await copy.send_to(text_data=frame(1, "whisper", "once"))
+    assert [await receive(copy) for _ in range(2)] == first
+    assert runs == ["once"]
+    await copy.disconnect()
+    await old.disconnect()
