@@ -1,6 +1,13 @@
 """Settings for the benchmark site. BENCH_LAYER picks the channel layer: memory, redis, pubsub."""
 
 import os
+import sys
+
+# bench/observability.py measures the cost of what a site observes: BENCH_OBSERVE=off runs as
+# if prometheus_client were not installed, "metrics" with it, "dashboard" with the dashboard too.
+_observe = os.environ.get("BENCH_OBSERVE", "metrics")
+if _observe == "off":
+    sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # Importing it raises ImportError.
 
 SECRET_KEY = "bench"
 DEBUG = False
@@ -11,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "hypergen",
     "hypergen_consumers",
+    *(["hypergen_consumers.dashboard"] if _observe == "dashboard" else []),
 ]
 MIDDLEWARE: list = []
 ROOT_URLCONF = "benchsite.urls"
