@@ -164,3 +164,41 @@ def test_the_page_is_for_staff_only():
     html = client.get("/consumers/").content.decode()
     assert '["hypergen.websocket.open","ws://testserver/ws/hypergen_consumers/dashboard/"]' in html
     assert "hc-notice-send" not in html  # Staff without the operate permission.
+
+
+async def test_a_superuser_closes_one_connection_and_only_that_one(dashboard_installed):
+    admin = await make_user("admin", staff=True, superuser=True)
+    friend = await make_user("friend")
+    room = define_room()
+    closing, staying = ConsumerClient(room, room="blue", user=friend), ConsumerClient(room, room="green", user=friend)
+    await closing.connect()
+    await staying.connect()
+    async with ConsumerClient(DashboardConsumer, user=admin) as dashboard:
+        await rendered(dashboard, lambda html: html.count('data-user="friend"') == 2)
+        [blue] = [entry for entry in dashboard_sockets() if entry["group"] == room.group_name(room="blue")]
+        await dashboard.send("close_connection", blue["channel"])
+        assert await closing.communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+        assert await staying.call("ping") == [["pong"]]
+        await dashboard.send("close_connection", "specific.not-on-the-dashboard!x")  # Any other channel: refused.
+        await dashboard.expect_error("invalid_frame")
+    await staying.close()
+
+
+def dashboard_sockets():
+    """The sockets the (one) open dashboard connection lists on its board."""
+    from hypergen_consumers.dashboard.collector import COLLECTOR
+
+    dashboards = [c for c in COLLECTOR.connections if isinstance(c, DashboardConsumer)]
+    return dashboards[0].board.sockets()
+
+
+async def test_a_dashboard_socket_whose_user_loses_staff_is_closed_at_its_next_render(dashboard_installed):
+    staff = await make_user("ops", staff=True)
+    async with ConsumerClient(DashboardConsumer, user=staff) as dashboard:
+        await rendered(dashboard, lambda html: "hc-process" in html)
+        staff.is_staff = False  # As the authority's re-read would find it.
+        for _ in range(3):  # A render may be on its way; the next snapshot's render closes.
+            message = await dashboard.communicator.receive_output(timeout=5)
+            if message["type"] == "websocket.close":
+                break
+        assert message == {"type": "websocket.close", "code": 4403}
