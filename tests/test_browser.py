@@ -1,11 +1,13 @@
 """client.js in a real browser: Playwright driving Debian's chromium against the example on daphne."""
 
+import contextlib
 import re
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.servers import daphne, example_env, free_port, migrate_example
+from tests.proxy import Proxy
+from tests.servers import daphne, example_env, free_port, migrate_example, redis_server
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -35,9 +37,37 @@ def example_db(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(example_db):
+def server_port(example_db):
+    """The example site on a daphne of this module's own (in-memory layer)."""
     with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
-        yield f"http://127.0.0.1:{port}"
+        yield port
+
+
+@pytest.fixture(scope="module")
+def server(server_port):
+    return f"http://127.0.0.1:{server_port}"
+
+
+@pytest.fixture
+def proxy(server_port):
+    """A loopback proxy in front of the example that a test can cut or turn into a black hole."""
+    with Proxy(server_port) as proxy:
+        yield proxy
+
+
+@contextlib.contextmanager
+def example_on_restartable_redis(example_db):
+    """The example on one daphne over a redis-server of its own; yields ``(port, stop, start)``:
+    Redis goes away (restarting empty, as one without persistence does) and comes back."""
+    redis_port = free_port()
+    env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
+    redis = contextlib.ExitStack()
+    redis.enter_context(redis_server(redis_port))
+    try:
+        with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
+            yield port, redis.close, lambda: redis.enter_context(redis_server(redis_port))
+    finally:
+        redis.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.proxy import Proxy
 from tests.servers import daphne
-from tests.test_browser import ALL_OPEN, browser, example_db, send_chat  # noqa: F401 (fixtures)
+from tests.test_browser import ALL_OPEN, browser, example_db, send_chat, proxy, server_port  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -23,18 +22,6 @@ OFFLINE = re.compile("hypergen-websocket-offline")
 HEARTBEAT_MS = 500  # The default is 30 s; the page sets its own, as a test or a site may.
 RECORD_CLOSES = """() => { window.closes = [];
     addEventListener("hypergen:websocket:close", e => window.closes.push(e.detail.reason)); }"""
-
-
-@pytest.fixture(scope="module")
-def server_port(example_db):  # noqa: F811
-    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
-        yield port
-
-
-@pytest.fixture
-def proxy(server_port):
-    with Proxy(server_port) as proxy:
-        yield proxy
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.proxy import Proxy
 from tests.servers import daphne, free_port, redis_server, run_script
-from tests.test_browser import ALL_OPEN, browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
+from tests.test_browser import ALL_OPEN, browser, example_db, open_page, send_chat, proxy, server_port  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -35,18 +35,6 @@ PUSH_FIVE = (
     "    consumer_command(ChatRoom.group_name(room_name='redis'), [['hypergen.append', 'messages', f'<li>after restart {n}</li>']])\n"
 )
 REDIS_LAYERS = ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
-
-
-@pytest.fixture(scope="module")
-def server_port(example_db):  # noqa: F811
-    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
-        yield port
-
-
-@pytest.fixture
-def proxy(server_port):
-    with Proxy(server_port) as proxy:
-        yield proxy
 
 
 def lines(page):

@@ -9,13 +9,10 @@ does.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.servers import daphne, free_port, redis_server
-from tests.test_browser import browser, example_db, open_page, send_chat  # noqa: F401 (fixtures)
+from tests.test_browser import browser, example_db, example_on_restartable_redis, open_page, send_chat  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -24,34 +21,27 @@ RECORD_ERRORS = """() => { window.layerErrors = [];
 
 
 def test_during_a_redis_outage_sender_only_frames_run_and_room_messages_are_sent_again_once(example_db, open_page):  # noqa: F811
-    redis_port = free_port()
-    env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
-        with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
-            sender = open_page(f"http://127.0.0.1:{port}/chat/outage/")
-            other = open_page(f"http://127.0.0.1:{port}/chat/outage/")
-            sender.evaluate(RECORD_ERRORS)
-            send_chat(sender, "before", author="ann")
-            for page in (sender, other):
-                expect(page.locator("#messages li")).to_have_text(["ann: before"])
+    with example_on_restartable_redis(example_db) as (port, stop_redis, start_redis):
+        sender = open_page(f"http://127.0.0.1:{port}/chat/outage/")
+        other = open_page(f"http://127.0.0.1:{port}/chat/outage/")
+        sender.evaluate(RECORD_ERRORS)
+        send_chat(sender, "before", author="ann")
+        for page in (sender, other):
+            expect(page.locator("#messages li")).to_have_text(["ann: before"])
 
-            redis.close()  # Redis goes down.
-            sender.click("#stats")  # broadcast=False: needs no layer, so it runs.
-            expect(sender.locator("#my-stats")).to_have_text("You sent 1 messages here.", timeout=15_000)
+        stop_redis()  # Redis goes down.
+        sender.click("#stats")  # broadcast=False: needs no layer, so it runs.
+        expect(sender.locator("#my-stats")).to_have_text("You sent 1 messages here.", timeout=15_000)
 
-            send_chat(sender, "during the outage", author="ann")
-            sender.wait_for_function("() => window.layerErrors.includes('layer_unavailable')", timeout=15_000)
-            redis.enter_context(redis_server(redis_port))  # Back, empty.
+        send_chat(sender, "during the outage", author="ann")
+        sender.wait_for_function("() => window.layerErrors.includes('layer_unavailable')", timeout=15_000)
+        start_redis()  # Back, empty.
 
-            expected = ["ann: before", "ann: during the outage"]
-            for page in (sender, other):
-                expect(page.locator("#messages li")).to_have_text(expected, timeout=30_000)
-            send_chat(other, "marker", author="bob")  # Nothing more (no second copy) came before it.
-            for page in (sender, other):
-                expect(page.locator("#messages li")).to_have_text([*expected, "bob: marker"])
-            sender.click("#stats")
-            expect(sender.locator("#my-stats")).to_have_text("You sent 2 messages here.")
-    finally:
-        redis.close()
+        expected = ["ann: before", "ann: during the outage"]
+        for page in (sender, other):
+            expect(page.locator("#messages li")).to_have_text(expected, timeout=30_000)
+        send_chat(other, "marker", author="bob")  # Nothing more (no second copy) came before it.
+        for page in (sender, other):
+            expect(page.locator("#messages li")).to_have_text([*expected, "bob: marker"])
+        sender.click("#stats")
+        expect(sender.locator("#my-stats")).to_have_text("You sent 2 messages here.")

@@ -7,32 +7,17 @@ applied, reject with the server's error for that frame, time out, and a push mad
 resolves once after reconnecting, through tests.proxy.Proxy.
 """
 
-import contextlib
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.proxy import Proxy
-from tests.servers import daphne, free_port, redis_server
-from tests.test_browser import browser, example_db, open_page  # noqa: F401 (fixtures)
+from tests.test_browser import browser, example_db, example_on_restartable_redis, open_page, proxy, server_port  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 OFFLINE = re.compile("hypergen-websocket-offline")
 URL = "Object.keys(hypergen.websocket.WEBSOCKETS)[0]"
-
-
-@pytest.fixture(scope="module")
-def server_port(example_db):  # noqa: F811
-    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
-        yield port
-
-
-@pytest.fixture
-def proxy(server_port):
-    with Proxy(server_port) as proxy:
-        yield proxy
 
 
 def settle(page, script, arg=None):
@@ -187,33 +172,26 @@ def test_a_push_made_offline_resolves_once_after_reconnecting(server_port, proxy
 def test_a_push_refused_while_redis_is_down_follows_its_retry_and_resolves_once(example_db, open_page):  # noqa: F811
     """A broadcasting handler's frame is refused while the layer is down (layer_unavailable,
     retry) and client.js sends it again as a new frame: the promise follows that frame."""
-    redis_port = free_port()
-    env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
-        with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
-            sender = open_page(f"http://127.0.0.1:{port}/chat/push-outage/")
-            other = open_page(f"http://127.0.0.1:{port}/chat/push-outage/")
-            sender.evaluate(
-                """() => { window.layerErrors = [];
-                addEventListener("hypergen:websocket:error", e => window.layerErrors.push(e.detail.code)); }"""
-            )
-            redis.close()  # Redis goes down.
-            sender.evaluate(
-                f"""() => {{
-                    window.settled = [];
-                    hypergen.websocket.pushWith({{timeout: 60000}}, {URL}, "send_message", {{author: "ann", text: "during"}}).then(
-                        value => window.settled.push(["resolved", value]), error => window.settled.push(["rejected", error]));
-                }}"""
-            )
-            sender.wait_for_function("() => window.layerErrors.includes('layer_unavailable')", timeout=15_000)
-            assert sender.evaluate("window.settled") == [], "refused for a retry: still pending"
-            redis.enter_context(redis_server(redis_port))  # Back, empty.
-            sender.wait_for_function("() => window.settled.length === 1", timeout=30_000)
-            assert sender.evaluate("window.settled") == [["resolved", []]]
-            for page in (sender, other):
-                expect(page.locator("#messages li")).to_have_text(["ann: during"], timeout=15_000)
-            assert sender.evaluate(f"Object.keys(hypergen.websocket.WEBSOCKETS[{URL}].retryingPushes).length") == 0
-    finally:
-        redis.close()
+    with example_on_restartable_redis(example_db) as (port, stop_redis, start_redis):
+        sender = open_page(f"http://127.0.0.1:{port}/chat/push-outage/")
+        other = open_page(f"http://127.0.0.1:{port}/chat/push-outage/")
+        sender.evaluate(
+            """() => { window.layerErrors = [];
+            addEventListener("hypergen:websocket:error", e => window.layerErrors.push(e.detail.code)); }"""
+        )
+        stop_redis()  # Redis goes down.
+        sender.evaluate(
+            f"""() => {{
+                window.settled = [];
+                hypergen.websocket.pushWith({{timeout: 60000}}, {URL}, "send_message", {{author: "ann", text: "during"}}).then(
+                    value => window.settled.push(["resolved", value]), error => window.settled.push(["rejected", error]));
+            }}"""
+        )
+        sender.wait_for_function("() => window.layerErrors.includes('layer_unavailable')", timeout=15_000)
+        assert sender.evaluate("window.settled") == [], "refused for a retry: still pending"
+        start_redis()  # Back, empty.
+        sender.wait_for_function("() => window.settled.length === 1", timeout=30_000)
+        assert sender.evaluate("window.settled") == [["resolved", []]]
+        for page in (sender, other):
+            expect(page.locator("#messages li")).to_have_text(["ann: during"], timeout=15_000)
+        assert sender.evaluate(f"Object.keys(hypergen.websocket.WEBSOCKETS[{URL}].retryingPushes).length") == 0
