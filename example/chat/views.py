@@ -88,7 +88,16 @@ base_template.target_id = "content"
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, autourl=False)
 def index(request):
     h1("hypergen-consumers")
-    p("Open a page in two tabs and watch both update.")
+    p("Open a page in two tabs and watch both update. What each page shows:")
+    with ul(id_="demos"):
+        li(a("Chat", href=chat.reverse(room_name="lobby")), ": typed handlers (a pydantic model), broadcast to "
+           "the room, who is here (presence), a page that was away catches up.")
+        li(a("Counter", href=counter.reverse()), ": a @consumer function, the same count on every page.")
+        li(a("Push from the backend", href=push.reverse()), ": group_send and consumer_command from a view.")
+        li(a("Private notice", href=notice.reverse()), ": user_command reaches every page of one user.")
+        li(a("Staff room", href=staff.reverse()), ": a consumer perm; anyone else is refused at the handshake.")
+        li(a("Dev overlay", href=mistakes.reverse()), ": under DEBUG, error frames show on the page.")
+        li(a("Dashboard", href="/consumers/"), ": every process's sockets, live, for staff (admin / admin).")
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="chat/<slug:room_name>/")
