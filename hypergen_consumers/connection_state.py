@@ -92,6 +92,10 @@ class ConnectionState:
     #: In-process messages to this connection (a catch-up after an outage), beside the server's
     #: and the layer's; None until the connection runs (``lifecycle``).
     _inbox: asyncio.Queue[dict[str, Any]] | None = None
+    #: The groups this connection is in through the process's one member of each (``local_groups``).
+    _relayed: list[str] = []
+    #: Its inbox was full once (see ``local_groups``): said once in the log.
+    _inbox_overflowed = False
     #: A catch-up waits in the inbox: one is enough, however many outages end meanwhile.
     _catch_up_queued = False
     #: A reply record waiting to ride on the socket's next claim, and the timer that writes it

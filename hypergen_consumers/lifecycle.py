@@ -5,6 +5,8 @@ Channels' ``AsyncConsumer.__call__`` runs a connection; here it is re-implemente
 the layer receive waits for the process's recovery probe, which re-joins the groups as soon
 as the layer answers again. The handshake checks ``perm`` before anything joins a group, and
 however a connection ends (a disconnect, an exception, a cancelled task) it leaves its groups.
+A connection joins its groups through the process's one member of each (``local_groups``),
+which puts the group's messages in the connection's inbox.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
-from . import catchup, frame_ids, presence, recovery
+from . import catchup, frame_ids, local_groups, presence, recovery
 from ._compat import channels_consumer, channels_redis_receive
 from .authority import Authority
 from .connection_state import ConnectionState
@@ -146,7 +148,7 @@ class LifecycleMixin(ConnectionState):
     async def websocket_connect(self, message: Any) -> None:
         """Check permissions, join the group, let ``connect()`` accept, then run ``on_connect``."""
         cls = type(self)
-        self._joined = []
+        self._joined, self._relayed = [], []
         self._accepted = False
         self.url_kwargs = dict(self.scope.get("url_route", {}).get("kwargs", {}))
         self.request = build_request(self.scope)
@@ -164,9 +166,13 @@ class LifecycleMixin(ConnectionState):
         self._authority = Authority(self.scope, self.request.user)
         try:
             await catchup.start(self)
-            for group in [self.group, *self.groups, *self._authority.groups(), *user_groups(self)]:
-                await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
-                self._joined.append(group)
+            for group in dict.fromkeys([self.group, *self.groups, *self._authority.groups(), *user_groups(self)]):
+                if self._inbox is not None:  # Through the process's one member of the group (local_groups).
+                    self._relayed.append(group)
+                    await local_groups.join(self, group)
+                else:
+                    await retried(partial(self.channel_layer.group_add, group, self.channel_name), self.channel_layer)
+                    self._joined.append(group)
         except Exception:
             logger.exception("%s: could not join group %r; refusing the connection", cls.__name__, self.group)
             await self._leave_groups()
@@ -230,6 +236,9 @@ class LifecycleMixin(ConnectionState):
         if authority is not None:
             authority.stop_watching()
         await presence.leave(self)
+        relayed, self._relayed = self._relayed, []
+        for group in relayed:
+            await local_groups.leave(self, group)  # Out of the group at once; never raises.
         for group in getattr(self, "_joined", []):
             try:
                 await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)

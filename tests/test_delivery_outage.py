@@ -88,10 +88,15 @@ async def test_groups_are_rejoined_by_one_probe_as_soon_as_redis_answers(restart
         await receive(socket)
     stop()
 
-    def failed_receives():
-        return sum("channel layer receive failed" in record.getMessage() for record in caplog.records)
+    def failed_receives(who):
+        return sum(
+            "channel layer receive failed" in message and message.startswith(who)
+            for message in (record.getMessage() for record in caplog.records)
+        )
 
-    await until(lambda: failed_receives() == 10, "every idle connection noticed the outage")
+    await until(lambda: failed_receives("Room:") == 10, "every idle connection noticed the outage")
+    # ... and the process's one member of each of the three groups (local_groups).
+    await until(lambda: failed_receives("group ") == 3, "the process's member of each group noticed it")
     probes = [task for task in asyncio.all_tasks() if task.get_coro().__name__ == "_probe"]
     assert len(probes) == 1, "one probe for the process, not one poll per connection"
     await asyncio.sleep(7)  # The outage goes on (an old backoff would be at its 5 s ceiling).

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers import recovery
+from hypergen_consumers import local_groups, recovery
 from hypergen_consumers.testing import ConsumerClient
 from tests.support import wait_for
 
@@ -35,21 +35,26 @@ def member_channels(group):
     return set(get_channel_layer().groups.get(group, {}))
 
 
+def is_member(connection, group):
+    """In ``group`` through the process's one member of it (local_groups), which is in the layer's group."""
+    return connection in local_groups.local_members(connection.channel_layer, group) and len(member_channels(group)) == 1
+
+
 async def connected_member(Member, connections):
     client = ConsumerClient(Member, room="r1")
     await client.connect()
     await wait_for(lambda: connections)  # on_connect runs right after the accept.
     connection = connections[-1]
     group = Member.group_name(room="r1")
-    assert connection.channel_name in member_channels(group)
-    assert connection.channel_name in member_channels("member-extra")
+    assert is_member(connection, group) and is_member(connection, "member-extra")
     assert connection in set(recovery.health_of(connection.channel_layer).members)
     return client, connection, group
 
 
 def assert_left_everything(connection, group):
-    assert connection.channel_name not in member_channels(group)
-    assert connection.channel_name not in member_channels("member-extra")
+    for left in (group, "member-extra"):  # The last local member's leaving takes the process out too.
+        assert connection not in local_groups.local_members(connection.channel_layer, left)
+        assert member_channels(left) == set()
     assert connection not in set(recovery.health_of(connection.channel_layer).members)
 
 

@@ -10,6 +10,7 @@ from django.core import checks
 from django.test import override_settings
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers import local_groups
 from hypergen_consumers.pool_check import check_redis_pool_size
 from hypergen_consumers.testing import ConsumerClient
 from tests.servers import redis_server
@@ -41,9 +42,10 @@ async def test_500_connections_joining_then_leaving_at_once_leave_the_group_empt
         # Generous handshake timeouts: the machine may be loaded; what is checked is membership.
         connected = await asyncio.gather(*(communicator.connect(timeout=60) for communicator in communicators))
         assert all(accepted for accepted, _ in connected)
-        assert await group_size(layer, group) == 500
+        # The process is in the group once, for its 500 local members (local_groups).
+        assert await group_size(layer, group) == 1 and len(local_groups.local_members(layer, group)) == 500
         await asyncio.gather(*(communicator.disconnect(timeout=60) for communicator in communicators))
-        assert await group_size(layer, group) == 0
+        assert await group_size(layer, group) == 0 and local_groups.local_members(layer, group) == []
         await layer.flush()
 
 
