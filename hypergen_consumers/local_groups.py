@@ -16,7 +16,7 @@ Order: a tap is the only reader of its channel and hands each message to every m
 taking the next, so every member gets one group's messages in the layer's order; a member's
 inbox is first in, first out. A member whose inbox holds the layer's ``capacity`` already (a
 client not reading, under a server that makes ``send`` wait) misses what comes meanwhile, as
-a full layer channel would, and catches up from the replay window when it reads again.
+a full layer channel would, and catches up from the replay window once it has read what waits.
 
 Membership ends with the connection however it ends (``lifecycle._leave_groups`` runs in a
 ``finally``); the last local member's leaving takes the process out of the group. After a
@@ -159,11 +159,14 @@ class GroupRelay:
             self.locks.pop(group, None)
 
     def overflowed(self, member: Any) -> None:
+        """``member``'s inbox is full: it misses this message, and catches up from the replay
+        window once it has read what waits (a catch-up request queued behind it, once)."""
+        member.request_catch_up()
         if not getattr(member, "_inbox_overflowed", False):
             member._inbox_overflowed = True
             logger.warning(
                 "%s: %d messages wait for this connection (the layer's capacity); it misses group "
-                "messages until it reads again (it catches up from the replay window)",
+                "messages until it reads again, then catches up from the replay window",
                 type(member).__name__, self.inbox_bound,
             )
 
