@@ -5,8 +5,8 @@ Channels' ``AsyncConsumer.__call__`` runs a connection; here it is re-implemente
 the layer receive waits for the process's recovery probe, which re-joins the groups as soon
 as the layer answers again. The handshake checks ``perm`` before anything joins a group, and
 however a connection ends (a disconnect, an exception, a cancelled task) it leaves its groups.
-A connection joins its groups through the process's one member of each (``local_groups``),
-which puts the group's messages in the connection's inbox.
+A connection joins its own group and its class's ``groups`` through the process's one member
+of each (``local_groups``), which puts the group's messages in the connection's inbox.
 """
 
 from __future__ import annotations
@@ -166,8 +166,13 @@ class LifecycleMixin(ConnectionState):
         self._authority = Authority(self.scope, self.request.user)
         try:
             await catchup.start(self)
-            for group in dict.fromkeys([self.group, *self.groups, *self._authority.groups(), *user_groups(self)]):
-                if self._inbox is not None:  # Through the process's one member of the group (local_groups).
+            rooms = dict.fromkeys([self.group, *self.groups])
+            personal = [group for group in [*self._authority.groups(), *user_groups(self)] if group not in rooms]
+            for group in [*rooms, *personal]:
+                if self._inbox is not None and group in rooms:
+                    # Through the process's one member of the group (local_groups). A session's or
+                    # user's own group has a member or two per process: a channel of its own
+                    # would cost more than it saves, so the connection joins those itself.
                     self._relayed.append(group)
                     await local_groups.join(self, group)
                 else:
