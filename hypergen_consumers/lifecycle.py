@@ -234,6 +234,9 @@ class LifecycleMixin(ConnectionState):
         raise StopConsumer()
 
     async def _leave_groups(self) -> None:
+        relayed, self._relayed = self._relayed, []
+        for group in relayed:  # First: nothing below may keep a dead connection a member.
+            await local_groups.leave(self, group)  # Out of the group at once; never raises.
         await frame_ids.flush_record(self)  # Its last reply's record, if it waited (frame_ids._record).
         recovery.untrack(self)
         observe.left(self)
@@ -241,9 +244,6 @@ class LifecycleMixin(ConnectionState):
         if authority is not None:
             authority.stop_watching()
         await presence.leave(self)
-        relayed, self._relayed = self._relayed, []
-        for group in relayed:
-            await local_groups.leave(self, group)  # Out of the group at once; never raises.
         for group in getattr(self, "_joined", []):
             try:
                 await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)
