@@ -15,23 +15,31 @@ from hypergen.imports import (
     body,
     button,
     callback,
+    aside,
     code,
     command,
+    context,
+    details,
     div,
     doctype,
     h1,
     h2,
+    h3,
     hypergen as hypergen_html,
     head,
     html,
     input_,
+    kbd,
+    link,
     liveview,
+    meta,
     nav,
     p,
     pre,
     script,
+    section,
     span,
-    style,
+    summary,
     title,
     li,
     ul,
@@ -41,20 +49,12 @@ from chat import consumers
 from chat.consumers import ChatRoom, Mistakes, PokerTable, StaffRoom, increment
 from hypergen_consumers import consumer_command, user_command
 
-CSS = """
-body { font-family: sans-serif; max-width: 48rem; margin: 2rem auto; }
-nav a { margin-right: 1rem; }
-.offline-banner { display: none; background: #fdd; padding: .5rem; }
-html.hypergen-websocket-offline .offline-banner { display: block; }
-pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; font-size: .8rem; }
-"""
-
-
 def show_source(*objects):
     """Like hypergen's example site: each page shows the code that makes it."""
-    h2("Source")
-    for obj in objects:
-        pre(code(inspect.getsource(obj)))
+    with details(class_="source"):
+        summary("The code of this page")
+        for obj in objects:
+            pre(code(inspect.getsource(obj)))
 
 
 @contextmanager
@@ -62,62 +62,111 @@ def base_template():
     doctype()
     with html():
         with head():
+            meta(charset="utf-8")
+            meta(name="viewport", content="width=device-width, initial-scale=1")
             title("hypergen-consumers example")
-            style(CSS)
+            link(static("chat/site.css"))  # example/chat/static/chat/site.css: the whole look.
         with body():
             # Loaded on every page so partial page loads to a consumer page work too.
             script(src=static("hypergen_consumers/client.js"))
-            div("Offline: reconnecting…", class_="offline-banner")
+            div("Offline: reconnecting…", class_="offline-banner")  # Shown while <html> has hypergen-websocket-offline.
             div(id_="notices")  # user_command() pushes private notices here, on any page with a socket.
-            with nav():
+            with nav(class_="site-nav"):
+                a("hypergen-consumers", href="/", class_="brand")
                 a("Chat", href=chat.reverse(room_name="lobby"))
                 a("Planning poker", href=poker.reverse(table="team"))
                 a("Counter", href=counter.reverse())
                 a("Push from the backend", href=push.reverse())
-                a("Staff room (login)", href=staff.reverse())
                 a("Private notice", href=notice.reverse())
+                a("Staff room", href=staff.reverse())
                 a("Dev overlay", href=mistakes.reverse())
-                a("Dashboard (admin)", href="/consumers/", partial=False)
+                who_is_logged_in(context.request.user)
             with div(id_="content"):
                 yield
+
+
+def who_is_logged_in(user):
+    """The nav's right end: who you are, and the dashboard for staff (admin / admin)."""
+    with span(class_="who"):
+        if not user.is_authenticated:
+            span("anonymous")
+            a("Log in", href=login_page.reverse())
+            return
+        span("signed in as ", user.get_username())
+        if user.is_staff:
+            a("Dashboard", href="/consumers/", class_="staff", partial=False)
 
 
 base_template.target_id = "content"
 
 
+DEMOS = [
+    # (title, the page, what it shows, what it uses)
+    ("Chat", lambda: chat.reverse(room_name="lobby"),
+     ("Everyone in the room sees each message; who is here updates as tabs open and close; a page "
+      "that was away catches up on what it missed."),
+     "typed @handler (a pydantic model), presence, replay"),
+    ("Planning poker", lambda: poker.reverse(table="team"),
+     "Vote with a key: the others see that you voted, not what, until someone reveals.",
+     "push() from JavaScript, presence metas, rate limits"),
+    ("Counter", lambda: counter.reverse(),
+     "One count shared by every open page.",
+     "a @consumer function"),
+    ("Push from the backend", lambda: push.reverse(),
+     "A plain view sends into the chat rooms over the channel layer.",
+     "group_send, consumer_command"),
+    ("Private notice", lambda: notice.reverse(),
+     "A notice reaches every open page of one user, and no one else's.",
+     "user_command"),
+    ("Staff room", lambda: staff.reverse(),
+     "Only users with a permission may open the socket; anyone else is refused at the handshake.",
+     "perm on a consumer (log in as demo / demo)"),
+    ("Dev overlay", lambda: mistakes.reverse(),
+     "Under DEBUG, an error frame from the server shows on the page, dismissible.",
+     "validation_error, handler_error"),
+    ("Dashboard", lambda: "/consumers/",
+     "Every process's sockets, live: connections, frames/s, errors, groups, the event log, operations.",
+     "staff only: log in as admin / admin"),
+]
+
+
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, autourl=False)
 def index(request):
     h1("hypergen-consumers")
-    p("Open a page in two tabs and watch both update. What each page shows:")
-    with ul(id_="demos"):
-        li(a("Chat", href=chat.reverse(room_name="lobby")), ": typed handlers (a pydantic model), broadcast to "
-           "the room, who is here (presence), a page that was away catches up.")
-        li(a("Counter", href=counter.reverse()), ": a @consumer function, the same count on every page.")
-        li(a("Push from the backend", href=push.reverse()), ": group_send and consumer_command from a view.")
-        li(a("Private notice", href=notice.reverse()), ": user_command reaches every page of one user.")
-        li(a("Staff room", href=staff.reverse()), ": a consumer perm; anyone else is refused at the handshake.")
-        li(a("Dev overlay", href=mistakes.reverse()), ": under DEBUG, error frames show on the page.")
-        li(a("Dashboard", href="/consumers/"), ": every process's sockets, live, for staff (admin / admin).")
+    p("Real-time pages for Django in pure Python. Open a page in two tabs (or two browsers) and watch "
+      "both update. What each page shows:", class_="lead")
+    with div(id_="demos", class_="cards"):
+        for name, url, shows, uses in DEMOS:
+            with a(href=url(), class_="card", partial=name != "Dashboard"):
+                h3(name)
+                p(shows)
+                p(uses, class_="uses")
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="chat/<slug:room_name>/")
 def chat(request, room_name):
     url = ChatRoom.reverse(room_name=room_name)
     command("hypergen.websocket.open", url)
-    h2("Room #", room_name)
-    h2("Online")
-    div(id_="online")  # ChatRoom.on_presence renders who's online here.
-    p(id_="chat-status")
-    ul(id_="messages")
-    p(id_="typing")
-    author = input_(id_="author", placeholder="Your name", value=request.user.get_username() or "anonymous")
-    text = input_(id_="text", placeholder="Message", oninput=callback(url, "typing", debounce=200))
-    message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
-    # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the page
-    # renders (a typo in the handler or a wrong number of args fails here, not on click).
-    button("Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name))
-    button("My stats", id_="stats", onclick=ChatRoom.callback("my_stats", room_name=room_name))
-    p(id_="my-stats")
+    h1("Room #", room_name)
+    p("Open this room in a second browser (or log in as friend / friend there): messages, who is here "
+      "and who is typing show on both.", class_="lead")
+    with div(class_="chat"):
+        with section(class_="card"):
+            p(id_="chat-status")
+            ul(id_="messages")
+            p(id_="typing")
+            with div(class_="composer"):
+                author = input_(id_="author", placeholder="Your name", value=request.user.get_username() or "anonymous")
+                text = input_(id_="text", placeholder="Message", oninput=callback(url, "typing", debounce=200))
+                message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
+                # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the
+                # page renders (a typo in the handler or a wrong number of args fails here, not on click).
+                button("Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name))
+                button("My stats", id_="stats", class_="secondary", onclick=ChatRoom.callback("my_stats", room_name=room_name))
+            p(id_="my-stats")
+        with aside(class_="card side"):
+            h2("Who is here")
+            div(id_="online")  # ChatRoom.on_presence renders who's online here.
     show_source(chat, consumers.Message, ChatRoom)
 
 
@@ -145,17 +194,22 @@ if (!window.pokerKeys) {
 def poker(request, table):
     url = PokerTable.reverse(table=table)
     command("hypergen.websocket.open", url)
-    h2("Planning poker at table ", table)
-    p("Press 1, 2, 3, 5 or 8 to vote (any other digit shows the server's refusal). Open the page in a "
-      "second tab: it sees that you voted, not what, until someone reveals.")
+    h1("Planning poker at table ", table)
+    p("Press ", kbd("1"), ", ", kbd("2"), ", ", kbd("3"), ", ", kbd("5"), " or ", kbd("8"), " to vote (any other "
+      "digit shows the server's refusal). Open the page in a second tab: it sees that you voted, not what, "
+      "until someone reveals.", class_="lead")
     div(id_="poker", data_url=url)
-    h2("Players")
-    div(id_="players")  # PokerTable.on_presence renders here (presence_target_id).
-    p(id_="my-vote")
-    p(id_="vote-status")
-    button("Reveal", id_="reveal", onclick=PokerTable.callback("reveal", table=table))
-    button("New round", id_="new-round", onclick=PokerTable.callback("new_round", table=table))
-    p(id_="poker-result")
+    with div(class_="chat"):
+        with section(class_="card"):
+            p(id_="my-vote")
+            p(id_="vote-status", class_="result")
+            with div(class_="row"):
+                button("Reveal", id_="reveal", onclick=PokerTable.callback("reveal", table=table))
+                button("New round", id_="new-round", class_="secondary", onclick=PokerTable.callback("new_round", table=table))
+            p(id_="poker-result")
+        with aside(class_="card side"):
+            h2("Players")
+            div(id_="players")  # PokerTable.on_presence renders here (presence_target_id).
     script(POKER_KEYS)
     show_source(poker, PokerTable)
 
@@ -163,20 +217,25 @@ def poker(request, table):
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def counter(request):
     command("hypergen.websocket.open", increment.reverse())
-    h2("Shared counter")
-    p("Clicked ? times", id_="counter")
-    button("Increment", id_="increment", onclick=callback(increment))
+    h1("Shared counter")
+    p("One count for every open page: click here, watch another tab.", class_="lead")
+    with section(class_="card"):
+        p("Clicked ? times", id_="counter")
+        button("Increment", id_="increment", onclick=callback(increment))
     show_source(counter, increment)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def push(request):
-    h2("Push from the backend")
-    p("These buttons call an @action; the action pushes into the lobby chat over the channel layer.")
-    button("ChatRoom.group_send a chat message", id_="push-message", onclick=callback(push_message))
-    button("consumer_command an alert", id_="push-alert", onclick=callback(push_alert))
-    button("consumer_command news to every room", id_="push-news", onclick=callback(push_news))
-    p(id_="push-result")
+    h1("Push from the backend")
+    p("These buttons call an @action; the action pushes into the lobby chat over the channel layer "
+      "(open the chat in another tab to see it arrive).", class_="lead")
+    with section(class_="card"):
+        with div(class_="row"):
+            button("ChatRoom.group_send a chat message", id_="push-message", onclick=callback(push_message))
+            button("consumer_command an alert", id_="push-alert", onclick=callback(push_alert))
+            button("consumer_command news to every room", id_="push-news", onclick=callback(push_news))
+        p(id_="push-result", class_="result")
     show_source(push, push_message, push_alert, push_news)
 
 
@@ -208,13 +267,15 @@ def push_news(request):
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def notice(request):
-    h2("Private notice")
+    h1("Private notice")
     p("Pushes a notice to every open page of one user (log in as demo or friend in another browser "
-      "and open the chat there), and to no one else.")
-    username = input_(id_="notice-user", value="friend")
-    text = input_(id_="notice-text", value="Psst!")
-    button("Send privately", id_="send-notice", onclick=callback(send_notice, username, text))
-    p(id_="notice-result")
+      "and open the chat there), and to no one else.", class_="lead")
+    with section(class_="card"):
+        with div(class_="row"):
+            username = input_(id_="notice-user", value="friend")
+            text = input_(id_="notice-text", value="Psst!")
+            button("Send privately", id_="send-notice", onclick=callback(send_notice, username, text))
+        p(id_="notice-result", class_="result")
     show_source(notice, send_notice)
 
 
@@ -232,25 +293,29 @@ def send_notice(request, username, text):
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def mistakes(request):
     command("hypergen.websocket.open", Mistakes.reverse())
-    h2("Dev overlay")
+    h1("Dev overlay")
     p("With DEBUG = True, an error frame from the server shows as a panel on the page (dismiss it "
       "with x or Escape); with DEBUG = False only the console and the hypergen:websocket:error "
-      "event see it.")
-    button("Count to 3", id_="count-ok", onclick=Mistakes.callback("count_to", 3))
-    button("Count to 99 (validation_error)", id_="count-bad", onclick=Mistakes.callback("count_to", 99))
-    button("A handler that raises (handler_error)", id_="explode", onclick=Mistakes.callback("explode"))
-    p(id_="mistake-result")
+      "event see it.", class_="lead")
+    with section(class_="card"):
+        with div(class_="row"):
+            button("Count to 3", id_="count-ok", onclick=Mistakes.callback("count_to", 3))
+            button("Count to 99 (validation_error)", id_="count-bad", class_="secondary", onclick=Mistakes.callback("count_to", 99))
+            button("A handler that raises (handler_error)", id_="explode", class_="secondary", onclick=Mistakes.callback("explode"))
+        p(id_="mistake-result", class_="result")
     show_source(mistakes, Mistakes)
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, path="login/")
 def login_page(request):
-    h2("Log in")
-    p("Demo accounts: demo / demo (the staff room), friend / friend, admin / admin (the dashboard).")
-    username = input_(id_="username", value="demo")
-    password = input_(id_="password", type_="password", value="demo")
-    button("Log in", id_="login", onclick=callback(do_login, username, password, request.GET.get("next", "")))
-    p(id_="login-result")
+    h1("Log in")
+    p("Demo accounts: demo / demo (the staff room), friend / friend, admin / admin (the dashboard).", class_="lead")
+    with section(class_="card"):
+        with div(class_="row"):
+            username = input_(id_="username", value="demo")
+            password = input_(id_="password", type_="password", value="demo")
+            button("Log in", id_="login", onclick=callback(do_login, username, password, request.GET.get("next", "")))
+        p(id_="login-result", class_="result")
 
 
 @action(perm=NO_PERM_REQUIRED, target_id="login-result")
@@ -269,9 +334,12 @@ def do_login(request, username, password, next_url=""):
 def staff(request):
     url = StaffRoom.reverse()
     command("hypergen.websocket.open", url)
-    h2("Staff room")
-    p("Only users with the auth.view_user permission can open this socket; anyone else is refused at the handshake.")
-    text = input_(id_="announcement", placeholder="Announcement")
-    button("Announce", id_="announce", onclick=callback(url, "announce", text))
-    p(id_="staff-log")
+    h1("Staff room")
+    p("Only users with the auth.view_user permission can open this socket; anyone else is refused at "
+      "the handshake.", class_="lead")
+    with section(class_="card"):
+        with div(class_="row"):
+            text = input_(id_="announcement", placeholder="Announcement")
+            button("Announce", id_="announce", onclick=callback(url, "announce", text))
+        p(id_="staff-log", class_="result")
     show_source(staff, StaffRoom)
