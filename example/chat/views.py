@@ -74,10 +74,10 @@ def base_template():
             with nav(class_="site-nav"):
                 a("hypergen-consumers", href="/", class_="brand")
                 a("Chat", href=chat.reverse(room_name="lobby"))
-                a("Planning poker", href=poker.reverse(table="team"))
+                a("Poker", href=poker.reverse(table="team"))
                 a("Counter", href=counter.reverse())
-                a("Push from the backend", href=push.reverse())
-                a("Private notice", href=notice.reverse())
+                a("Push", href=push.reverse())
+                a("Notice", href=notice.reverse())
                 a("Staff room", href=staff.reverse())
                 a("Dev overlay", href=mistakes.reverse())
                 who_is_logged_in(context.request.user)
@@ -92,7 +92,7 @@ def who_is_logged_in(user):
             span("anonymous")
             a("Log in", href=login_page.reverse())
             return
-        span("signed in as ", user.get_username())
+        span(user.get_username())
         if user.is_staff:
             a("Dashboard", href="/consumers/", class_="staff", partial=False)
 
@@ -158,7 +158,8 @@ def chat(request, room_name):
             with div(class_="composer"):
                 author = input_(id_="author", placeholder="Your name", value=request.user.get_username() or "anonymous")
                 text = input_(id_="text", placeholder="Message", oninput=callback(url, "typing", debounce=200))
-                message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
+            message = {"author": author, "text": text}  # Sent as a JSON object: validated as a Message.
+            with div(class_="row"):
                 # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the
                 # page renders (a typo in the handler or a wrong number of args fails here, not on click).
                 button("Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name))
