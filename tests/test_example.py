@@ -35,6 +35,15 @@ def test_pages_render_with_the_client_script(example, path):
     assert html.count('<script src="/static/hypergen_consumers/client.js"') == 1  # Marked for the overlay under DEBUG.
 
 
+def test_every_page_links_the_stylesheet_and_it_is_served(example):
+    """The site's whole look is one stylesheet: linked from the base template, served as CSS."""
+    html = urllib.request.urlopen(f"http://127.0.0.1:{example}/").read().decode()
+    assert 'href="/static/chat/site.css"' in html
+    response = urllib.request.urlopen(f"http://127.0.0.1:{example}/static/chat/site.css")
+    assert response.headers["Content-Type"].startswith("text/css")
+    assert "html.hypergen-websocket-offline .offline-banner" in response.read().decode()  # The offline badge.
+
+
 def test_the_chat_page_opens_its_room(example):
     html = urllib.request.urlopen(f"http://127.0.0.1:{example}/chat/lobby/").read().decode()
     assert f'["hypergen.websocket.open","ws://127.0.0.1:{example}/ws/chat/room/lobby/"]' in html
