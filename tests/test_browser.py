@@ -353,3 +353,19 @@ def test_whos_online_typing_and_a_private_notice_with_two_users(server, open_pag
     expect(demo.locator("#online li")).to_have_text(["demo", "friend"])  # A round trip later...
     expect(demo.locator("#notices .notice")).to_have_count(0)  # ...demo got nothing.
     sender.close()
+
+
+def test_the_nav_links_the_dashboard_for_staff_only(server, open_page):
+    """The example's nav shows who is signed in; only staff (admin) get the dashboard link."""
+    dashboard_link = ".site-nav a[href='/consumers/']"
+    anonymous = open_page(f"{server}/", wait_open=False)
+    expect(anonymous.locator(".site-nav .who")).to_contain_text("Log in")
+    expect(anonymous.locator(dashboard_link)).to_have_count(0)
+    for username, staff in (("demo", False), ("admin", True)):
+        page = open_page(f"{server}/login/", wait_open=False)
+        log_in(page, server, username)
+        page.goto(f"{server}/")
+        expect(page.locator(".site-nav .who")).to_contain_text(username)
+        expect(page.locator(dashboard_link)).to_have_count(1 if staff else 0)
+    page.click(dashboard_link)  # admin's: the link opens the live dashboard.
+    expect(page.locator("#hc-dashboard-page")).to_be_visible()
