@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 from processes import redis_server
-from run import load, server
+from run import BENCH, load, server
 
 
 #: Commands a pool runs when it opens a connection: how many connections a run opens varies.
@@ -43,9 +43,11 @@ def redis_counters(redis_url: str) -> dict[str, int]:
     return counters
 
 
-def measure(layer: str, processes: int, receivers: int, messages: int, endpoint: str) -> dict[str, float]:
+def measure(layer: str, processes: int, receivers: int, messages: int, endpoint: str, root: str | None = None
+            ) -> dict[str, float]:
+    env = {"PYTHONPATH": f"{BENCH}:{root}"} if root else None
     with redis_server() as redis_url, contextlib.ExitStack() as stack:
-        ports = [stack.enter_context(server("daphne", layer, redis_url))[0] for _ in range(processes)]
+        ports = [stack.enter_context(server("daphne", layer, redis_url, env=env))[0] for _ in range(processes)]
         urls = [f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/" for port in ports]
         totals = []
         for count in (1, 1 + messages):
@@ -70,8 +72,10 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=500)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--endpoint", default="ours_async")
+    parser.add_argument("--package-root", help="serve hypergen_consumers from another checkout (say, before a change)")
     config = parser.parse_args()
-    result = measure(config.layer, config.processes, config.receivers, config.messages, config.endpoint)
+    result = measure(config.layer, config.processes, config.receivers, config.messages, config.endpoint,
+                     config.package_root)
     print(json.dumps({"layer": config.layer, "processes": config.processes, "receivers": config.receivers,
                       "endpoint": config.endpoint, "per_broadcast": result}))
 
