@@ -1,0 +1,91 @@
+"""Red-team tests for issue 19's changes, against a real daphne (and redis-server where it matters).
+
+Each test states what a hostile or unlucky client or operator does, and what must hold for
+OTHER connections. They are expected to FAIL on the code they were written against: each
+failure is a finding (see the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from hypergen_consumers.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
+from tests.servers import daphne
+
+pytestmark = pytest.mark.server
+
+
+def page_url(port: int, room: str, socket_id: str, position: str | None = None, heartbeat: int | None = None) -> str:
+    url = f"ws://127.0.0.1:{port}/ws/attack/replay-room/{room}/?hypergen_socket={socket_id}"
+    if position is not None:
+        url += f"&hypergen_position={position}"
+    if heartbeat is not None:
+        url += f"&hypergen_heartbeat={heartbeat}"
+    return url
+
+
+async def until(condition, what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def runs_for(directory: Path, room: str) -> list[tuple[str, int]]:
+    path = directory / f"runs-{room}"
+    if not path.exists():
+        return []
+    return [(line.split()[0], int(line.split()[1])) for line in path.read_text().splitlines()]
+
+
+async def kick(port: int, room: str, count: int) -> None:
+    origin = f"http://127.0.0.1:{port}"
+    async with connect(f"ws://127.0.0.1:{port}/ws/attack/kicker/", origin=origin) as kicker:
+        await kicker.send(json.dumps({"args": ["kick", room, count], "meta": {}}))
+        while "kicked" not in await asyncio.wait_for(kicker.recv(), 10):
+            pass
+
+
+# --- 1. the two catch-up slots ------------------------------------------------------------
+
+
+async def test_a_page_waiting_for_a_catch_up_slot_is_not_deaf_and_gone_pages_do_not_keep_running():
+    """Two pages that resume a few slow ``group_send`` runs behind and then go away (a hostile
+    client, or tabs closed) hold both catch-up slots. A third page resuming meanwhile must
+    still have its heartbeat answered (client.js gives a socket up after one silent heartbeat,
+    reconnects, and queues again at the back), and the pages that went away must not have every
+    run of their catch-up run for nobody."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        with daphne("tests.attack19_asgi:application", env={"ATTACK19_DIR": tmp}) as (port, process):
+            origin = f"http://127.0.0.1:{port}"
+            room = "slots"
+            (directory / f"gate-{room}").touch()  # Every tick run is slow from now on.
+            await kick(port, room, 3)  # Three runs stored; nobody is in the room yet.
+            hostile = ["hostile-page-aaaa", "hostile-page-bbbb"]
+            for socket_id in hostile:  # Resume from the start: three runs behind. Then leave.
+                socket = await connect(page_url(port, room, socket_id, position=""), origin=origin)
+                await until(lambda: any(s == socket_id for s, _ in runs_for(directory, room)), f"{socket_id} replays")
+                await socket.close()
+            async with connect(page_url(port, room, "honest-page-1", position="", heartbeat=1000), origin=origin) as page:
+                await page.send(HEARTBEAT_FRAME)
+                frames: list[str] = []
+                with contextlib.suppress(asyncio.TimeoutError):
+                    while HEARTBEAT_REPLY not in frames:
+                        frames.append(await asyncio.wait_for(page.recv(), 4))
+                answered = HEARTBEAT_REPLY in frames
+                (directory / f"gate-{room}").unlink()  # The slow service answers again.
+                while sum('"tick"' in frame for frame in frames) < 3:
+                    frames.append(await asyncio.wait_for(page.recv(), 20))
+            await asyncio.sleep(1.5)  # Let whatever still runs for the gone pages run (then count).
+            gone_runs = [run for run in runs_for(directory, room) if run[0] in hostile]
+            assert answered, "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
+            assert len(gone_runs) <= 2, f"runs for pages that had already closed: {gone_runs}"
