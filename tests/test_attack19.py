@@ -89,3 +89,70 @@ async def test_a_page_waiting_for_a_catch_up_slot_is_not_deaf_and_gone_pages_do_
             gone_runs = [run for run in runs_for(directory, room) if run[0] in hostile]
             assert answered, "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
             assert len(gone_runs) <= 2, f"runs for pages that had already closed: {gone_runs}"
+
+
+# --- 2. presence: a page that leaves while Redis is unreachable --------------------------
+
+
+def lobby(port: int):
+    return connect(f"ws://127.0.0.1:{port}/ws/tests/lobby/ghost/", origin=f"http://127.0.0.1:{port}")
+
+
+async def who(socket) -> list:
+    await socket.send(json.dumps({"args": ["who"], "meta": {}}))
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+        if frame and frame[0][0] == "who":
+            return frame[0][1]
+        if frame and frame[0][0] == "hypergen.websocket.error":
+            return frame  # Still down: the caller tries again.
+
+
+async def test_a_page_that_leaves_while_redis_is_unreachable_does_not_stay_present_for_good():
+    """Redis keeps its data but this process cannot reach it for a few seconds (a network
+    partition, a failover, or a restart with RDB/AOF persistence, Redis's own default). A page
+    that closes meanwhile cannot remove its presence entry; the entry names a LIVE process, so
+    no heartbeat ever prunes it, and recovery re-adds only the entries still local. Every other
+    page (in every process) lists the gone user for as long as the process lives."""
+    from tests.proxy import Proxy
+    from tests.servers import redis_server
+
+    with redis_server() as redis_port, Proxy(redis_port) as proxy:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}", "TEST_PRESENCE_HEARTBEAT": "1",
+               "TEST_PRESENCE_EXPIRY": "3"}
+        with daphne("tests.asgi:application", env=env) as (port, process):
+            async with lobby(port) as stays:
+                leaver = await lobby(port)
+                await until_listed(stays, 2)
+                proxy.refuse(True)
+                proxy.cut()  # Redis unreachable from daphne; Redis itself keeps everything.
+                await leaver.close()
+                await asyncio.sleep(8)  # The leave gives up (4 tries); daphne's close timeout is 10 s.
+                proxy.refuse(False)
+                deadline = time.monotonic() + 15  # Recovery, then more than 3 heartbeats and an expiry.
+                listed = None
+                while time.monotonic() < deadline:
+                    listed = await who(stays)
+                    if isinstance(listed, list) and listed and listed[0] != "hypergen.websocket.error" and len(listed) == 1:
+                        break
+                    await asyncio.sleep(0.5)
+                assert isinstance(listed, list) and len(listed) == 1, (
+                    f"15 s after Redis is reachable again, the page that left is still present: {listed}\n"
+                    + read_log_tail(process)
+                )
+
+
+async def until_listed(socket, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        listed = await who(socket)
+        if isinstance(listed, list) and len(listed) == count and listed[0] != "hypergen.websocket.error":
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never listed {count}")
+
+
+def read_log_tail(process) -> str:
+    from tests.servers import read_log
+
+    return read_log(process)[-2000:]
