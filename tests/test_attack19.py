@@ -156,3 +156,41 @@ def read_log_tail(process) -> str:
     from tests.servers import read_log
 
     return read_log(process)[-2000:]
+
+
+async def test_a_page_that_leaves_while_redis_is_unreachable_leaves_its_groups_once_redis_answers():
+    """As above, for the channel layer: its ``group_discard`` failed, so its channel stays in
+    the room's group in Redis for channels-redis's group_expiry (a day): every broadcast to the
+    room is pushed to the dead channel as well, and recovery does not owe the discard."""
+    import redis as redis_sync
+
+    from tests.proxy import Proxy
+    from tests.servers import redis_server
+
+    with redis_server() as redis_port, Proxy(redis_port) as proxy:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}"}
+        client = redis_sync.Redis(port=redis_port)
+        with daphne("tests.asgi:application", env=env) as (port, process):
+            origin = f"http://127.0.0.1:{port}"
+            url = f"ws://127.0.0.1:{port}/ws/tests/crowd/stale/"
+            async with connect(url, origin=origin) as stays:
+                leavers = [await connect(url, origin=origin) for _ in range(3)]
+                groups = [key for key in client.keys("asgi:group:*")]
+                room = max(groups, key=client.zcard)
+                assert client.zcard(room) == 4
+                proxy.refuse(True)
+                proxy.cut()
+                for leaver in leavers:
+                    await leaver.close()
+                await asyncio.sleep(8)
+                proxy.refuse(False)
+                deadline = time.monotonic() + 20
+                said = False
+                while time.monotonic() < deadline and not said:
+                    await stays.send(json.dumps({"args": ["say", "back"], "meta": {}}))
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        while not said:
+                            said = "said" in await asyncio.wait_for(stays.recv(), 1)
+                assert said, "the layer recovered"
+                await asyncio.sleep(2)
+                assert client.zcard(room) == 1, f"{client.zcard(room)} channels in the room's group, 1 page left in it"
