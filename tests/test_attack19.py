@@ -194,3 +194,94 @@ async def test_a_page_that_leaves_while_redis_is_unreachable_leaves_its_groups_o
                 assert said, "the layer recovered"
                 await asyncio.sleep(2)
                 assert client.zcard(room) == 1, f"{client.zcard(room)} channels in the room's group, 1 page left in it"
+
+
+# --- 3. a black-holed Redis (accepts, never answers) ---------------------------------------
+
+
+async def test_a_black_holed_redis_then_healed():
+    """Redis accepts but never answers (the proxy swallows what daphne sends), then heals.
+    Meanwhile a sender-only frame runs; a broadcast is refused for a retry. Once healed, a
+    broadcast reaches every page within seconds, and nothing ran twice."""
+    from tests.proxy import Proxy
+    from tests.servers import redis_server
+
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_port, Proxy(redis_port) as proxy:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}", "ATTACK19_DIR": tmp}
+        with daphne("tests.attack19_asgi:application", env=env) as (port, process):
+            origin = f"http://127.0.0.1:{port}"
+            url = f"ws://127.0.0.1:{port}/ws/attack/counter/hole/?hypergen_socket="
+            pages = [await connect(url + f"hole-page-{n:04d}", origin=origin) for n in range(5)]
+            frames: dict[int, list] = {n: [] for n in range(5)}
+
+            async def read(n):
+                with contextlib.suppress(Exception):
+                    async for text in pages[n]:
+                        frames[n].append(json.loads(text))
+
+            readers = [asyncio.create_task(read(n)) for n in range(5)]
+            await pages[0].send(json.dumps({"args": ["shout", "hole", "before"], "meta": {"id": 1}}))
+            await until(lambda: all(any(c[0] == "shouted" for f in frames[n] for c in f) for n in range(5)), f"before {frames}")
+            proxy.blackhole("up")
+            started = time.monotonic()
+            await pages[1].send(json.dumps({"args": ["bump", "hole"], "meta": {"id": 1}}))
+            await until(lambda: any(c[0] == "bumped" for f in frames[1] for c in f), "a sender-only frame ran", 15)
+            first_bump = time.monotonic() - started
+            await pages[2].send(json.dumps({"args": ["bump", "hole"], "meta": {"id": 1}}))
+            t = time.monotonic()
+            await until(lambda: any(c[0] == "bumped" for f in frames[2] for c in f), "another page's ran", 15)
+            second_bump = time.monotonic() - t
+            await pages[0].send(json.dumps({"args": ["shout", "hole", "during"], "meta": {"id": 2}}))
+            await until(lambda: any(c[0] == "hypergen.websocket.error" for f in frames[0] for c in f), "refused", 15)
+            errors = [c for f in frames[0] for c in f if c[0] == "hypergen.websocket.error"]
+            proxy.blackhole(None)
+            healed = time.monotonic()
+            n_id = 3
+            reached = False
+            while time.monotonic() < healed + 30 and not reached:
+                text = f"after {n_id}"
+                await pages[0].send(json.dumps({"args": ["shout", "hole", text], "meta": {"id": n_id}}))
+                n_id += 1
+                with contextlib.suppress(AssertionError):
+                    await until(lambda: all(any(c == ["shouted", text] for f in frames[n] for c in f) for n in range(5)), "", 2)
+                    reached = True
+            recovered_after = time.monotonic() - healed
+            for reader in readers:
+                reader.cancel()
+            for page in pages:
+                await page.close()
+            print(f"first bump {first_bump:.2f}s, second {second_bump:.2f}s, errors {errors}, recovered in {recovered_after:.1f}s")
+            assert errors and errors[0][1]["code"] == "layer_unavailable" and errors[0][1].get("retry") is True
+            assert reached, "a broadcast reached every page within 30 s of the hole healing\n" + read_log_tail(process)
+            assert (Path(tmp) / "bump-hole").read_text().count("run") == 2
+
+
+# --- 4. recovery that "succeeds" without asking Redis -------------------------------------
+
+
+async def test_a_process_whose_pages_all_left_does_not_spin_while_redis_is_down():
+    """A process that once had an on_presence page keeps its presence listener (tracked by
+    recovery) after the page left; the listener then has no groups. When Redis goes down, the
+    recovery pass has no group to add, so it 'succeeds' without touching Redis, wakes the
+    listener, whose receive fails at once, which starts another pass: a hot loop for as long
+    as Redis is down (seen in tests/test_delivery_browser.py's daphne logs too: ~4,000
+    recoveries/s, each also re-writing presence in a task that fails)."""
+    from tests.servers import free_port, read_log, redis_server
+
+    redis_port = free_port()
+    redis = contextlib.ExitStack()
+    redis.enter_context(redis_server(redis_port))
+    try:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
+        with daphne("tests.asgi:application", env=env) as (port, process):
+            async with lobby(port) as page:
+                await until_listed(page, 1)
+            await asyncio.sleep(1)  # The page has left; the listener stays, in no group.
+            redis.close()
+            await asyncio.sleep(3)  # Redis down for 3 s (a restart, a failover).
+            redis.enter_context(redis_server(redis_port))
+            await asyncio.sleep(1)
+            failures = read_log(process).count("presence listener: channel layer receive failed")
+            assert failures < 50, f"{failures} listener receive failures in a 3 s outage (one probe every 0.2 s)"
+    finally:
+        redis.close()
