@@ -220,18 +220,18 @@ async def test_a_black_holed_redis_then_healed():
                         frames[n].append(json.loads(text))
 
             readers = [asyncio.create_task(read(n)) for n in range(5)]
-            await pages[0].send(json.dumps({"args": ["shout", "hole", "before"], "meta": {"id": 1}}))
+            await pages[0].send(json.dumps({"args": ["shout", "before"], "meta": {"id": 1}}))
             await until(lambda: all(any(c[0] == "shouted" for f in frames[n] for c in f) for n in range(5)), f"before {frames}")
             proxy.blackhole("up")
             started = time.monotonic()
-            await pages[1].send(json.dumps({"args": ["bump", "hole"], "meta": {"id": 1}}))
+            await pages[1].send(json.dumps({"args": ["bump"], "meta": {"id": 1}}))
             await until(lambda: any(c[0] == "bumped" for f in frames[1] for c in f), "a sender-only frame ran", 15)
             first_bump = time.monotonic() - started
-            await pages[2].send(json.dumps({"args": ["bump", "hole"], "meta": {"id": 1}}))
+            await pages[2].send(json.dumps({"args": ["bump"], "meta": {"id": 1}}))
             t = time.monotonic()
             await until(lambda: any(c[0] == "bumped" for f in frames[2] for c in f), "another page's ran", 15)
             second_bump = time.monotonic() - t
-            await pages[0].send(json.dumps({"args": ["shout", "hole", "during"], "meta": {"id": 2}}))
+            await pages[0].send(json.dumps({"args": ["shout", "during"], "meta": {"id": 2}}))
             await until(lambda: any(c[0] == "hypergen.websocket.error" for f in frames[0] for c in f), "refused", 15)
             errors = [c for f in frames[0] for c in f if c[0] == "hypergen.websocket.error"]
             proxy.blackhole(None)
@@ -240,7 +240,7 @@ async def test_a_black_holed_redis_then_healed():
             reached = False
             while time.monotonic() < healed + 30 and not reached:
                 text = f"after {n_id}"
-                await pages[0].send(json.dumps({"args": ["shout", "hole", text], "meta": {"id": n_id}}))
+                await pages[0].send(json.dumps({"args": ["shout", text], "meta": {"id": n_id}}))
                 n_id += 1
                 with contextlib.suppress(AssertionError):
                     await until(lambda: all(any(c == ["shouted", text] for f in frames[n] for c in f) for n in range(5)), "", 2)
@@ -285,3 +285,37 @@ async def test_a_process_whose_pages_all_left_does_not_spin_while_redis_is_down(
             assert failures < 50, f"{failures} listener receive failures in a 3 s outage (one probe every 0.2 s)"
     finally:
         redis.close()
+
+
+# --- 5. the in-memory window's last positions, LRU-bounded ---------------------------------
+
+
+@pytest.mark.parametrize("bound", [3])
+async def test_a_room_whose_last_position_was_evicted_while_its_frames_are_kept_does_not_lose_them_silently(
+    bound, monkeypatch
+):
+    """MemoryWindow keeps the last positions of at most MEMORY_LAST_POSITIONS groups (100,000;
+    3 here, the same code path: a job that sends to each of 100,000 users' own groups within a
+    room's replay_seconds does it). Evicting a room's last position while its frames are still
+    kept makes a returning page look caught up: read_after answers "no history", the page is
+    moved to the empty position, and the frames it missed are neither replayed nor resynced."""
+    from hypergen_consumers import aconsumer_command, replay
+    from hypergen_consumers.catchup import RESYNC_COMMAND
+    from tests.test_delivery_streams import define_room, frames_until_quiet, open_socket, positions_in, receive
+
+    monkeypatch.setattr(replay, "MEMORY_LAST_POSITIONS", bound)
+    Room, _ = define_room()
+    group = Room.group_name(room="evicted")
+    await aconsumer_command(group, [["said", "seen"]])
+    page = await open_socket(Room, "evicted", socket_id="evicted-page-1")
+    position = positions_in(await receive(page))[0]
+    await page.disconnect()
+    await aconsumer_command(group, [["said", "missed"]])  # The page is away.
+    for n in range(bound):
+        await aconsumer_command(f"someone-else-{n}", [["said", "elsewhere"]])
+    back = await open_socket(Room, "evicted", socket_id="evicted-page-1", positions={0: position})
+    frames = await frames_until_quiet(back)
+    await back.disconnect()
+    got_it = any(command == ["said", "missed"] for frame in frames for command in frame)
+    resynced = any(command[0] == RESYNC_COMMAND for frame in frames for command in frame)
+    assert got_it or resynced, f"the missed frame was neither replayed nor resynced: {frames}"
