@@ -57,37 +57,49 @@ async def kick(port: int, room: str, count: int) -> None:
 # --- 1. the two catch-up slots ------------------------------------------------------------
 
 
-async def test_a_page_waiting_for_a_catch_up_slot_is_not_deaf_and_gone_pages_do_not_keep_running():
-    """Two pages that resume a few slow ``group_send`` runs behind and then go away (a hostile
-    client, or tabs closed) hold both catch-up slots. A third page resuming meanwhile must
-    still have its heartbeat answered (client.js gives a socket up after one silent heartbeat,
-    reconnects, and queues again at the back), and the pages that went away must not have every
-    run of their catch-up run for nobody."""
+async def two_gone_pages_hold_the_slots(port: int, directory: Path, room: str) -> list[str]:
+    """Three slow runs stored; two pages resume from the start (three runs behind), take both
+    catch-up slots, and go away (a hostile client, or tabs closed)."""
+    origin = f"http://127.0.0.1:{port}"
+    (directory / f"gate-{room}").touch()  # Every tick run is slow from now on.
+    await kick(port, room, 3)  # Three runs stored; nobody is in the room yet.
+    hostile = ["hostile-page-aaaa", "hostile-page-bbbb"]
+    for socket_id in hostile:
+        socket = await connect(page_url(port, room, socket_id, position=""), origin=origin)
+        await until(lambda: any(s == socket_id for s, _ in runs_for(directory, room)), f"{socket_id} replays")
+        await socket.close()
+    return hostile
+
+
+async def test_a_page_waiting_for_a_catch_up_slot_still_has_its_heartbeat_answered():
+    """A third page resuming while both slots are held must not look dead: client.js gives a
+    socket up after one silent heartbeat, reconnects, and queues again at the back."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         with daphne("tests.attack19_asgi:application", env={"ATTACK19_DIR": tmp}) as (port, process):
             origin = f"http://127.0.0.1:{port}"
-            room = "slots"
-            (directory / f"gate-{room}").touch()  # Every tick run is slow from now on.
-            await kick(port, room, 3)  # Three runs stored; nobody is in the room yet.
-            hostile = ["hostile-page-aaaa", "hostile-page-bbbb"]
-            for socket_id in hostile:  # Resume from the start: three runs behind. Then leave.
-                socket = await connect(page_url(port, room, socket_id, position=""), origin=origin)
-                await until(lambda: any(s == socket_id for s, _ in runs_for(directory, room)), f"{socket_id} replays")
-                await socket.close()
-            async with connect(page_url(port, room, "honest-page-1", position="", heartbeat=1000), origin=origin) as page:
+            await two_gone_pages_hold_the_slots(port, directory, "deaf")
+            async with connect(page_url(port, "deaf", "honest-page-1", position="", heartbeat=1000), origin=origin) as page:
                 await page.send(HEARTBEAT_FRAME)
                 frames: list[str] = []
                 with contextlib.suppress(asyncio.TimeoutError):
                     while HEARTBEAT_REPLY not in frames:
                         frames.append(await asyncio.wait_for(page.recv(), 4))
-                answered = HEARTBEAT_REPLY in frames
-                (directory / f"gate-{room}").unlink()  # The slow service answers again.
-                while sum('"tick"' in frame for frame in frames) < 3:
-                    frames.append(await asyncio.wait_for(page.recv(), 20))
-            await asyncio.sleep(1.5)  # Let whatever still runs for the gone pages run (then count).
-            gone_runs = [run for run in runs_for(directory, room) if run[0] in hostile]
-            assert answered, "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
+                (directory / "gate-deaf").unlink()
+                assert HEARTBEAT_REPLY in frames, "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
+
+
+async def test_the_catch_up_of_a_page_that_went_away_stops_running_handlers():
+    """The pages that went away keep their slots and run every replayed handler for nobody
+    (and a hostile client can queue any number of such catch-ups: one handshake each, up to
+    25 runs each), while honest resuming pages wait behind them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        with daphne("tests.attack19_asgi:application", env={"ATTACK19_DIR": tmp}) as (port, process):
+            hostile = await two_gone_pages_hold_the_slots(port, directory, "gone")
+            (directory / "gate-gone").unlink()  # The slow service answers again.
+            await asyncio.sleep(2)  # Let whatever still runs for the gone pages run (then count).
+            gone_runs = [run for run in runs_for(directory, "gone") if run[0] in hostile]
             assert len(gone_runs) <= 2, f"runs for pages that had already closed: {gone_runs}"
 
 
@@ -319,3 +331,44 @@ async def test_a_room_whose_last_position_was_evicted_while_its_frames_are_kept_
     got_it = any(command == ["said", "missed"] for frame in frames for command in frame)
     resynced = any(command[0] == RESYNC_COMMAND for frame in frames for command in frame)
     assert got_it or resynced, f"the missed frame was neither replayed nor resynced: {frames}"
+
+
+# --- 6. order while waiting for a catch-up slot (held) ------------------------------------
+
+
+async def test_a_page_waiting_for_a_catch_up_slot_gets_missed_then_live_frames_in_order_once():
+    """Both slots are taken; a page resumes three runs behind and waits; meanwhile the room
+    gets live frames and runs. Once a slot frees: the three runs, then the live ones, in
+    stream order, each once, positions strictly increasing."""
+    from hypergen_consumers import aconsumer_command, agroup_send, catchup
+    from hypergen_consumers.replay import position_key
+    from tests.test_delivery_streams import frames_until_quiet, open_socket, positions_in, receive
+    from tests.test_resume_storm import define_room
+
+    runs: list[str] = []
+    Room = define_room(runs)
+    group = Room.group_name(room="order")
+    page = await open_socket(Room, "order", socket_id="order-page-1")
+    position = positions_in(await receive(page))[0]
+    await page.disconnect()
+    for n in range(3):
+        await agroup_send(group, "tick", n)
+    slots = catchup._replaying_runs()
+    await slots.acquire()
+    await slots.acquire()
+    try:
+        back = await open_socket(Room, "order", socket_id="order-page-1", positions={0: position})
+        await asyncio.sleep(0.2)
+        await aconsumer_command(group, [["tick", "live-a"]])
+        await agroup_send(group, "tick", 3)
+        await aconsumer_command(group, [["tick", "live-b"]])
+        assert await back.receive_nothing(0.3), "nothing before a slot frees"
+    finally:
+        slots.release()
+        slots.release()
+    frames = await frames_until_quiet(back)
+    await back.disconnect()
+    ticks = [command[1] for frame in frames for command in frame if command[0] == "tick"]
+    positions = [p for frame in frames for p in positions_in(frame).values()]
+    assert ticks == [0, 1, 2, "live-a", 3, "live-b"], frames
+    assert [position_key(p) for p in positions] == sorted(set(position_key(p) for p in positions)), positions
