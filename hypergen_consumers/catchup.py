@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
+from .heartbeat import keepalive
 from .keys import socket_digest
 from .layers import FRAME_EVENT, bounded_store
 from .observability import observe
@@ -149,10 +150,17 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
         heavy = {stream.index: stream for _, _, stream, entry in missed if entry.message["type"] != FRAME_EVENT}
         lost += [stream for stream in heavy.values() if stream not in lost]
         missed, runs = [item for item in missed if item[2].index not in heavy], 0
-    async with _replaying_runs() if runs else _nothing():
-        for _, _, stream, entry in missed:
-            if newer(entry.position, stream.position):
-                await deliver(conn, entry.position, entry.message, stream)
+    # A page waiting for a slot is silent (its heartbeat waits behind this catch-up): keep it
+    # alive, or client.js gives the socket up and queues again at the back.
+    beating = keepalive(conn) if runs else None
+    try:
+        async with _replaying_runs() if runs else _nothing():
+            for _, _, stream, entry in missed:
+                if newer(entry.position, stream.position):
+                    await deliver(conn, entry.position, entry.message, stream)
+    finally:
+        if beating is not None:
+            beating.stop()
     if lost:
         await resync(conn, lost)
 
