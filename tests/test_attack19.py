@@ -430,3 +430,76 @@ async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every
                 assert listener < 50 and readding < 10, (listener, readding)
     finally:
         redis.close()
+
+
+# --- 8. a frame claimed in Redis, re-sent after one claimed in the process ----------------
+
+
+async def test_a_frame_claimed_in_redis_and_re_sent_after_an_outage_gets_its_kept_answer_not_a_resync():
+    """A page sends ids 1 and 2; 1 is claimed in Redis and runs, then Redis becomes unreachable
+    and 2 is claimed in the process and runs. Both acks are lost (the page's network blips),
+    Redis comes back, the page reconnects and re-sends 1 and 2 as client.js does. Id 1's
+    answer is kept in Redis, but the process store's "claimed here" is a watermark (1 <= 2),
+    so 1 is looked up in the process store, not found, and the page is told to resync
+    (a reload) instead of getting its answer. Nothing runs twice either way."""
+    from tests.proxy import Proxy
+    from tests.servers import read_log, redis_server
+
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_port, Proxy(redis_port) as proxy:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}", "ATTACK19_DIR": tmp}
+        with daphne("tests.attack19_asgi:application", env=env) as (port, process):
+            origin = f"http://127.0.0.1:{port}"
+            url = f"ws://127.0.0.1:{port}/ws/attack/counter/resent/?hypergen_socket=resent-page-0001"
+
+            async def until_acked(socket, frame_id: int) -> list:
+                frames = []
+                while not any(c == ["hypergen.websocket.ack", frame_id] for f in frames for c in f):
+                    frames.append(json.loads(await asyncio.wait_for(socket.recv(), 15)))
+                return frames
+
+            async with connect(url, origin=origin) as first:
+                await first.send(json.dumps({"args": ["bump"], "meta": {"id": 1}}))
+                await until_acked(first, 1)
+                proxy.refuse(True)
+                proxy.cut()
+                await first.send(json.dumps({"args": ["bump"], "meta": {"id": 2}}))
+                await until_acked(first, 2)
+            proxy.refuse(False)
+            await until_recovered(port, origin)  # The process knows Redis answers again.
+            page = None
+            for _ in range(60):  # Until the handshake is accepted again (Redis reachable).
+                with contextlib.suppress(Exception):
+                    page = await connect(url, origin=origin)
+                    await page.send(json.dumps({"args": ["bump"], "meta": {"id": 1}}))
+                    frames = await until_acked(page, 1)
+                    break
+                await asyncio.sleep(0.5)
+            assert page is not None
+            await page.close()
+            runs = (Path(tmp) / "bump-resent").read_text().count("run")
+            names = [c[0] for f in frames for c in f]
+            assert runs == 2, f"ran {runs} times"
+            assert "hypergen.websocket.resync" not in names, f"re-sent id 1 got a resync, not its kept answer: {frames}"
+
+
+async def until_recovered(port: int, origin: str) -> None:
+    """Until a broadcast from another page runs (the process left its outage)."""
+    url = f"ws://127.0.0.1:{port}/ws/attack/counter/probe/?hypergen_socket=probe-page-0001"
+    deadline = time.monotonic() + 30
+    frame_id = 0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            async with connect(url, origin=origin) as probe:
+                while time.monotonic() < deadline:
+                    frame_id += 1
+                    await probe.send(json.dumps({"args": ["shout", "up?"], "meta": {"id": frame_id}}))
+                    while True:
+                        frame = json.loads(await asyncio.wait_for(probe.recv(), 10))
+                        names = [c[0] for c in frame]
+                        if "shouted" in names:
+                            return
+                        if "hypergen.websocket.error" in names:
+                            break
+                    await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)
+    raise AssertionError("the process never recovered")
