@@ -145,20 +145,28 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
             await conn.send(text_data=positions_frame([stream]))
     missed.sort(key=lambda item: (item[0], item[1]))
     runs = sum(entry.message["type"] != FRAME_EVENT for *_, entry in missed)
-    if runs > REPLAY_RUNS_PER_CATCH_UP:
-        # Too many handler runs to replay (each renders for this page): their streams resync.
+    if runs > REPLAY_RUNS_PER_CATCH_UP or (runs and _waiting[0] >= CATCH_UPS_WAITING_AT_MOST):
+        # Too many handler runs to replay (each renders for this page), or too many pages
+        # waiting to replay theirs already: their streams resync.
         heavy = {stream.index: stream for _, _, stream, entry in missed if entry.message["type"] != FRAME_EVENT}
         lost += [stream for stream in heavy.values() if stream not in lost]
         missed, runs = [item for item in missed if item[2].index not in heavy], 0
     # A page waiting for a slot is silent (its heartbeat waits behind this catch-up): keep it
     # alive, or client.js gives the socket up and queues again at the back.
     beating = keepalive(conn) if runs else None
+    waiting = bool(runs)
+    _waiting[0] += waiting
     try:
         async with _replaying_runs() if runs else _nothing():
+            _waiting[0] -= waiting
+            waiting = False
             for _, _, stream, entry in missed:
+                if _client_gone(conn):
+                    return  # Nobody to run the rest for (its disconnect waits behind this catch-up).
                 if newer(entry.position, stream.position):
                     await deliver(conn, entry.position, entry.message, stream)
     finally:
+        _waiting[0] -= waiting  # Cancelled while it still waited for a slot.
         if beating is not None:
             beating.stop()
     if lost:
@@ -174,6 +182,22 @@ REPLAY_RUNS_PER_CATCH_UP = 25
 #: not catching up keep being served between their runs.
 CATCH_UPS_RUNNING_AT_ONCE = 2
 _run_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+#: Catch-ups that would run handlers and wait for a slot, at most, per process: past it a
+#: resuming page resyncs, so a crowd of handshakes (a hostile client's, or a deploy's) cannot
+#: queue up without bound in front of the pages behind them.
+CATCH_UPS_WAITING_AT_MOST = 50
+_waiting = [0]
+
+
+def _client_gone(conn: Any) -> bool:
+    """Whether the client's TCP connection is gone (daphne; see ``slow_readers``).
+
+    A connection handles one message at a time, so the disconnect of a page that left waits
+    behind its catch-up: without this, its replayed handlers all ran for nobody, holding one
+    of the process's catch-up slots.
+    """
+    buffer = conn._send_buffer
+    return buffer is not None and buffer.closed()
 
 
 def _replaying_runs() -> asyncio.Semaphore:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .authority import Authority
     from .errors import ErrorCode
     from .frame_ids import PendingRecord
+    from .slow_readers import SendBuffer
     from .handlers import HandlerSpec
     from .ratelimit import RateLimiter
 
@@ -62,7 +63,6 @@ class ConnectionState:
         _accepted: bool
         _authority: Authority
         _rate_limiter: RateLimiter | None
-        _send_buffer: Any
         _closing: bool
 
         @classmethod
@@ -96,6 +96,8 @@ class ConnectionState:
     _relayed: list[str] = []
     #: Its inbox was full once (see ``local_groups``): said once in the log.
     _inbox_overflowed = False
+    #: The client's send buffer under daphne (``slow_readers``), found when the socket is accepted.
+    _send_buffer: SendBuffer | None = None
     #: A catch-up waits in the inbox: one is enough, however many outages end meanwhile.
     _catch_up_queued = False
     #: A reply record waiting to ride on the socket's next claim, and the timer that writes it

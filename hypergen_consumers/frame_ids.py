@@ -134,10 +134,32 @@ def _take_pending(conn: Any) -> PendingRecord | None:
 
 
 async def _write(conn: Any, pending: PendingRecord) -> None:
+    """Write a reply record; if its store is down, keep trying in the background (once a
+    second, for as long as the claim lives), or a copy of the id would find it pending for
+    good and the page would be told to reload instead of getting its answer."""
     try:
         await bounded_store(pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds))
     except Exception as exc:
-        logger.warning("%s: could not record the reply to frame %d (%s)", type(conn).__name__, pending.frame_id, exc)
+        logger.warning(
+            "%s: could not record the reply to frame %d yet (%s); trying again", type(conn).__name__, pending.frame_id, exc
+        )
+        task = asyncio.ensure_future(_keep_trying(pending))
+        _retrying.add(task)
+        task.add_done_callback(_retrying.discard)
+
+
+_retrying: set[asyncio.Future[None]] = set()
+
+
+async def _keep_trying(pending: PendingRecord) -> None:
+    deadline = time.monotonic() + pending.seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        try:
+            await bounded_store(pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds))
+            return
+        except Exception:
+            continue
 
 
 async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.ReplyStore, bool, str]:

@@ -247,6 +247,10 @@ class LifecycleMixin(ConnectionState):
         for group in getattr(self, "_joined", []):
             try:
                 await retried(partial(self.channel_layer.group_discard, group, self.channel_name), self.channel_layer)
-            except Exception:
-                logger.exception("%s: could not leave group %r", type(self).__name__, group)
+            except Exception as exc:
+                # Owed: left once the layer answers (see recovery), or every broadcast to the
+                # group would go on reaching this dead channel until channels-redis's group_expiry.
+                recovery.owe_discard(self.channel_layer, group, self.channel_name)
+                logger.warning("%s: could not leave group %r yet (%s); leaving it when the layer answers",
+                               type(self).__name__, group, type(exc).__name__)
         self._joined = []

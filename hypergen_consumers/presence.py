@@ -139,8 +139,12 @@ async def leave(connection: Any) -> None:
             await hub.unsubscribe(group)
         await bounded_store(hub.store, hub.store.remove(group, connection._presence_id))
         await hub.announce(group)
-    except Exception:
-        logger.exception("%s: could not remove a connection from presence of %r", type(connection).__name__, group)
+    except Exception as exc:
+        hub.owe_removal(group, connection._presence_id)  # Removed when Redis answers (next heartbeat).
+        logger.warning(
+            "%s: could not remove a connection from presence of %r yet (%s); removing it when the store answers",
+            type(connection).__name__, group, type(exc).__name__,
+        )
 
 
 def _wake(connection: Any) -> None:

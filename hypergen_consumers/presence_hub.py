@@ -105,6 +105,9 @@ class Hub:
         self.started: asyncio.Future[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.listener: _Listener | None = None
+        #: Entries of connections that ended while the store was down: (group, entry id). Their
+        #: process lives on, so no heartbeat's pruning would ever remove them.
+        self.owed_removals: set[tuple[str, str]] = set()
 
     async def start(self) -> None:
         """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
@@ -140,6 +143,7 @@ class Hub:
             try:
                 if not await self.store.heartbeat(groups):
                     await self.restore()
+                await self.settle_removals()
                 if await self.store.newly_dead():  # A process died without saying goodbye:
                     for group in groups:  # drop its entries from our rooms, and tell them.
                         _, pruned = await self.store.entries(group)
@@ -152,12 +156,25 @@ class Hub:
             except Exception:
                 logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
 
+    def owe_removal(self, group: str, entry_id: str) -> None:
+        self.owed_removals.add((group, entry_id))
+        if len(self.owed_removals) > 100_000:  # A very long outage: the rest go when their group's key expires.
+            self.owed_removals.pop()
+
+    async def settle_removals(self) -> None:
+        """Remove the entries owed since an outage, and tell their groups (raises while still down)."""
+        for group, entry_id in list(self.owed_removals):
+            await self.store.remove(group, entry_id)
+            self.owed_removals.discard((group, entry_id))
+            await self.announce(group)
+
     async def restore(self) -> None:
         """Our heartbeat key had vanished (Redis restarted empty, or we stalled past the expiry),
         or the layer recovered from an outage: write this process's entries and subscriptions
         again, and tell the groups."""
         logger.warning("presence: re-adding this process's connections (Redis lost them, or was down)")
         await self.store.heartbeat(list(self.local))
+        await self.settle_removals()
         for group, members in list(self.local.items()):
             for connection in list(members.values()):
                 await self.store.add(group, connection._presence_entry)

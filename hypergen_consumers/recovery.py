@@ -31,6 +31,7 @@ from .observability import observe
 
 __all__ = [
     "track", "untrack", "recover", "mark_failed", "ensure_recovered", "wait_recovered", "is_down", "health_of",
+    "owe_discard",
     "LayerHealth", "PROBE_INTERVAL",
 ]
 
@@ -49,6 +50,8 @@ class LayerHealth:
         self.members: weakref.WeakSet[Any] = weakref.WeakSet()
         self.outage_since: float | None = None
         self.recovered_at = 0.0
+        #: Group memberships of channels that ended while the layer was down: (group, channel).
+        self.owed_discards: set[tuple[str, str]] = set()
         #: The pass under way: everyone who asks meanwhile shares its outcome.
         self.attempt: asyncio.Task[bool] | None = None
         self.probe: asyncio.Task[None] | None = None
@@ -82,6 +85,20 @@ def untrack(connection: Any) -> None:
     layer = getattr(connection, "channel_layer", None)
     if layer is not None and layer in _health:
         _health[layer].members.discard(connection)
+
+
+def owe_discard(layer: Any, group: str, channel: str) -> None:
+    """A connection ended and could not leave ``group`` (the layer failed): leave it for the
+    connection after the next successful rejoin pass, which this starts if none is due."""
+    health = health_of(layer)
+    health.owed_discards.add((group, channel))
+    if len(health.owed_discards) > MAX_OWED_DISCARDS:  # A very long outage: the oldest stay to group_expiry.
+        health.owed_discards.pop()
+    mark_failed(layer)
+
+
+#: Discards remembered for one layer at most (a day-long outage of a busy process).
+MAX_OWED_DISCARDS = 100_000
 
 
 def is_down(layer: Any) -> bool:
@@ -175,6 +192,12 @@ async def _rejoin(layer: Any, health: LayerHealth) -> bool:
     )
     if any(isinstance(result, BaseException) for result in results):
         return False
+    for group, channel in list(health.owed_discards):
+        try:
+            await bounded(layer.group_discard(group, channel), layer)
+        except Exception:
+            break  # Still owed; the next pass tries again.
+        health.owed_discards.discard((group, channel))
     health.recovered_at = time.monotonic()
     health.outage_since = None
     for member in members:  # Each sends what its groups said meanwhile, if it keeps positions.

@@ -111,6 +111,9 @@ class MemoryWindow:
         #: When each group's frames are due to be freed; the heap has one entry per such group.
         self._frames_until: dict[str, float] = {}
         self._due: list[tuple[float, str]] = []
+        #: The newest last position forgotten by the bound above: a page holding a position up
+        #: to it, of a group this window no longer knows, may have missed frames.
+        self._forgotten_up_to = ""
 
     def _next_position(self) -> str:
         ms, seq = int(time.time() * 1000), 0
@@ -129,11 +132,21 @@ class MemoryWindow:
         self._last[group] = position
         self._last.move_to_end(group)
         if len(self._last) > MEMORY_LAST_POSITIONS:
-            self._last.popitem(last=False)  # A page of that group reconnecting resyncs.
+            self._forget_least_recent()
         if group not in self._frames_until:
             heapq.heappush(self._due, (now + seconds, group))
         self._frames_until[group] = now + seconds
         return position, prev
+
+    def _forget_least_recent(self) -> None:
+        """Forget the least recently used group's last position, and its frames with it: a
+        page of that group coming back resyncs (see ``read_after``), it is never told it is
+        caught up while frames it missed are gone from view."""
+        group, position = self._last.popitem(last=False)
+        self._frames.pop(group, None)
+        self._frames_until.pop(group, None)
+        if newer(position, self._forgotten_up_to):
+            self._forgotten_up_to = position
 
     def _free_silent(self, now: float) -> None:
         """Free the frames of groups silent for their ``replay_seconds``.
@@ -147,7 +160,9 @@ class MemoryWindow:
         due = self._due
         while due and due[0][0] <= now:
             _, group = heapq.heappop(due)
-            until = self._frames_until[group]
+            until = self._frames_until.get(group)
+            if until is None:
+                continue  # Forgotten with its last position (_forget_least_recent).
             if until <= now:
                 del self._frames_until[group]
                 del self._frames[group]
@@ -174,6 +189,8 @@ class MemoryWindow:
         """
         last = self._last.get(group, "")
         kept = self._frames.get(group)
+        if not last and position and not newer(position, self._forgotten_up_to):
+            return None, last  # Forgotten (MEMORY_LAST_POSITIONS): whatever it missed is gone from view.
         if position == last or not last:
             return [], last  # Caught up, or no history since this process started.
         if kept is None:

@@ -84,6 +84,15 @@ class _Socket:
     touched: float = 0.0
     size: int = 0
     records: dict[int, str] = field(default_factory=dict)  # By id: claims only grow, and an update keeps its place.
+    #: The ids claimed here, the latest CLAIMS_KEPT of them, and the highest id forgotten from
+    #: that list: as a fallback store (frame_ids), it must know exactly which ids it ran, not
+    #: only the highest (an earlier id may have been claimed in Redis).
+    claims: dict[int, None] = field(default_factory=dict)
+    forgotten: int = 0
+
+
+#: Ids remembered exactly per socket (older ones count as claimed here up to the highest forgotten).
+CLAIMS_KEPT = 1024
 
 
 class MemoryReplies:
@@ -143,6 +152,9 @@ class MemoryReplies:
         if frame_id <= socket.highest:
             return False, socket.records.get(frame_id, MISSING)
         socket.highest = frame_id
+        socket.claims[frame_id] = None
+        if len(socket.claims) > CLAIMS_KEPT:
+            socket.forgotten = max(socket.forgotten, _pop_oldest(socket.claims))
         self._put(socket, frame_id, PENDING)
         return True, MISSING
 
@@ -160,9 +172,15 @@ class MemoryReplies:
         return (0, 0) if socket is None else (len(socket.records), socket.size)
 
     def claimed(self, key: str, frame_id: int) -> bool:
-        """Whether socket ``key`` has claimed ``frame_id`` (or a later id) here."""
+        """Whether socket ``key`` claimed ``frame_id`` here (the fallback's question, see ``frame_ids``)."""
         socket = self._sockets.get(key)
-        return socket is not None and frame_id <= socket.highest
+        return socket is not None and (frame_id in socket.claims or frame_id <= socket.forgotten)
+
+
+def _pop_oldest(claims: dict[int, None]) -> int:
+    oldest = next(iter(claims))
+    del claims[oldest]
+    return oldest
 
 
 # --- in Redis (channels-redis) --------------------------------------------------------

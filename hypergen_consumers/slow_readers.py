@@ -46,6 +46,11 @@ class SendBuffer:
     def over_limit(self) -> bool:
         return self.queued() > self.limit
 
+    def closed(self) -> bool:
+        """Whether the TCP connection is closing or gone (Twisted's own flags)."""
+        transport = self.transport
+        return bool(getattr(transport, "disconnecting", False) or getattr(transport, "disconnected", False))
+
     def drop(self) -> None:
         """Drop the TCP connection now, discarding what the client did not read."""
         self.transport.abortConnection()
