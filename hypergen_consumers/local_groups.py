@@ -148,8 +148,10 @@ class GroupRelay:
                     tap.task.cancel()
                 try:
                     await retried(partial(self.layer.group_discard, group, tap.channel_name), self.layer)
-                except Exception:
-                    logger.exception("could not take this process out of group %r", group)
+                except Exception as exc:
+                    # Owed: left after the next rejoin pass (recovery), not a day later by group_expiry.
+                    recovery.owe_discard(self.layer, group, tap.channel_name)
+                    logger.warning("could not take this process out of group %r yet (%s)", group, type(exc).__name__)
         finally:
             self._release(group, users)
 
