@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -81,6 +82,33 @@ def redis_server(port: int | None = None) -> Iterator[int]:
         yield port
     finally:
         stop(process)
+
+
+class RestartableRedis:
+    """A redis-server on a fixed loopback port that a test can stop and start again (empty,
+    as one without persistence comes back after a crash or a redeploy)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._running = contextlib.ExitStack()
+
+    def start(self) -> None:
+        self._running.enter_context(redis_server(self.port))
+
+    def stop(self) -> None:
+        self._running.close()
+
+
+@contextmanager
+def restartable_redis() -> Iterator[RestartableRedis]:
+    """A running :class:`RestartableRedis`, stopped whatever the test left it as."""
+    redis = RestartableRedis()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -278,25 +278,19 @@ async def test_a_process_whose_pages_all_left_does_not_spin_while_redis_is_down(
     listener, whose receive fails at once, which starts another pass: a hot loop for as long
     as Redis is down (seen in tests/test_delivery_browser.py's daphne logs too: ~4,000
     recoveries/s, each also re-writing presence in a task that fails)."""
-    from tests.servers import free_port, read_log, redis_server
+    from tests.servers import read_log, restartable_redis
 
-    redis_port = free_port()
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
-        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
-        with daphne("tests.asgi:application", env=env) as (port, process):
+    with restartable_redis() as redis:
+        with daphne("tests.asgi:application", env={"TEST_REDIS_URL": redis.url}) as (port, process):
             async with lobby(port) as page:
                 await until_listed(page, 1)
             await asyncio.sleep(1)  # The page has left; the listener stays, in no group.
-            redis.close()
+            redis.stop()
             await asyncio.sleep(3)  # Redis down for 3 s (a restart, a failover).
-            redis.enter_context(redis_server(redis_port))
+            redis.start()
             await asyncio.sleep(1)
             failures = read_log(process).count("presence listener: channel layer receive failed")
             assert failures < 50, f"{failures} listener receive failures in a 3 s outage (one probe every 0.2 s)"
-    finally:
-        redis.close()
 
 
 # --- 5. the in-memory window's last positions, LRU-bounded ---------------------------------
@@ -383,13 +377,11 @@ async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every
     process did not spin meanwhile."""
     import redis as redis_sync
 
-    from tests.servers import free_port, read_log, redis_server
+    from tests.servers import read_log, restartable_redis
 
-    redis_port = free_port()
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
-        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
+    with restartable_redis() as redis:
+        redis_port = redis.port
+        env = {"TEST_REDIS_URL": redis.url}
         with daphne("tests.asgi:application", env=env) as (port, process):
             origin = f"http://127.0.0.1:{port}"
             async with contextlib.AsyncExitStack() as stack:
@@ -411,9 +403,9 @@ async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every
                         client.close()
 
                 await until(lambda: present() == 1000, f"1,000 present before ({present()})", 60)
-                redis.close()
+                redis.stop()
                 await asyncio.sleep(2)
-                redis.enter_context(redis_server(redis_port))
+                redis.start()
                 deadline = time.monotonic() + 20
                 count = 0
                 while time.monotonic() < deadline:
@@ -428,8 +420,6 @@ async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every
                 print(f"present after restart: {count}; listener failures {listener}; re-adding {readding}")
                 assert count == 1000, f"{count} of 1,000 present 20 s after the restart\n{log[-3000:]}"
                 assert listener < 50 and readding < 10, (listener, readding)
-    finally:
-        redis.close()
 
 
 # --- 8. a frame claimed in Redis, re-sent after one claimed in the process ----------------
@@ -443,7 +433,7 @@ async def test_a_frame_claimed_in_redis_and_re_sent_after_an_outage_gets_its_kep
     so 1 is looked up in the process store, not found, and the page is told to resync
     (a reload) instead of getting its answer. Nothing runs twice either way."""
     from tests.proxy import Proxy
-    from tests.servers import read_log, redis_server
+    from tests.servers import redis_server
 
     with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_port, Proxy(redis_port) as proxy:
         env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}", "ATTACK19_DIR": tmp}

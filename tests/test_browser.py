@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.proxy import Proxy
-from tests.servers import daphne, example_env, free_port, migrate_example, redis_server
+from tests.servers import daphne, example_env, free_port, migrate_example, restartable_redis
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -59,15 +59,10 @@ def proxy(server_port):
 def example_on_restartable_redis(example_db):
     """The example on one daphne over a redis-server of its own; yields ``(port, stop, start)``:
     Redis goes away (restarting empty, as one without persistence does) and comes back."""
-    redis_port = free_port()
-    env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
+    with restartable_redis() as redis:
+        env = {**example_db, "REDIS_URL": redis.url}
         with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
-            yield port, redis.close, lambda: redis.enter_context(redis_server(redis_port))
-    finally:
-        redis.close()
+            yield port, redis.stop, redis.start
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.servers import daphne, free_port, redis_server, run_script
+from tests.servers import daphne, free_port, redis_server, restartable_redis, run_script
 
 pytestmark = pytest.mark.server
 
@@ -140,25 +140,20 @@ async def test_after_a_redis_restart_a_process_hears_other_processes_joins_again
     """Redis restarted empty forgets the groups each process's change listener is in. Those are
     rejoined with the connections' groups, so a join on B reaches A's page at once, not at A's
     next heartbeat (a minute here, so only the listener can tell A in time)."""
-    port = free_port()
-    env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{port}", "TEST_PRESENCE_HEARTBEAT": "60", "TEST_PRESENCE_EXPIRY": "150"}
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(port))
-    try:
+    with restartable_redis() as redis:
+        env = {"TEST_REDIS_URL": redis.url, "TEST_PRESENCE_HEARTBEAT": "60", "TEST_PRESENCE_EXPIRY": "150"}
         with daphne("tests.asgi:application", env=env) as (port_a, _), daphne(
             "tests.asgi:application", env=env
         ) as (port_b, _):
             a, b = str(port_a), str(port_b)
             async with lobby(port_a) as on_a:
                 await until_present(on_a, [a])
-                redis.close()
-                redis.enter_context(redis_server(port))  # Back, empty.
+                redis.stop()
+                redis.start()  # Back, empty.
                 await who(on_a)  # A's connection is served again (its process noticed and recovered).
                 async with lobby(port_b) as on_b:
                     await until_present(on_b, [a, b], timeout=20)  # A wrote its entry again on recovering.
                     await until_present(on_a, [a, b], timeout=10)
-    finally:
-        redis.close()
 
 
 async def test_quiet_rooms_cost_redis_a_few_commands_per_heartbeat_however_many_there_are():

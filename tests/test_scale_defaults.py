@@ -20,7 +20,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.servers import daphne, free_port, read_log, redis_server
+from tests.servers import daphne, read_log, redis_server, restartable_redis
 
 pytestmark = pytest.mark.server
 
@@ -107,17 +107,14 @@ async def test_a_thousand_idle_connections_see_no_outage_and_get_a_broadcast_aft
 
 
 async def test_a_thousand_connections_recover_from_a_redis_restart_within_seconds():
-    redis_port = free_port()
-    redis = contextlib.ExitStack()
-    redis.enter_context(redis_server(redis_port))
-    try:
-        with daphne("tests.asgi:application", env=defaults_env(redis_port)) as (port, process):
+    with restartable_redis() as redis:
+        with daphne("tests.asgi:application", env=defaults_env(redis.port)) as (port, process):
             async with contextlib.AsyncExitStack() as stack:
                 pages = await open_pages(port, "restart", CONNECTIONS, stack)
                 await broadcast_reaches_everyone(pages, "before the restart", seconds=60)
-                redis.close()  # Redis gone: every group it held is forgotten (no persistence).
+                redis.stop()  # Redis gone: every group it held is forgotten (no persistence).
                 await asyncio.sleep(2)  # A 2 s outage, as a restart takes.
-                redis.enter_context(redis_server(redis_port))
+                redis.start()
                 # Until the process has rejoined its groups, a broadcast may answer
                 # layer_unavailable; client.js re-sends it. Here: try once a second.
                 deadline = time.monotonic() + 20
@@ -134,5 +131,3 @@ async def test_a_thousand_connections_recover_from_a_redis_restart_within_second
                     f"{len(pages)} pages within 20 s\n{read_log(process)[-3000:]}",
                     20,
                 )
-    finally:
-        redis.close()
