@@ -108,6 +108,8 @@ class Hub:
         #: Entries of connections that ended while the store was down: (group, entry id). Their
         #: process lives on, so no heartbeat's pruning would ever remove them.
         self.owed_removals: set[tuple[str, str]] = set()
+        #: A restore did not finish (Redis failed again meanwhile): the next heartbeat restores.
+        self.needs_restore = False
 
     async def start(self) -> None:
         """Start heartbeats and the process's change listener (Redis only), once, however many join at once."""
@@ -141,7 +143,7 @@ class Hub:
             await asyncio.sleep(heartbeat_seconds())
             groups = list(self.local)
             try:
-                if not await self.store.heartbeat(groups):
+                if not await self.store.heartbeat(groups) or self.needs_restore:
                     await self.restore()
                 await self.settle_removals()
                 if await self.store.newly_dead():  # A process died without saying goodbye:
@@ -173,14 +175,22 @@ class Hub:
         or the layer recovered from an outage: write this process's entries and subscriptions
         again, and tell the groups."""
         logger.warning("presence: re-adding this process's connections (Redis lost them, or was down)")
+        self.needs_restore = True
         await self.store.heartbeat(list(self.local))
         await self.settle_removals()
+        failed: Exception | None = None
         for group, members in list(self.local.items()):
-            for connection in list(members.values()):
-                await self.store.add(group, connection._presence_entry)
-            if group in self.subscribed:
-                await bounded(self.layer.group_add(companion_group(group), self.channel), self.layer)
-            await self.announce(group)
+            try:  # One group's failure does not leave the others out.
+                for connection in list(members.values()):
+                    await self.store.add(group, connection._presence_entry)
+                if group in self.subscribed:
+                    await bounded(self.layer.group_add(companion_group(group), self.channel), self.layer)
+                await self.announce(group)
+            except Exception as exc:
+                failed = exc
+        if failed is not None:
+            raise failed  # Logged by the caller; the next heartbeat tries again (needs_restore).
+        self.needs_restore = False
 
     async def _listen(self) -> None:
         while True:

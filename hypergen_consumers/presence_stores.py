@@ -28,6 +28,8 @@ from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .redis_client import client_for
+
 __all__ = ["MemoryStore", "RedisStore", "store_for", "heartbeat_seconds", "expiry_seconds"]
 
 DEFAULT_HEARTBEAT_SECONDS = 5.0
@@ -108,14 +110,10 @@ class RedisStore:
 
     def _client(self) -> Any:
         """One client per event loop: redis-py connections belong to the loop that made them."""
-        from channels_redis.utils import create_pool
-        from redis import asyncio as aioredis
-
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis(connection_pool=create_pool(self.host))
-            self._clients[loop] = client
+            client = self._clients[loop] = client_for(self.host)
         return client
 
     async def aclose(self) -> None:

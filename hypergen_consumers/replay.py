@@ -25,6 +25,7 @@ from django.conf import settings
 
 from .keys import DEFAULT_LAYER_PREFIX, key_prefix, layer_prefix
 from .layers import FRAME_EVENT
+from .redis_client import client_for
 
 __all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer", "position_key"]
 
@@ -251,13 +252,10 @@ class RedisWindow:
     def _client(self) -> Any:
         import asyncio
 
-        from channels_redis.utils import create_pool
-        from redis import asyncio as aioredis
-
         loop = asyncio.get_running_loop()
         client: Any = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis(connection_pool=create_pool(self._host))
+            client = client_for(self._host)
             client._hypergen_append = client.register_script(_APPEND)
             client._hypergen_start = client.register_script(_START)
             self._clients[loop] = client
