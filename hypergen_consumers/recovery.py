@@ -92,7 +92,7 @@ def owe_discard(layer: Any, group: str, channel: str) -> None:
     connection after the next successful rejoin pass, which this starts if none is due."""
     health = health_of(layer)
     health.owed_discards.add((group, channel))
-    if len(health.owed_discards) > MAX_OWED_DISCARDS:  # A very long outage: the oldest stay to group_expiry.
+    if len(health.owed_discards) > MAX_OWED_DISCARDS:  # A very long outage: one is given up (group_expiry ends it).
         health.owed_discards.pop()
     mark_failed(layer)
 
