@@ -77,6 +77,14 @@ def matrix(session: nox.Session, django: str, channels: list[str], others: list[
     # The load test keeps its 1000 connections but sends a fifth of the messages here: its full
     # 50 000 run is the main combination's (scripts/test.sh), and CI must stay under 30 minutes.
     session.run(
-        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not browser", *session.posargs,
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not browser",
+        *session.posargs,
         env={"LOAD_MESSAGES_EACH": "10"},
     )

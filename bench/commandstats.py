@@ -20,7 +20,6 @@ import sys
 from processes import redis_server
 from run import BENCH, load, server
 
-
 #: Commands a pool runs when it opens a connection: how many connections a run opens varies.
 CONNECTION_SETUP = {"hello", "client|setinfo", "client|setname", "select", "script|load", "ping"}
 
@@ -32,7 +31,7 @@ def redis_counters(redis_url: str) -> dict[str, int]:
     counters = {}
     for line in out.splitlines():
         if line.startswith("cmdstat_"):
-            name, fields = line[len("cmdstat_"):].split(":", 1)
+            name, fields = line[len("cmdstat_") :].split(":", 1)
             values = dict(field.split("=") for field in fields.split(","))
             if name not in CONNECTION_SETUP:
                 counters[name] = int(values["calls"])
@@ -43,8 +42,9 @@ def redis_counters(redis_url: str) -> dict[str, int]:
     return counters
 
 
-def measure(layer: str, processes: int, receivers: int, messages: int, endpoint: str, root: str | None = None
-            ) -> dict[str, float]:
+def measure(
+    layer: str, processes: int, receivers: int, messages: int, endpoint: str, root: str | None = None
+) -> dict[str, float]:
     env = {"PYTHONPATH": f"{BENCH}:{root}"} if root else None
     with redis_server() as redis_url, contextlib.ExitStack() as stack:
         ports = [stack.enter_context(server("daphne", layer, redis_url, env=env))[0] for _ in range(processes)]
@@ -58,11 +58,16 @@ def measure(layer: str, processes: int, receivers: int, messages: int, endpoint:
     one, many = totals
     per = {name: (many.get(name, 0) - one.get(name, 0)) / messages for name in set(one) | set(many)}
     totals_only = ("usec", "total_net_input_bytes", "total_net_output_bytes")
-    commands = {name: round(value, 1) for name, value in sorted(per.items())
-                if abs(value) >= 0.05 and name not in totals_only}
-    return {"commands": round(sum(commands.values()), 1), "redis_usec": round(per.get("usec", 0)),
-            "bytes_in": round(per.get("total_net_input_bytes", 0)), "bytes_out": round(per.get("total_net_output_bytes", 0)),
-            "by_command": commands}
+    commands = {
+        name: round(value, 1) for name, value in sorted(per.items()) if abs(value) >= 0.05 and name not in totals_only
+    }
+    return {
+        "commands": round(sum(commands.values()), 1),
+        "redis_usec": round(per.get("usec", 0)),
+        "bytes_in": round(per.get("total_net_input_bytes", 0)),
+        "bytes_out": round(per.get("total_net_output_bytes", 0)),
+        "by_command": commands,
+    }
 
 
 def main() -> None:
@@ -74,10 +79,20 @@ def main() -> None:
     parser.add_argument("--endpoint", default="ours_async")
     parser.add_argument("--package-root", help="serve hypergen_consumers from another checkout (say, before a change)")
     config = parser.parse_args()
-    result = measure(config.layer, config.processes, config.receivers, config.messages, config.endpoint,
-                     config.package_root)
-    print(json.dumps({"layer": config.layer, "processes": config.processes, "receivers": config.receivers,
-                      "endpoint": config.endpoint, "per_broadcast": result}))
+    result = measure(
+        config.layer, config.processes, config.receivers, config.messages, config.endpoint, config.package_root
+    )
+    print(
+        json.dumps(
+            {
+                "layer": config.layer,
+                "processes": config.processes,
+                "receivers": config.receivers,
+                "endpoint": config.endpoint,
+                "per_broadcast": result,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -87,7 +87,9 @@ def main() -> None:
             if config.before and not name.endswith("@before"):
                 pairs.append((name, f"{name}@before"))
     result = {
-        "receivers": config.receivers, "messages": config.messages, "reps": config.reps,
+        "receivers": config.receivers,
+        "messages": config.messages,
+        "reps": config.reps,
         "deliveries_per_s": {name: round(statistics.median(rep[name] for rep in by_rep)) for name in by_rep[0]},
         "ratios_per_rep": ratios(by_rep, pairs),
     }

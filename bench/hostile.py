@@ -55,9 +55,11 @@ async def crafted_range(port: int, pid: int) -> None:
         await asyncio.wait_for(victim.recv(), timeout=120)
         stalled = time.monotonic() - started
         reply = await asyncio.wait_for(attacker.recv(), timeout=120)
-    print(f"range frame ({len(RANGE_FRAME)} bytes): other client's round trip {idle * 1000:.1f} ms idle, "
-          f"{stalled * 1000:.1f} ms during the attack; peak RSS {rss_before:.0f} -> {peak_rss_mb(pid):.0f} MB; "
-          f"attacker got {reply[:80]}")
+    print(
+        f"range frame ({len(RANGE_FRAME)} bytes): other client's round trip {idle * 1000:.1f} ms idle, "
+        f"{stalled * 1000:.1f} ms during the attack; peak RSS {rss_before:.0f} -> {peak_rss_mb(pid):.0f} MB; "
+        f"attacker got {reply[:80]}"
+    )
 
 
 async def bad_frames(port: int, log_path: Path) -> None:
@@ -111,7 +113,10 @@ async def main() -> None:
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tests.asgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(port, process)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
-import statistics
 import sys
-import itertools
 import time
 import uuid
 
@@ -48,8 +47,10 @@ def percentile(values: list[float], fraction: float) -> float:
 async def open_many(urls: list[str], count: int) -> list:
     sockets = []
     for start in range(0, count, 100):
-        batch = [connect(with_socket_id(urls[i % len(urls)]), max_queue=None, open_timeout=60, ping_interval=None)
-                 for i in range(start, min(start + 100, count))]
+        batch = [
+            connect(with_socket_id(urls[i % len(urls)]), max_queue=None, open_timeout=60, ping_interval=None)
+            for i in range(start, min(start + 100, count))
+        ]
         sockets += await asyncio.gather(*batch)
     return sockets
 
@@ -88,8 +89,13 @@ async def roundtrip(url: str, connections: int, seconds: float) -> dict:
     elapsed = time.perf_counter() - began
     for socket in sockets:
         await socket.close()
-    return {"messages": len(latencies), "seconds": elapsed, "messages_per_s": len(latencies) / elapsed,
-            "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
+    return {
+        "messages": len(latencies),
+        "seconds": elapsed,
+        "messages_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
 
 
 async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, messages: int) -> dict:
@@ -127,9 +133,15 @@ async def fanout(sender_url: str, receiver_urls: list[str], receivers: int, mess
         task.cancel()
     for socket in [sender, *sockets]:
         await socket.close()
-    return {"receivers": receivers, "messages": messages, "seconds": elapsed, "first_frame": first[0],
-            "deliveries_per_s": receivers * messages / elapsed,
-            "p50_ms": percentile(completions, 0.5) * 1000, "p99_ms": percentile(completions, 0.99) * 1000}
+    return {
+        "receivers": receivers,
+        "messages": messages,
+        "seconds": elapsed,
+        "first_frame": first[0],
+        "deliveries_per_s": receivers * messages / elapsed,
+        "p50_ms": percentile(completions, 0.5) * 1000,
+        "p99_ms": percentile(completions, 0.99) * 1000,
+    }
 
 
 async def read_nothing(socket):
@@ -145,8 +157,12 @@ async def connect_burst(url: str, connections: int) -> dict:
     began_closing = time.perf_counter()
     await asyncio.gather(*(socket.close() for socket in sockets))
     closing = time.perf_counter() - began_closing
-    return {"connections": connections, "seconds": elapsed, "connects_per_s": connections / elapsed,
-            "closes_per_s": connections / closing}
+    return {
+        "connections": connections,
+        "seconds": elapsed,
+        "connects_per_s": connections / elapsed,
+        "closes_per_s": connections / closing,
+    }
 
 
 async def sample(url: str) -> dict:

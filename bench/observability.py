@@ -53,8 +53,15 @@ def main() -> None:
                 for mode in rotated(MODES, rep):
                     url = f"ws://127.0.0.1:{servers[mode]}/ws/roundtrip/ours_async/"
                     before = cpu_seconds(pids[mode])
-                    result = load("roundtrip", url, "--connections", connections, "--seconds", config.seconds,
-                                  endpoint="ours_async")
+                    result = load(
+                        "roundtrip",
+                        url,
+                        "--connections",
+                        connections,
+                        "--seconds",
+                        config.seconds,
+                        endpoint="ours_async",
+                    )
                     cpu_us = (cpu_seconds(pids[mode]) - before) / result["messages"] * 1e6
                     entry = runs.setdefault(f"{connections}conn", {}).setdefault(mode, {"cpu_us": [], "rate": []})
                     entry["cpu_us"].append(cpu_us)
@@ -62,14 +69,18 @@ def main() -> None:
     finally:
         for context in reversed(stack):
             context.__exit__(None, None, None)
-    print(f"{'load':<8} {'mode':<10} {'server CPU us/msg':>18} {'vs off [min, max]':>24} {'msg/s':>8} {'vs off [min, max]':>24}")
+    print(
+        f"{'load':<8} {'mode':<10} {'server CPU us/msg':>18} {'vs off [min, max]':>24} {'msg/s':>8} {'vs off [min, max]':>24}"
+    )
     for scenario, modes in runs.items():
         for mode in MODES:
             row = f"{scenario:<8} {mode:<10}"
             for key, width in (("cpu_us", 18), ("rate", 8)):
                 ratios = [value / base for value, base in zip(modes[mode][key], modes["off"][key])]
-                row += (f" {statistics.median(modes[mode][key]):>{width},.1f} {statistics.median(ratios):>9.3f} "
-                        f"[{min(ratios):.3f}, {max(ratios):.3f}]")
+                row += (
+                    f" {statistics.median(modes[mode][key]):>{width},.1f} {statistics.median(ratios):>9.3f} "
+                    f"[{min(ratios):.3f}, {max(ratios):.3f}]"
+                )
             print(row)
     (BENCH / "results" / "observability.json").write_text(json.dumps(runs, indent=1))
 

@@ -27,12 +27,22 @@ def measure(kind: str, endpoint: str, freeze: bool, config: argparse.Namespace) 
         env = {"BENCH_GC_LOG": str(log), **({"BENCH_GC_FREEZE": "1"} if freeze else {})}
         with server(kind, env=env) as (port, _):
             before = len(log.read_text().split()) if log.exists() else 0
-            result = load("roundtrip", f"ws://127.0.0.1:{port}/ws/roundtrip/{endpoint}/", "--connections",
-                          config.connections, "--seconds", config.seconds, endpoint=endpoint)
+            result = load(
+                "roundtrip",
+                f"ws://127.0.0.1:{port}/ws/roundtrip/{endpoint}/",
+                "--connections",
+                config.connections,
+                "--seconds",
+                config.seconds,
+                endpoint=endpoint,
+            )
             pauses = [float(x) for x in log.read_text().split()[before:]] if log.exists() else []
-    return {**result, "full_gcs_per_s": len(pauses) / result["seconds"],
-            "pause_median_ms": statistics.median(pauses) if pauses else 0.0,
-            "pause_max_ms": max(pauses, default=0.0)}
+    return {
+        **result,
+        "full_gcs_per_s": len(pauses) / result["seconds"],
+        "pause_median_ms": statistics.median(pauses) if pauses else 0.0,
+        "pause_max_ms": max(pauses, default=0.0),
+    }
 
 
 def main() -> None:
@@ -44,8 +54,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     config = parser.parse_args()
     runs: dict = defaultdict(list)
-    cases = [(kind, endpoint, freeze) for kind in config.servers for endpoint in config.endpoints
-             for freeze in (False, True)]
+    cases = [
+        (kind, endpoint, freeze) for kind in config.servers for endpoint in config.endpoints for freeze in (False, True)
+    ]
     for rep in range(config.reps):
         for kind, endpoint, freeze in rotated(cases, rep):
             runs[(kind, endpoint, freeze)].append(measure(kind, endpoint, freeze, config))

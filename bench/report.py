@@ -18,10 +18,19 @@ BENCH = Path(__file__).resolve().parent
 DOCS = BENCH.parent / "docs" / "performance.rst"
 START, END = ".. results-start", ".. results-end"
 
-HEADLINE = {"roundtrip": "messages_per_s", "fanout": "deliveries_per_s", "memory": "kib_per_connection",
-            "connect": "connects_per_s", "inprocess": "validate_us"}
-UNIT = {"roundtrip": "messages/s", "fanout": "deliveries/s", "memory": "KiB per idle connection",
-        "connect": "handshakes/s"}
+HEADLINE = {
+    "roundtrip": "messages_per_s",
+    "fanout": "deliveries_per_s",
+    "memory": "kib_per_connection",
+    "connect": "connects_per_s",
+    "inprocess": "validate_us",
+}
+UNIT = {
+    "roundtrip": "messages/s",
+    "fanout": "deliveries/s",
+    "memory": "KiB per idle connection",
+    "connect": "handshakes/s",
+}
 
 # (ours, baseline, why this pair): each ratio is ours / baseline, so > 1 means ours is faster
 # (for memory: uses more). The first pair of each family is the fair one.
@@ -106,16 +115,26 @@ def headline_rows(result: dict, fam: str) -> tuple[list[str], list[list[str]]]:
 
 def ratio_rows(result: dict, fam: str) -> tuple[list[str], list[list[str]]]:
     pairs = PAIRS[fam]
-    rows = [[key] + [ratio_cell(paired(result["scenarios"][key], ours, base)) for ours, base, _ in pairs]
-            for key in keys_of(result, fam)]
+    rows = [
+        [key] + [ratio_cell(paired(result["scenarios"][key], ours, base)) for ours, base, _ in pairs]
+        for key in keys_of(result, fam)
+    ]
     return ["scenario", *[f"{ours} / {base}" for ours, base, _ in pairs]], rows
 
 
 def latency_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     keys = [key for key in keys_of(result, "roundtrip") if "/50conn/" in key]
     endpoints = endpoints_of(result, "roundtrip")
-    rows = [[e] + [f"{result['scenarios'][k][e]['p50_ms']:.1f} / {result['scenarios'][k][e]['p99_ms']:.1f}"
-                   if e in result["scenarios"][k] else "-" for k in keys] for e in endpoints]
+    rows = [
+        [e]
+        + [
+            f"{result['scenarios'][k][e]['p50_ms']:.1f} / {result['scenarios'][k][e]['p99_ms']:.1f}"
+            if e in result["scenarios"][k]
+            else "-"
+            for k in keys
+        ]
+        for e in endpoints
+    ]
     return ["endpoint", *[k.split("/")[-1] for k in keys]], rows
 
 
@@ -126,8 +145,11 @@ def verdicts(result: dict) -> list[str]:
         for ours, base, why in pairs:
             if not ours.startswith("ours"):
                 continue
-            medians = {key: statistics.median(r) for key in keys_of(result, fam)
-                       if (r := paired(result["scenarios"][key], ours, base))}
+            medians = {
+                key: statistics.median(r)
+                for key in keys_of(result, fam)
+                if (r := paired(result["scenarios"][key], ours, base))
+            }
             if not medians:
                 continue
             sign = 1 if fam != "memory" else -1  # for memory, less is better
@@ -155,8 +177,14 @@ def rst_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def rst(result: dict) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in result.get("versions", {}).items())
     reps = result.get("repetitions", {})
-    kind = ("A quick run (one repetition, so no ranges; a smoke test, its ratios move by 20 % or more between "
-            "runs on a shared machine)") if result["quick"] else "A full run"
+    kind = (
+        (
+            "A quick run (one repetition, so no ranges; a smoke test, its ratios move by 20 % or more between "
+            "runs on a shared machine)"
+        )
+        if result["quick"]
+        else "A full run"
+    )
     took = f"{result['seconds']:.0f} s" if result["seconds"] < 120 else f"{result['seconds'] / 60:.0f} minutes"
     out = [
         f"{kind} on {result.get('date', '?')}, {took}: {result['machine']['cpus']} "
@@ -173,8 +201,12 @@ def rst(result: dict) -> str:
     failures = result.get("failures") or []
     if failures:
         out += ["Failures in this run (not hidden, not retried):", "", *[f"- ``{f}``" for f in failures], ""]
-    for fam, title in [("roundtrip", "Round trip"), ("fanout", "Fan-out"), ("connect", "Connect burst"),
-                       ("memory", "Memory")]:
+    for fam, title in [
+        ("roundtrip", "Round trip"),
+        ("fanout", "Fan-out"),
+        ("connect", "Connect burst"),
+        ("memory", "Memory"),
+    ]:
         if not keys_of(result, fam):
             continue
         out += [f"Paired ratios: {title.lower()}", "~" * len(f"Paired ratios: {title.lower()}"), ""]
@@ -186,11 +218,14 @@ def rst(result: dict) -> str:
         out += rst_table(*latency_rows(result))
     if "inprocess/steps" in result["scenarios"]:
         f = result["scenarios"]["inprocess/steps"]["ours_async"]
-        out += [f"In process, one message of ``ours_async`` costs {f['decode_us']:.1f} µs to decode, "
-                f"{f['validate_us']:.1f} µs to validate (the compiled pydantic validator), "
-                f"{f['rendering_state_us']:.1f} µs to set up and collect hypergen's rendering state, "
-                f"{f['template_us']:.1f} µs to render the template and {f['encode_us']:.1f} µs to encode; "
-                f"``raw_render``'s ``hypergen()`` call and encoding cost {f['raw_render_us']:.1f} µs.", ""]
+        out += [
+            f"In process, one message of ``ours_async`` costs {f['decode_us']:.1f} µs to decode, "
+            f"{f['validate_us']:.1f} µs to validate (the compiled pydantic validator), "
+            f"{f['rendering_state_us']:.1f} µs to set up and collect hypergen's rendering state, "
+            f"{f['template_us']:.1f} µs to render the template and {f['encode_us']:.1f} µs to encode; "
+            f"``raw_render``'s ``hypergen()`` call and encoding cost {f['raw_render_us']:.1f} µs.",
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -39,27 +39,68 @@ LOAD = BENCH / "load.py"
 ENV = {**os.environ, "PYTHONPATH": f"{BENCH}:{ROOT}", "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
 
 sys.path.insert(0, str(BENCH))
-from processes import free_port, redis_server, stop, wait_for_port  # noqa: E402
 import report  # noqa: E402
+from processes import free_port, redis_server, stop, wait_for_port  # noqa: E402
 
-ROUNDTRIP = ["raw_echo", "raw_echo_nohop", "raw_render", "raw_render_nohop", "upstream",
-             "ours_async", "ours_async_noreplay", "ours_sync", "ours_function", "ours_command", "chanx", "floor"]
-FANOUT = ["raw_group_send", "raw_group_send_nohop", "raw_local_send",
-          "upstream", "ours_async", "ours_async_noreplay", "ours_sync", "ours_function",
-          "ours_presence", "chanx", "floor"]
+ROUNDTRIP = [
+    "raw_echo",
+    "raw_echo_nohop",
+    "raw_render",
+    "raw_render_nohop",
+    "upstream",
+    "ours_async",
+    "ours_async_noreplay",
+    "ours_sync",
+    "ours_function",
+    "ours_command",
+    "chanx",
+    "floor",
+]
+FANOUT = [
+    "raw_group_send",
+    "raw_group_send_nohop",
+    "raw_local_send",
+    "upstream",
+    "ours_async",
+    "ours_async_noreplay",
+    "ours_sync",
+    "ours_function",
+    "ours_presence",
+    "chanx",
+    "floor",
+]
 # Handshakes per second in a burst: what group_add costs, and what presence adds to it.
 CONNECT = ["raw_group_send_nohop", "ours_async", "ours_presence"]
 MEMORY = ["raw_echo", "raw_render_nohop", "upstream", "ours_async", "ours_sync", "chanx", "floor"]
 # These render the same template and must put the same bytes on the wire (checked while measuring).
 # ours_async speaks client.js's delivery protocol (a position command ends each group frame);
 # ours_async_noreplay (replay_frames = 0, no frame ids) is the same consumer without it.
-SAME_BYTES = ["raw_render", "raw_render_nohop", "raw_group_send", "raw_group_send_nohop", "raw_local_send",
-              "upstream",
-              "ours_async_noreplay",
-              "ours_sync", "ours_function", "floor"]
+SAME_BYTES = [
+    "raw_render",
+    "raw_render_nohop",
+    "raw_group_send",
+    "raw_group_send_nohop",
+    "raw_local_send",
+    "upstream",
+    "ours_async_noreplay",
+    "ours_sync",
+    "ours_function",
+    "floor",
+]
 FIRST_FANOUT_FRAME = '[["hypergen.morph","t","<span>n = 1</span>"]]'
-PACKAGES = ["django", "channels", "daphne", "uvicorn", "channels-redis", "redis", "django-hypergen", "pydantic",
-            "chanx", "websockets", "twisted"]
+PACKAGES = [
+    "django",
+    "channels",
+    "daphne",
+    "uvicorn",
+    "channels-redis",
+    "redis",
+    "django-hypergen",
+    "pydantic",
+    "chanx",
+    "websockets",
+    "twisted",
+]
 
 
 def protocol(endpoint: str) -> str:
@@ -72,20 +113,35 @@ def protocol(endpoint: str) -> str:
 
 
 @contextlib.contextmanager
-def server(kind: str, layer: str = "memory", redis_url: str = "", env: dict[str, str] | None = None
-           ) -> Iterator[tuple[int, int]]:
+def server(
+    kind: str, layer: str = "memory", redis_url: str = "", env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
     """A daphne, uvicorn or floor (bench/floor.py) process on a free port; yields (port, pid)."""
     port = free_port()
     if kind == "daphne":
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "benchsite.asgi:application"]
     elif kind == "uvicorn":
-        command = [sys.executable, "-m", "uvicorn", "benchsite.asgi:application", "--host", "127.0.0.1",
-                   "--port", str(port), "--ws", "websockets", "--log-level", "warning", "--no-access-log"]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchsite.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ws",
+            "websockets",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
     else:
         command = [sys.executable, str(BENCH / "floor.py"), str(port)]
     environment = {**ENV, "BENCH_LAYER": layer, "BENCH_REDIS_URL": redis_url, **(env or {})}
-    process = subprocess.Popen(command, cwd=BENCH, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, cwd=BENCH, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, process)
         yield port, process.pid
@@ -141,21 +197,34 @@ def roundtrip(config: argparse.Namespace, runs: dict) -> None:
             for rep in range(config.reps):
                 for connections in (1, 50):
                     for endpoint in rotated(ROUNDTRIP, rep):
-                        result = load("roundtrip", url(ports, "roundtrip", endpoint), "--connections", connections,
-                                      "--seconds", config.seconds, endpoint=endpoint)
+                        result = load(
+                            "roundtrip",
+                            url(ports, "roundtrip", endpoint),
+                            "--connections",
+                            connections,
+                            "--seconds",
+                            config.seconds,
+                            endpoint=endpoint,
+                        )
                         runs[f"roundtrip/{connections}conn/{kind}"][endpoint].append({**result, "rep": rep})
 
 
 def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> None:
     combos = [("memory", 1)]
     if redis_url:
-        combos += [("redis", 1), ("pubsub", 1)] if config.quick else [("redis", 1), ("redis", 2), ("pubsub", 1),
-                                                                        ("pubsub", 2)]
+        combos += (
+            [("redis", 1), ("pubsub", 1)]
+            if config.quick
+            else [("redis", 1), ("redis", 2), ("pubsub", 1), ("pubsub", 2)]
+        )
     for layer, processes in combos:
         for receivers in config.receivers:
             for rep in range(config.fanout_reps):
-                endpoints = FANOUT if not config.quick or layer == "memory" else ["ours_async", "ours_async_noreplay",
-                                                                                   "ours_presence", "raw_group_send_nohop"]
+                endpoints = (
+                    FANOUT
+                    if not config.quick or layer == "memory"
+                    else ["ours_async", "ours_async_noreplay", "ours_presence", "raw_group_send_nohop"]
+                )
                 if layer != "memory":  # raw_local_send reaches its own process only: the in-memory ceiling.
                     endpoints = [endpoint for endpoint in endpoints if endpoint != "raw_local_send"]
                 for endpoint in rotated(endpoints, rep):
@@ -167,9 +236,16 @@ def fanout(config: argparse.Namespace, runs: dict, redis_url: str | None) -> Non
                         ports = [stack.enter_context(server(kind, layer, redis_url or ""))[0] for kind in kinds]
                         scenario_urls = [f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/" for port in ports]
                         try:
-                            result = load("fanout", scenario_urls[0], *scenario_urls, "--receivers", receivers,
-                                          "--messages", max(config.messages, config.messages * 500 // receivers),
-                                          endpoint=endpoint)
+                            result = load(
+                                "fanout",
+                                scenario_urls[0],
+                                *scenario_urls,
+                                "--receivers",
+                                receivers,
+                                "--messages",
+                                max(config.messages, config.messages * 500 // receivers),
+                                endpoint=endpoint,
+                            )
                         except RuntimeError as exc:  # Recorded and reported, not hidden.
                             cause = str(exc).strip().splitlines()[-1]  # The exception, not the traceback's head.
                             failures.append(f"{key} {endpoint}: {cause}"[:500])
@@ -189,8 +265,13 @@ def connect_rate(config: argparse.Namespace, runs: dict, redis_url: str | None) 
                 key = f"connect/{config.burst}conn/{layer}"
                 with server("daphne", layer, redis_url or "") as (port, _):
                     try:
-                        result = load("connect", f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/",
-                                      "--connections", config.burst, endpoint=endpoint)
+                        result = load(
+                            "connect",
+                            f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/",
+                            "--connections",
+                            config.burst,
+                            endpoint=endpoint,
+                        )
                     except RuntimeError as exc:
                         failures.append(f"{key} {endpoint}: {str(exc).strip().splitlines()[-1]}"[:500])
                         continue
@@ -202,18 +283,39 @@ def memory(config: argparse.Namespace, runs: dict) -> None:
         for endpoint in rotated(MEMORY, rep):
             with server("floor" if endpoint == "floor" else "daphne") as (port, pid):
                 ports = {"app": port, "floor": port}
-                load("roundtrip", url(ports, "roundtrip", endpoint), "--connections", 1, "--seconds", 0.2,
-                     endpoint=endpoint)
+                load(
+                    "roundtrip",
+                    url(ports, "roundtrip", endpoint),
+                    "--connections",
+                    1,
+                    "--seconds",
+                    0.2,
+                    endpoint=endpoint,
+                )
                 before = rss_kib(pid)
-                holder = subprocess.Popen([sys.executable, str(LOAD), "--protocol", protocol(endpoint), "idle",
-                                           url(ports, "roundtrip", endpoint), "--connections", str(config.idle)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
+                holder = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(LOAD),
+                        "--protocol",
+                        protocol(endpoint),
+                        "idle",
+                        url(ports, "roundtrip", endpoint),
+                        "--connections",
+                        str(config.idle),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=ENV,
+                )
                 json.loads(holder.stdout.readline())
                 time.sleep(0.5)  # Let the server finish every handshake before reading its RSS.
                 after = rss_kib(pid)
                 holder.communicate("", timeout=120)
             runs[f"memory/{config.idle}idle"][endpoint].append(
-                {"kib_per_connection": (after - before) / config.idle, "rep": rep})
+                {"kib_per_connection": (after - before) / config.idle, "rep": rep}
+            )
 
 
 def handler_cost(runs: dict) -> None:
@@ -223,8 +325,9 @@ def handler_cost(runs: dict) -> None:
     import django
 
     django.setup()
-    from benchsite.consumers import OursAsync, morph, template
     from hypergen.liveview import dumps, loads
+
+    from benchsite.consumers import OursAsync, morph, template
     from hypergen_consumers.lifecycle import build_request
     from hypergen_consumers.rendering import render_sync
 
@@ -312,8 +415,12 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": versions(),
         "quick": config.quick,
-        "repetitions": {"roundtrip": config.reps, "fanout": config.fanout_reps, "memory": config.reps,
-                        "connect": config.fanout_reps},
+        "repetitions": {
+            "roundtrip": config.reps,
+            "fanout": config.fanout_reps,
+            "memory": config.reps,
+            "connect": config.fanout_reps,
+        },
         "seconds": time.monotonic() - began,
         "wire": wire,
         "scenarios": summarise(runs),

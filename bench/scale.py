@@ -65,7 +65,9 @@ def ws(port: int, endpoint: str, query: str = "") -> str:
 async def open_all(urls: list[str], batch: int = 100) -> list:
     sockets = []
     for start in range(0, len(urls), batch):
-        sockets += await asyncio.gather(*(connect(u, max_queue=None, open_timeout=120) for u in urls[start:start + batch]))
+        sockets += await asyncio.gather(
+            *(connect(u, max_queue=None, open_timeout=120) for u in urls[start : start + batch])
+        )
     return sockets
 
 
@@ -97,7 +99,12 @@ async def idle_scenario(config: argparse.Namespace) -> dict:
                 "server_cpu_percent": round(100 * (cpu_seconds(pid) - cpu) / elapsed, 1),
             }
             await asyncio.gather(*(socket.close() for socket in sockets))
-    return {"connections": config.connections, "seconds": config.seconds, "ours": rows["storm"], "plain_channels": rows["plain"]}
+    return {
+        "connections": config.connections,
+        "seconds": config.seconds,
+        "ours": rows["storm"],
+        "plain_channels": rows["plain"],
+    }
 
 
 # --- a frame on Redis -----------------------------------------------------------------
@@ -135,7 +142,9 @@ async def storage_scenario(config: argparse.Namespace) -> dict:
             while True:
                 frame = json.loads(await sender.recv())
                 if frame and frame[0][0] == "hypergen.morph":
-                    sent.append(json.dumps([command for command in frame if not command[0].startswith("hypergen.websocket")]))
+                    sent.append(
+                        json.dumps([command for command in frame if not command[0].startswith("hypergen.websocket")])
+                    )
                     break
         frame_bytes = statistics.mean(len(text) for text in sent)
         upload_bytes = statistics.mean(len(text) for text in uploads)
@@ -146,8 +155,13 @@ async def storage_scenario(config: argparse.Namespace) -> dict:
         await client.aclose()
         await sender.close()
     per_entry = used / max(1, entries)
-    return {"frames": entries, "bytes_per_stored_frame": round(per_entry), "bytes_per_group_frame": round(frame_bytes),
-            "bytes_per_upload": round(upload_bytes), "stored_over_frame": round(per_entry / frame_bytes, 2)}
+    return {
+        "frames": entries,
+        "bytes_per_stored_frame": round(per_entry),
+        "bytes_per_group_frame": round(frame_bytes),
+        "bytes_per_upload": round(upload_bytes),
+        "stored_over_frame": round(per_entry / frame_bytes, 2),
+    }
 
 
 # --- resume storm ---------------------------------------------------------------------
@@ -208,10 +222,12 @@ async def storm_scenario(config: argparse.Namespace) -> dict:
         storm_cpu, _, storm_lat = await resume(urls)
     median = lambda values: round(1000 * statistics.median(values), 1) if values else None  # noqa: E731
     return {
-        "pages": config.pages, "runs_behind": TICKS,
+        "pages": config.pages,
+        "runs_behind": TICKS,
         "cpu_ms_per_fresh_handshake": round(1000 * fresh_cpu / config.pages, 1),
         "cpu_ms_per_resuming_handshake": round(1000 * storm_cpu / config.pages, 1),
-        "bystander_p50_ms_quiet": median(quiet), "bystander_p50_ms_fresh_burst": median(fresh_lat),
+        "bystander_p50_ms_quiet": median(quiet),
+        "bystander_p50_ms_fresh_burst": median(fresh_lat),
         "bystander_p50_ms_storm": median(storm_lat),
     }
 

@@ -12,7 +12,12 @@ class HypergenConsumersConfig(AppConfig):  # type: ignore[misc]  # Django ships 
     def ready(self) -> None:
         """Register the system checks; patch other libraries' internals now, not at import,
         each only if its shape checks out."""
-        from . import _compat, authority, checks, pool_check  # noqa: F401 - checks and pool_check register system checks
+        from . import (  # noqa: F401 - checks and pool_check register system checks
+            _compat,
+            authority,
+            checks,
+            pool_check,
+        )
 
         _compat.apply_all()
         authority.connect_signals()

@@ -160,7 +160,9 @@ class Authority:
                 await consumer._authority_holds()  # Closes with 4401 / 4403 when the authority lapsed.
             except Exception as exc:  # The database is down: try again next period, keep the socket.
                 self.checked_at = time.monotonic()
-                logger.warning("%s: could not re-read the session (%s: %s)", type(consumer).__name__, type(exc).__name__, exc)
+                logger.warning(
+                    "%s: could not re-read the session (%s: %s)", type(consumer).__name__, type(exc).__name__, exc
+                )
 
     def due(self) -> bool:
         return self.watch and time.monotonic() - self.checked_at >= recheck_seconds()

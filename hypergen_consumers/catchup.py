@@ -31,11 +31,26 @@ from .observability import observe
 from .outgoing import encode
 from .replay import Entry, newer, position_key, remember_group, window_for, window_settings
 from .streams import (
-    POSITION_COMMAND, Stream, encode_position, given_position, positions_frame, replayed_groups, start_key, with_position,
+    POSITION_COMMAND,
+    Stream,
+    encode_position,
+    given_position,
+    positions_frame,
+    replayed_groups,
+    start_key,
+    with_position,
 )
 
 __all__ = [
-    "POSITION_COMMAND", "RESYNC_COMMAND", "stamp", "start", "resume", "catch_up", "resync", "on_group_event", "deliver",
+    "POSITION_COMMAND",
+    "RESYNC_COMMAND",
+    "stamp",
+    "start",
+    "resume",
+    "catch_up",
+    "resync",
+    "on_group_event",
+    "deliver",
 ]
 
 logger = logging.getLogger("hypergen_consumers")
@@ -131,7 +146,9 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
             reading = stream.window.read_after(stream.group, stream.position, stream.seconds)
             entries, latest = await bounded_store(stream.window, reading)
         except Exception as exc:
-            logger.warning("%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc)
+            logger.warning(
+                "%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc
+            )
             continue
         if entries is None:
             lost.append(stream)

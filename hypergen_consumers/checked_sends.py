@@ -52,7 +52,7 @@ def check_push(cls: Any, args: Sequence[Any], url_kwargs: Mapping[str, Any], who
     data: dict[str, Any] = dict(zip(spec.client_params, client_args))
     given_url_params = [name for name in spec.url_params if name in url_kwargs]
     data.update({name: url_kwargs[name] for name in given_url_params})
-    surplus = client_args[len(spec.client_params):]
+    surplus = client_args[len(spec.client_params) :]
     try:
         spec.model.model_validate(data)
     except ValidationError as exc:

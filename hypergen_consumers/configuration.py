@@ -141,9 +141,7 @@ def configure(cls: Any, namespace: Mapping[str, Any], localns: dict[str, Any]) -
 
 
 def _has_custom_receive(cls: type) -> bool:
-    return any(
-        getattr(cls, name) is not getattr(_base(), name) for name in ("receive", "receive_json")
-    )
+    return any(getattr(cls, name) is not getattr(_base(), name) for name in ("receive", "receive_json"))
 
 
 def _marked_names(cls: type) -> list[str]:
@@ -161,8 +159,15 @@ def _compile_hook(cls: Any, name: str, localns: dict[str, Any]) -> HandlerSpec |
         return None
     presence_target = cls.presence_target_id if name == "on_presence" else None
     spec = compile_handler(
-        cls.__name__, name, func, cls._route.kwarg_names, perm=None, any_perm=False, broadcast=False,
-        timeout=cls.timeout, localns=localns,
+        cls.__name__,
+        name,
+        func,
+        cls._route.kwarg_names,
+        perm=None,
+        any_perm=False,
+        broadcast=False,
+        timeout=cls.timeout,
+        localns=localns,
         target_id=cls.target_id if presence_target is None else presence_target,
     )
     if spec.client_params and name == "on_connect":
@@ -187,7 +192,7 @@ def _check_replay(owner: str, frames: Any, seconds: Any) -> None:
 
 def _check_target_id(where: str, value: Any) -> None:
     if value is not None and not (isinstance(value, str) and value):
-        msg = f"{where} must be an element id (a non-empty string such as \"board\") or None; got {value!r}."
+        msg = f'{where} must be an element id (a non-empty string such as "board") or None; got {value!r}.'
         raise ImproperlyConfigured(msg)
 
 
@@ -197,7 +202,7 @@ def _field(spec: HandlerSpec, param: str) -> str:
 
 def _check_perm(owner: str, attribute: str, perm: Any) -> None:
     fix = (
-        f"Set {attribute} = \"app.codename\" (or a list of them), as in @liveview(perm=...), "
+        f'Set {attribute} = "app.codename" (or a list of them), as in @liveview(perm=...), '
         f"or {attribute} = NO_PERM_REQUIRED to allow everyone."
     )
     if perm is None or perm == "" or perm == ():

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from .authority import Authority
     from .errors import ErrorCode
     from .frame_ids import PendingRecord
-    from .slow_readers import SendBuffer
     from .handlers import HandlerSpec
     from .ratelimit import RateLimiter
+    from .slow_readers import SendBuffer
 
 __all__ = ["ConnectionState", "RUN_RECORDING"]
 
@@ -74,8 +74,13 @@ class ConnectionState:
         # Provided by one part, used by another.
         def rejections(self) -> AbstractAsyncContextManager[None]: ...
         async def _run(
-            self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str,
-            matched_perms: frozenset[str] | None = None, from_server: bool = False,
+            self,
+            spec: HandlerSpec,
+            args: list[Any],
+            *,
+            to_group: bool | str,
+            matched_perms: frozenset[str] | None = None,
+            from_server: bool = False,
         ) -> None: ...
         async def send(
             self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from channels import DEFAULT_CHANNEL_LAYER
 from asgiref.sync import async_to_sync
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
@@ -85,7 +85,10 @@ class HypergenConsumerMeta(type):
 
 
 class HypergenConsumer(
-    ConnectionMixin, TargetingMixin, AsyncJsonWebsocketConsumer, metaclass=HypergenConsumerMeta  # type: ignore[misc]
+    ConnectionMixin,
+    TargetingMixin,
+    AsyncJsonWebsocketConsumer,  # type: ignore[misc]
+    metaclass=HypergenConsumerMeta,
 ):  # (Channels ships no types: its classes are Any.)
     """A Channels websocket consumer whose ``@handler`` methods render with hypergen.
 
@@ -317,7 +320,7 @@ class HypergenConsumer(
                 msg = (
                     f"{cls.__name__}.group_name returned {name[:120]!r}, a reserved name (names starting "
                     f"with {' or '.join(map(repr, RESERVED_PREFIXES))} belong to the default rule and the "
-                    f"package's own groups). Return a name of your own, e.g. f\"team-{{...}}\", so that "
+                    f'package\'s own groups). Return a name of your own, e.g. f"team-{{...}}", so that '
                     f"no URL value can reach another consumer's group."
                 )
                 raise ReservedGroupName(msg)
@@ -325,7 +328,7 @@ class HypergenConsumer(
                 msg = (
                     f"{cls.__name__}.group_name returned {name[:120]!r}, which another consumer lists in its "
                     f"groups: a client choosing the URL would reach that consumer's members. Return a name "
-                    f"of your own, e.g. f\"team-{{...}}\"."
+                    f'of your own, e.g. f"team-{{...}}".'
                 )
                 raise ReservedGroupName(msg)
         else:

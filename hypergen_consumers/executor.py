@@ -210,6 +210,8 @@ def _report_late(what: str, started: float) -> Callable[[asyncio.Future[Any]], N
         if exc is not None:
             logger.warning("%s raised after its timeout (%.1f s after it started): %r", what, took, exc)
         else:
-            logger.warning("%s finished %.1f s after it started, past its timeout; its output was discarded", what, took)
+            logger.warning(
+                "%s finished %.1f s after it started, past its timeout; its output was discarded", what, took
+            )
 
     return report

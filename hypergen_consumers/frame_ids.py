@@ -138,10 +138,15 @@ async def _write(conn: Any, pending: PendingRecord) -> None:
     second, for as long as the claim lives), or a copy of the id would find it pending for
     good and the page would be told to reload instead of getting its answer."""
     try:
-        await bounded_store(pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds))
+        await bounded_store(
+            pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds)
+        )
     except Exception as exc:
         logger.warning(
-            "%s: could not record the reply to frame %d yet (%s); trying again", type(conn).__name__, pending.frame_id, exc
+            "%s: could not record the reply to frame %d yet (%s); trying again",
+            type(conn).__name__,
+            pending.frame_id,
+            exc,
         )
         task = asyncio.ensure_future(_keep_trying(pending))
         _retrying.add(task)
@@ -156,7 +161,9 @@ async def _keep_trying(pending: PendingRecord) -> None:
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
         try:
-            await bounded_store(pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds))
+            await bounded_store(
+                pending.store, pending.store.record(pending.key, pending.frame_id, pending.record, pending.seconds)
+            )
             return
         except Exception:
             continue
@@ -203,7 +210,8 @@ def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:
         return None
     if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
         raise Rejected(
-            INVALID_FRAME, f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}."
+            INVALID_FRAME,
+            f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.",
         )
     return frame_id
 

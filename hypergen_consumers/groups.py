@@ -43,11 +43,7 @@ CUSTOM_PREFIX = "custom."
 
 def is_valid_group_name(name: object) -> bool:
     """True when Channels accepts ``name`` as a group name."""
-    return (
-        isinstance(name, str)
-        and len(name) <= MAX_GROUP_NAME_LENGTH
-        and _VALID_GROUP_NAME.match(name) is not None
-    )
+    return isinstance(name, str) and len(name) <= MAX_GROUP_NAME_LENGTH and _VALID_GROUP_NAME.match(name) is not None
 
 
 def _slug(value: str) -> str:
@@ -81,9 +77,7 @@ def default_group_name(label: str, url_kwargs: Mapping[str, Any]) -> str:
     label and kwargs appended, which keeps distinct URLs in distinct groups.
     """
     items = sorted((str(key), str(value)) for key, value in url_kwargs.items())
-    clean = _LABEL_IS_CLEAN.match(label) is not None and all(
-        _VALUE_IS_CLEAN.match(value) for _, value in items
-    )
+    clean = _LABEL_IS_CLEAN.match(label) is not None and all(_VALUE_IS_CLEAN.match(value) for _, value in items)
     if clean:
         readable = PREFIX + ".".join([label] + [f"{key}-{value}" for key, value in items])
         if len(readable) <= MAX_GROUP_NAME_LENGTH:

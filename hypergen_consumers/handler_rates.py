@@ -48,8 +48,8 @@ def parse_rate(where: str, value: Any) -> Rate | None:
     match = _RATE.match(value) if isinstance(value, str) else None
     if match is None or int(match.group("count")) < 1:
         msg = (
-            f"{where}: rate must be a string \"<count>/<unit>\" with a count of 1 or more and unit "
-            f"s, m or h (e.g. rate=\"5/s\" or rate=\"100/m\"), or None for no limit; got {value!r}."
+            f'{where}: rate must be a string "<count>/<unit>" with a count of 1 or more and unit '
+            f's, m or h (e.g. rate="5/s" or rate="100/m"), or None for no limit; got {value!r}.'
         )
         raise ImproperlyConfigured(msg)
     return Rate(int(match.group("count")), _UNIT_SECONDS[match.group("unit")], value.strip())

@@ -19,7 +19,6 @@ from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model
 
 from .finite import non_finite_errors
-
 from .handler_rates import Rate
 
 __all__ = ["handler", "HandlerSpec", "HandlerArgumentsInvalid", "compile_handler", "UNSET"]
@@ -209,9 +208,7 @@ def compile_handler(
     where = f"{owner}.{name}"
     signature = inspect.signature(func)
     parameters = list(signature.parameters.values())
-    if len(parameters) < 2 or any(
-        p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters[:2]
-    ):
+    if len(parameters) < 2 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters[:2]):
         msg = f"{where} must take (self, request, ...) as its first two parameters; it takes {signature}."
         raise ImproperlyConfigured(msg)
     if parameters[1].name != "request":

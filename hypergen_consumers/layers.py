@@ -117,7 +117,9 @@ def _pooled(layer: Any) -> bool:
     """Whether ``layer`` holds a pooled Redis connection per call in flight, so needs the count:
     a channels-redis layer, or one of our Redis stores (``pooled = True``), whose pool redis-py 8
     caps at 100 connections too (1,000 connections catching up at once overflowed it)."""
-    return layer is not None and (getattr(layer, "pooled", False) or type(layer).__module__.startswith("channels_redis"))
+    return layer is not None and (
+        getattr(layer, "pooled", False) or type(layer).__module__.startswith("channels_redis")
+    )
 
 
 async def bounded(operation: Awaitable[T], layer: Any = None) -> T:

@@ -27,8 +27,8 @@ from .connection_state import ConnectionState
 from .errors import CloseCode, ReservedGroupName
 from .executor import handler_timeout
 from .layers import CATCHUP_EVENT, require_layer, retried
-from .observability import observe
 from .mistake_log import mistakes
+from .observability import observe
 from .perms import perms_ok
 from .ratelimit import RateLimiter, rate_limit_setting
 from .slow_readers import find_send_buffer
@@ -120,7 +120,9 @@ class LifecycleMixin(ConnectionState):
             except Exception as exc:
                 logger.warning(
                     "%s: channel layer receive failed (%s: %s); retrying once the layer answers",
-                    type(self).__name__, type(exc).__name__, exc,
+                    type(self).__name__,
+                    type(exc).__name__,
+                    exc,
                 )
                 await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
 
@@ -251,6 +253,10 @@ class LifecycleMixin(ConnectionState):
                 # Owed: left once the layer answers (see recovery), or every broadcast to the
                 # group would go on reaching this dead channel until channels-redis's group_expiry.
                 recovery.owe_discard(self.channel_layer, group, self.channel_name)
-                logger.warning("%s: could not leave group %r yet (%s); leaving it when the layer answers",
-                               type(self).__name__, group, type(exc).__name__)
+                logger.warning(
+                    "%s: could not leave group %r yet (%s); leaving it when the layer answers",
+                    type(self).__name__,
+                    group,
+                    type(exc).__name__,
+                )
         self._joined = []

@@ -74,7 +74,9 @@ class Tap:
             except Exception as exc:
                 logger.warning(
                     "group %r: channel layer receive failed (%s: %s); retrying once the layer answers",
-                    self.group, type(exc).__name__, exc,
+                    self.group,
+                    type(exc).__name__,
+                    exc,
                 )
                 await recovery.wait_recovered(layer, recovery.mark_failed(layer))
                 continue
@@ -169,7 +171,8 @@ class GroupRelay:
             logger.warning(
                 "%s: %d messages wait for this connection (the layer's capacity); it misses group "
                 "messages until it reads again, then catches up from the replay window",
-                type(member).__name__, self.inbox_bound,
+                type(member).__name__,
+                self.inbox_bound,
             )
 
 

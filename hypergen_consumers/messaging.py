@@ -13,11 +13,11 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 
 from . import group_owners
+from .catchup import stamp
 from .checked_sends import check_handler_name
 from .groups import is_valid_group_name
-from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
-from .catchup import stamp
 from .layers import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
+from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
 
 __all__ = ["group_send", "agroup_send", "consumer_command", "aconsumer_command"]
 

@@ -72,12 +72,13 @@ class MistakeLog:
             logger.warning("%s: %s: %s", owner, code, message[:MAX_LINE_CHARS])
         return True
 
-
     def _report_suppressed(self) -> None:
         if self.suppressed:
             logger.warning(
                 "%d client errors were not logged: over the budget of %d lines per %g s",
-                self.suppressed, self.lines, self.seconds,
+                self.suppressed,
+                self.lines,
+                self.seconds,
             )
             self.suppressed = 0
 

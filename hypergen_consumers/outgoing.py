@@ -27,8 +27,15 @@ from hypergen.liveview import encoder
 from .errors import ErrorCode, error_command
 
 __all__ = [
-    "DAPHNE_MAX_MESSAGE_BYTES", "server_max_message_bytes", "encoded_size", "too_large", "error_frame", "with_command",
-    "encode", "TAIL_BYTES", "too_large_to_deliver",
+    "DAPHNE_MAX_MESSAGE_BYTES",
+    "server_max_message_bytes",
+    "encoded_size",
+    "too_large",
+    "error_frame",
+    "with_command",
+    "encode",
+    "TAIL_BYTES",
+    "too_large_to_deliver",
 ]
 
 #: daphne's default ``--websocket-max-message-size``, for incoming and outgoing messages.

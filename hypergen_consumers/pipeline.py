@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from time import perf_counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from functools import partial
+from time import perf_counter
 from typing import Any
 
 from django.conf import settings
@@ -28,8 +28,6 @@ from hypergen.liveview import loads
 from . import catchup, frame_ids, recovery
 from .connection_state import ConnectionState
 from .errors import (
-    CloseCode,
-    Rejected,
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
     HANDLER_TIMEOUT,
@@ -39,13 +37,15 @@ from .errors import (
     RATE_LIMITED,
     UNKNOWN_HANDLER,
     VALIDATION_ERROR,
+    CloseCode,
+    Rejected,
 )
 from .executor import HandlerTimedOut, handler_timeout
 from .frame_decoding import decode_frame
 from .handlers import HandlerArgumentsInvalid, HandlerSpec
 from .heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat, keepalive
-from .observability import observe
 from .mistake_log import mistakes
+from .observability import observe
 from .outgoing import TAIL_BYTES, encode, encoded_size, server_max_message_bytes, too_large_to_deliver
 from .perms import perms_ok
 from .rendering import render_async, render_sync
@@ -110,7 +110,8 @@ class PipelineMixin(ConnectionState):
             limiter = getattr(self, "_rate_limiter", None)
             if limiter is not None and not limiter.allow():
                 raise Rejected(
-                    RATE_LIMITED, f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT)."
+                    RATE_LIMITED,
+                    f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT).",
                 )
             if text_data is None:
                 raise Rejected(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
@@ -143,7 +144,9 @@ class PipelineMixin(ConnectionState):
                 return
             beating = keepalive(self)  # Also while a re-sent frame waits for its first run to end.
             try:
-                await frame_ids.run_once(self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None))
+                await frame_ids.run_once(
+                    self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None)
+                )
             finally:
                 beating.stop()
 
@@ -207,7 +210,8 @@ class PipelineMixin(ConnectionState):
                     LAYER_UNAVAILABLE,
                     f"{cls.__name__}.{spec.name} answers the group, and the channel layer is down: it was not run. "
                     f"client.js sends it again shortly (a new frame id).",
-                    log=False, retry=True,
+                    log=False,
+                    retry=True,
                 )
             await self._run_checked(
                 spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
@@ -235,11 +239,16 @@ class PipelineMixin(ConnectionState):
                 # group_send is not this client's doing: nothing to tell it, nothing runs.
                 logger.debug(
                     "group_send skipped %s.%s for %s, who lacks perm %r",
-                    type(self).__name__, spec.name, self.request.user, spec.perm,
+                    type(self).__name__,
+                    spec.name,
+                    self.request.user,
+                    spec.perm,
                 )
                 return
             if not ok:
-                raise Rejected(PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}.")
+                raise Rejected(
+                    PERMISSION_DENIED, f"{type(self).__name__}.{spec.name} requires permission {spec.perm!r}."
+                )
             matched = matched | handler_matched
         await self._run(spec, args, to_group=to_group, matched_perms=matched, from_server=from_server)
 
@@ -278,7 +287,9 @@ class PipelineMixin(ConnectionState):
                 run = render_async(spec.func, positional, call_kwargs, **options)
                 commands = await self._lane.run_async(what, timeout, run)
             else:
-                commands = await self._lane.run_sync(what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs)
+                commands = await self._lane.run_sync(
+                    what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs
+                )
             text = encode(commands) if commands else None
         except HandlerTimedOut as exc:
             raise Rejected(HANDLER_TIMEOUT, f"{exc} (its timeout; set timeout on the class or @handler).") from None

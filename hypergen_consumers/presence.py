@@ -143,7 +143,9 @@ async def leave(connection: Any) -> None:
         hub.owe_removal(group, connection._presence_id)  # Removed when Redis answers (next heartbeat).
         logger.warning(
             "%s: could not remove a connection from presence of %r yet (%s); removing it when the store answers",
-            type(connection).__name__, group, type(exc).__name__,
+            type(connection).__name__,
+            group,
+            type(exc).__name__,
         )
 
 

@@ -123,7 +123,9 @@ class Hub:
         await self.store.heartbeat([])
         if self.channel is None:
             self.channel = await self.layer.new_channel()
-            recovery.track(_Listener(self))  # Its subscriptions are rejoined after an outage, like a connection's groups.
+            recovery.track(
+                _Listener(self)
+            )  # Its subscriptions are rejoined after an outage, like a connection's groups.
         self.tasks.append(asyncio.ensure_future(self._heartbeats()))
         self.tasks.append(asyncio.ensure_future(self._listen()))
 
@@ -210,7 +212,9 @@ class Hub:
         if isinstance(self.layer, InMemoryChannelLayer):
             self.mark_dirty(group)
             return
-        await bounded(self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}), self.layer)
+        await bounded(
+            self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}), self.layer
+        )
 
     def mark_dirty(self, group: str) -> None:
         if group not in self.watched:

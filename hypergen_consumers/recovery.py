@@ -30,9 +30,17 @@ from .layers import CATCHUP_EVENT, bounded
 from .observability import observe
 
 __all__ = [
-    "track", "untrack", "recover", "mark_failed", "ensure_recovered", "wait_recovered", "is_down", "health_of",
+    "track",
+    "untrack",
+    "recover",
+    "mark_failed",
+    "ensure_recovered",
+    "wait_recovered",
+    "is_down",
+    "health_of",
     "owe_discard",
-    "LayerHealth", "PROBE_INTERVAL",
+    "LayerHealth",
+    "PROBE_INTERVAL",
 ]
 
 logger = logging.getLogger("hypergen_consumers")

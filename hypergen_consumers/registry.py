@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
     Consumer = type[HypergenConsumer]
 
-__all__ = ["REGISTRY", "Mount", "extra_groups_of_others", "Registry", "import_asgi_application", "label", "mount_of", "register"]
+__all__ = [
+    "REGISTRY",
+    "Mount",
+    "extra_groups_of_others",
+    "Registry",
+    "import_asgi_application",
+    "label",
+    "mount_of",
+    "register",
+]
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,6 @@ REGISTRY = Registry()
 _asgi_application_imported = False
 
 
-
 def register(cls: Consumer) -> None:
     """Add a consumer class to its module's list; two consumers on one route raise."""
     route: Route = cls._route
@@ -71,7 +79,6 @@ def register(cls: Consumer) -> None:
         # Re-defining a class of the same name (a module reload) replaces it.
         siblings[:] = [other for other in siblings if other.__qualname__ != cls.__qualname__]
         siblings.append(cls)
-
 
 
 def extra_groups_of_others(cls: Consumer) -> set[str]:

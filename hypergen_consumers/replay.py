@@ -27,7 +27,17 @@ from .keys import DEFAULT_LAYER_PREFIX, key_prefix, layer_prefix
 from .layers import FRAME_EVENT
 from .redis_client import client_for
 
-__all__ = ["continues", "Entry", "MemoryWindow", "RedisWindow", "window_for", "remember_group", "window_settings", "newer", "position_key"]
+__all__ = [
+    "continues",
+    "Entry",
+    "MemoryWindow",
+    "RedisWindow",
+    "window_for",
+    "remember_group",
+    "window_settings",
+    "newer",
+    "position_key",
+]
 
 DEFAULT_REPLAY_FRAMES = 200
 DEFAULT_REPLAY_SECONDS = 120
@@ -288,9 +298,7 @@ class RedisWindow:
             return [], last  # Caught up, or Redis lost its data (a restart without persistence).
         start = f"({position}" if position else "-"
         raw = await self._retrying(lambda client: client.xrange(self._keys + group, min=start, max=last))
-        entries = [
-            Entry(_text(position_), _text(fields[b"p"]), _message(fields)) for position_, fields in raw
-        ]
+        entries = [Entry(_text(position_), _text(fields[b"p"]), _message(fields)) for position_, fields in raw]
         if entries and entries[-1].position != last:
             return None, last
         return (entries if continues(entries, position) else None), last

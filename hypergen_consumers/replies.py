@@ -33,7 +33,14 @@ from typing import Any, Protocol
 from .keys import key_prefix
 
 __all__ = [
-    "PENDING", "TOO_LARGE", "MISSING", "ReplyStore", "MemoryReplies", "RedisReplies", "store_for", "fallback_for",
+    "PENDING",
+    "TOO_LARGE",
+    "MISSING",
+    "ReplyStore",
+    "MemoryReplies",
+    "RedisReplies",
+    "store_for",
+    "fallback_for",
     "encode_record",
 ]
 
@@ -208,7 +215,9 @@ end
 """
 
 # KEYS: the socket's hash. ARGV: frame id, milliseconds, max ids, max bytes, an earlier id and its record ('' '': none).
-_CLAIM = _TRIM + """
+_CLAIM = (
+    _TRIM
+    + """
 if ARGV[5] ~= '' then  -- The socket's previous frame's record, carried by this claim (frame_ids).
   local old = redis.call('HGET', KEYS[1], ARGV[5])
   if old then
@@ -220,15 +229,20 @@ local highest = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
 if tonumber(ARGV[1]) <= highest then
   return {0, redis.call('HGET', KEYS[1], ARGV[1]) or ''}
 end
-redis.call('HSET', KEYS[1], 'h', ARGV[1], ARGV[1], '""" + PENDING + """')
+redis.call('HSET', KEYS[1], 'h', ARGV[1], ARGV[1], '"""
+    + PENDING
+    + """')
 redis.call('HINCRBY', KEYS[1], 'b', 1)
 trim(KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, ''}
 """
+)
 
 # KEYS: the socket's hash. ARGV: frame id, record, milliseconds, max ids, max bytes.
-_RECORD = _TRIM + """
+_RECORD = (
+    _TRIM
+    + """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -237,6 +251,7 @@ trim(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+)
 
 
 def _script(client: Any, name: str, source: str) -> Any:
@@ -272,11 +287,15 @@ class RedisReplies:
     async def record(self, key: str, frame_id: int, record: str, seconds: float) -> None:
         keys = [self._keys + key]
         args = [frame_id, record, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
-        await self._window._retrying(lambda client: _script(client, "_hypergen_reply_record", _RECORD)(keys=keys, args=args))
+        await self._window._retrying(
+            lambda client: _script(client, "_hypergen_reply_record", _RECORD)(keys=keys, args=args)
+        )
 
     async def size(self, key: str) -> tuple[int, int]:
         ids, size = await self._window._retrying(
-            lambda client: client.pipeline(transaction=False).hlen(self._keys + key).hget(self._keys + key, "b").execute()
+            lambda client: (
+                client.pipeline(transaction=False).hlen(self._keys + key).hget(self._keys + key, "b").execute()
+            )
         )
         return max(0, int(ids) - 2), int(size or 0)
 

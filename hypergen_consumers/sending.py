@@ -19,7 +19,7 @@ from ._compat import channels_consumer
 from ._compat.channels_db import aclose_old_connections
 from .connection_state import ConnectionState
 from .db_cleanup import aclose_old_connections_if_any_open
-from .errors import ChannelLayerUnavailable, ErrorCode, FRAME_TOO_LARGE, LAYER_UNAVAILABLE
+from .errors import FRAME_TOO_LARGE, LAYER_UNAVAILABLE, ChannelLayerUnavailable, ErrorCode
 from .layers import FRAME_EVENT, bounded, layer_errors
 from .mistake_log import mistakes
 from .observability import observe
@@ -119,11 +119,20 @@ class SendingMixin(ConnectionState):
         await self._send(text_data, bytes_data, close)
 
     async def _send(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False, *, recorded: bool = False
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: bool = False,
+        *,
+        recorded: bool = False,
     ) -> None:
         if text_data is not None and too_large(text_data):
-            mistakes.warning(type(self).__name__, str(FRAME_TOO_LARGE), f"refused to send a {len(text_data)}-byte frame")
-            text_data = error_frame(FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped.")
+            mistakes.warning(
+                type(self).__name__, str(FRAME_TOO_LARGE), f"refused to send a {len(text_data)}-byte frame"
+            )
+            text_data = error_frame(
+                FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped."
+            )
         recording = None if recorded else self._run_recording()
         if recording is not None and text_data is not None:
             recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
@@ -139,7 +148,9 @@ class SendingMixin(ConnectionState):
             logger.warning(
                 "%s: the client is not reading (%d bytes queued, HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES = %d); "
                 "dropped the connection",
-                type(self).__name__, buffer.queued(), buffer.limit,
+                type(self).__name__,
+                buffer.queued(),
+                buffer.limit,
             )
             buffer.drop()  # See slow_readers: a close frame would wait behind the unread bytes.
 

@@ -24,8 +24,18 @@ from typing import Any
 from .outgoing import encode, with_command
 from .replay import remember_group
 
-__all__ = ["Stream", "MAX_STREAMS", "POSITION_COMMAND", "replayed_groups", "given_position", "position_command",
-           "positions_frame", "with_position", "encode_position", "start_key"]
+__all__ = [
+    "Stream",
+    "MAX_STREAMS",
+    "POSITION_COMMAND",
+    "replayed_groups",
+    "given_position",
+    "position_command",
+    "positions_frame",
+    "with_position",
+    "encode_position",
+    "start_key",
+]
 
 POSITION_COMMAND = "hypergen.websocket.position"
 POSITION_PARAM = "hypergen_position"

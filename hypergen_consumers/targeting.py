@@ -38,8 +38,11 @@ def check_broadcast(owner: str, value: Any) -> Any:
 
 
 def _check_commands(who: str, commands: Any) -> list[Any]:
-    if not (isinstance(commands, (list, tuple, deque)) and all(isinstance(c, (list, tuple)) and c and isinstance(c[0], str) for c in commands)):
-        msg = f"{who} takes a list of hypergen commands, e.g. [[\"alert\", 42]]; got {commands!r}"[:300]
+    if not (
+        isinstance(commands, (list, tuple, deque))
+        and all(isinstance(c, (list, tuple)) and c and isinstance(c[0], str) for c in commands)
+    ):
+        msg = f'{who} takes a list of hypergen commands, e.g. [["alert", 42]]; got {commands!r}'[:300]
         raise ValueError(msg)
     return [list(command) for command in commands]
 

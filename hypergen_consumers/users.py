@@ -13,9 +13,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 
+from .catchup import stamp
 from .groups import MAX_GROUP_NAME_LENGTH, digest
 from .layers import FRAME_EVENT, bounded, layer_errors, require_layer
-from .catchup import stamp
 from .messaging import _check_commands, encoded_commands
 
 __all__ = ["user_group_name", "user_groups", "user_command", "auser_command"]

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright  # noqa: E402 (after sys.path)
 
-from tests.servers import daphne, example_env, migrate_example
+from tests.servers import daphne, example_env, migrate_example  # noqa: E402
 
 WINDOW = {"width": 900, "height": 560}  # One laptop-sized window each; the PNG stays < 100 KB.
 
@@ -48,6 +48,7 @@ def say(page: Page, text: str) -> None:
 
 def side_by_side(context: BrowserContext, left: bytes, right: bytes) -> Page:
     """One page showing two screenshots next to each other, as two windows on a desk."""
+
     def uri(png: bytes) -> str:
         return "data:image/png;base64," + base64.b64encode(png).decode()
 
@@ -79,8 +80,12 @@ def main(out: Path) -> None:
                 friend = friend_browser.new_page()
                 friend.goto(f"{base}/chat/lobby/")
                 expect(admin.locator("#online li")).to_have_count(2)
-                conversation = [(admin, "Hi, is the deploy done?"), (friend, "Yes, all green."),
-                                (admin, "Great, thanks!"), (friend, "The dashboard looks calm too.")]
+                conversation = [
+                    (admin, "Hi, is the deploy done?"),
+                    (friend, "Yes, all green."),
+                    (admin, "Great, thanks!"),
+                    (friend, "The dashboard looks calm too."),
+                ]
                 for n, (page, text) in enumerate(conversation, 1):
                     say(page, text)
                     expect(admin.locator("#messages li")).to_have_count(n)

@@ -13,4 +13,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 source "$(dirname "$0")/_env.sh"
 "$VENV_PYTHON" -m pip install --quiet -e ".[dev]"
+# Formatting and lint first (a second): `.venv/bin/ruff format . && .venv/bin/ruff check --fix .` fixes most.
+"$VENV_PYTHON" -m ruff format --check --quiet . || { echo "ruff: files above need formatting: .venv/bin/ruff format ." >&2; exit 1; }
+"$VENV_PYTHON" -m ruff check --quiet .
 exec "$VENV_PYTHON" -m pytest "$@"

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 from asgiref.sync import sync_to_async
-from pydantic import Field
 from django.db import connections
 from hypergen.imports import command, span
+from pydantic import Field
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers.db_cleanup import cleanup_needed

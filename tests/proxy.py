@@ -93,8 +93,9 @@ class Proxy:
             self._pipe(upstream_reader, writer, "down", upstream_writer),
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str,
-                    other: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str, other: asyncio.StreamWriter
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if self.swallowing == direction:

@@ -40,8 +40,14 @@ def read_log(process: subprocess.Popen) -> str:
 
 
 @contextmanager
-def daphne(application: str, *, settings: str = "tests.settings", port: int | None = None,
-           env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+def daphne(
+    application: str,
+    *,
+    settings: str = "tests.settings",
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[tuple[int, subprocess.Popen]]:
     """Start ``daphne application`` on a free loopback port; stop it on exit."""
     port = port or free_port()
     log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"daphne-{port}.log"
@@ -49,7 +55,10 @@ def daphne(application: str, *, settings: str = "tests.settings", port: int | No
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     process.log_path = log_path  # type: ignore[attr-defined]
     try:
@@ -75,7 +84,8 @@ def redis_server(port: int | None = None) -> Iterator[int]:
     port = port or free_port()
     process = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, process)
@@ -114,7 +124,9 @@ def restartable_redis() -> Iterator[RestartableRedis]:
 def run_script(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run Python code in another process with the test settings, as a Celery task would run."""
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def example_env(db_path: Path) -> dict[str, str]:
@@ -124,5 +136,10 @@ def example_env(db_path: Path) -> dict[str, str]:
 
 def migrate_example(env: dict[str, str]) -> None:
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "example.settings", **env}
-    subprocess.run([sys.executable, "example/manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=environment, check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "example/manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        timeout=120,
+    )

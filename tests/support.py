@@ -54,7 +54,9 @@ def memory_or_redis(request: Any) -> Iterator[str]:
         yield request.param
         return
     with redis_server() as port:
-        redis_layer = {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                       "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
+        redis_layer = {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]},
+        }
         with override_settings(CHANNEL_LAYERS={"default": redis_layer}):
             yield request.param

@@ -79,14 +79,18 @@ async def test_a_page_waiting_for_a_catch_up_slot_still_has_its_heartbeat_answer
         with daphne("tests.attack19_asgi:application", env={"ATTACK19_DIR": tmp}) as (port, process):
             origin = f"http://127.0.0.1:{port}"
             await two_gone_pages_hold_the_slots(port, directory, "deaf")
-            async with connect(page_url(port, "deaf", "honest-page-1", position="", heartbeat=1000), origin=origin) as page:
+            async with connect(
+                page_url(port, "deaf", "honest-page-1", position="", heartbeat=1000), origin=origin
+            ) as page:
                 await page.send(HEARTBEAT_FRAME)
                 frames: list[str] = []
                 with contextlib.suppress(asyncio.TimeoutError):
                     while HEARTBEAT_REPLY not in frames:
                         frames.append(await asyncio.wait_for(page.recv(), 4))
                 (directory / "gate-deaf").unlink()
-                assert HEARTBEAT_REPLY in frames, "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
+                assert HEARTBEAT_REPLY in frames, (
+                    "a resuming page waiting for a catch-up slot got no heartbeat answer for 4 s"
+                )
 
 
 async def test_the_catch_up_of_a_page_that_went_away_stops_running_handlers():
@@ -130,8 +134,11 @@ async def test_a_page_that_leaves_while_redis_is_unreachable_does_not_stay_prese
     from tests.servers import redis_server
 
     with redis_server() as redis_port, Proxy(redis_port) as proxy:
-        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}", "TEST_PRESENCE_HEARTBEAT": "1",
-               "TEST_PRESENCE_EXPIRY": "3"}
+        env = {
+            "TEST_REDIS_URL": f"redis://127.0.0.1:{proxy.port}",
+            "TEST_PRESENCE_HEARTBEAT": "1",
+            "TEST_PRESENCE_EXPIRY": "3",
+        }
         with daphne("tests.asgi:application", env=env) as (port, process):
             async with lobby(port) as stays:
                 leaver = await lobby(port)
@@ -145,7 +152,12 @@ async def test_a_page_that_leaves_while_redis_is_unreachable_does_not_stay_prese
                 listed = None
                 while time.monotonic() < deadline:
                     listed = await who(stays)
-                    if isinstance(listed, list) and listed and listed[0] != "hypergen.websocket.error" and len(listed) == 1:
+                    if (
+                        isinstance(listed, list)
+                        and listed
+                        and listed[0] != "hypergen.websocket.error"
+                        and len(listed) == 1
+                    ):
                         break
                     await asyncio.sleep(0.5)
                 assert isinstance(listed, list) and len(listed) == 1, (
@@ -233,7 +245,9 @@ async def test_a_black_holed_redis_then_healed():
 
             readers = [asyncio.create_task(read(n)) for n in range(5)]
             await pages[0].send(json.dumps({"args": ["shout", "before"], "meta": {"id": 1}}))
-            await until(lambda: all(any(c[0] == "shouted" for f in frames[n] for c in f) for n in range(5)), f"before {frames}")
+            await until(
+                lambda: all(any(c[0] == "shouted" for f in frames[n] for c in f) for n in range(5)), f"before {frames}"
+            )
             proxy.blackhole("up")
             started = time.monotonic()
             await pages[1].send(json.dumps({"args": ["bump"], "meta": {"id": 1}}))
@@ -255,14 +269,18 @@ async def test_a_black_holed_redis_then_healed():
                 await pages[0].send(json.dumps({"args": ["shout", text], "meta": {"id": n_id}}))
                 n_id += 1
                 with contextlib.suppress(AssertionError):
-                    await until(lambda: all(any(c == ["shouted", text] for f in frames[n] for c in f) for n in range(5)), "", 2)
+                    await until(
+                        lambda: all(any(c == ["shouted", text] for f in frames[n] for c in f) for n in range(5)), "", 2
+                    )
                     reached = True
             recovered_after = time.monotonic() - healed
             for reader in readers:
                 reader.cancel()
             for page in pages:
                 await page.close()
-            print(f"first bump {first_bump:.2f}s, second {second_bump:.2f}s, errors {errors}, recovered in {recovered_after:.1f}s")
+            print(
+                f"first bump {first_bump:.2f}s, second {second_bump:.2f}s, errors {errors}, recovered in {recovered_after:.1f}s"
+            )
             assert errors and errors[0][1]["code"] == "layer_unavailable" and errors[0][1].get("retry") is True
             assert reached, "a broadcast reached every page within 30 s of the hole healing\n" + read_log_tail(process)
             assert (Path(tmp) / "bump-hole").read_text().count("run") == 2
@@ -385,10 +403,15 @@ async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every
         with daphne("tests.asgi:application", env=env) as (port, process):
             origin = f"http://127.0.0.1:{port}"
             async with contextlib.AsyncExitStack() as stack:
+
                 async def one(n: int):
                     return await stack.enter_async_context(
-                        connect(f"ws://127.0.0.1:{port}/ws/tests/lobby/r{n}/", origin=origin, max_queue=None,
-                                open_timeout=60)
+                        connect(
+                            f"ws://127.0.0.1:{port}/ws/tests/lobby/r{n}/",
+                            origin=origin,
+                            max_queue=None,
+                            open_timeout=60,
+                        )
                     )
 
                 pages = []

@@ -1,7 +1,6 @@
 """Authority is not frozen at the handshake: logout, session deletion, deactivation and removed
 permissions reach open sockets (close 4401 / 4403, permission_denied)."""
 
-import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
@@ -53,8 +52,13 @@ def remove_perm(user, codename):
 async def open_socket(cls, session_key, username="alice"):
     application = AuthMiddlewareStack(URLRouter([path("ws/guarded/", cls.as_asgi())]))
     communicator = WebsocketCommunicator(
-        application, "/ws/guarded/",
-        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", f"sessionid={session_key}".encode())],
+        application,
+        "/ws/guarded/",
+        headers=[
+            (b"host", b"testserver"),
+            (b"origin", b"http://testserver"),
+            (b"cookie", f"sessionid={session_key}".encode()),
+        ],
     )
     connected, code = await communicator.connect()
     assert connected, code

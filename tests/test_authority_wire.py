@@ -42,12 +42,14 @@ async def test_logout_in_another_process_closes_the_sessions_sockets_in_every_pr
         made = run_script(SET_UP, env)
         assert made.returncode == 0, made.stderr
         session_key = made.stdout.strip().splitlines()[-1]
-        with daphne("tests.asgi:application", env=env) as (port_a, _), daphne(
-            "tests.asgi:application", env=env
-        ) as (port_b, _):
+        with (
+            daphne("tests.asgi:application", env=env) as (port_a, _),
+            daphne("tests.asgi:application", env=env) as (port_b, _),
+        ):
             sockets = [
                 await connect(
-                    f"ws://127.0.0.1:{port}/ws/tests/secret/", origin=f"http://127.0.0.1:{port}",
+                    f"ws://127.0.0.1:{port}/ws/tests/secret/",
+                    origin=f"http://127.0.0.1:{port}",
                     additional_headers={"Cookie": f"sessionid={session_key}"},
                 )
                 for port in (port_a, port_b)

@@ -1,104 +1,21 @@
 """client.js in a real browser: Playwright driving Debian's chromium against the example on daphne."""
 
-import contextlib
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.proxy import Proxy
-from tests.servers import daphne, example_env, free_port, migrate_example, restartable_redis
+from tests.browser_fixtures import ALL_OPEN, send_chat
+from tests.servers import daphne, free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ALL_OPEN = "() => Object.values(hypergen.websocket.WEBSOCKETS).length > 0 && Object.values(hypergen.websocket.WEBSOCKETS).every(c => c.isOpen())"
 RECORD_EVENTS = """() => {
     window.recorded = [];
     for (const name of ["open", "close", "error", "message"]) {
         window.addEventListener("hypergen:websocket:" + name, e => window.recorded.push({name, url: e.detail.url, code: e.detail.code}));
     }
 }"""
-
-
-@pytest.fixture(scope="module")
-def example_db(tmp_path_factory):
-    env = example_env(tmp_path_factory.mktemp("browser") / "db.sqlite3")
-    migrate_example(env)
-    return env
-
-
-@pytest.fixture(scope="module")
-def server_port(example_db):
-    """The example site on a daphne of this module's own (in-memory layer)."""
-    with daphne("example.asgi:application", settings="example.settings", env=example_db) as (port, _):
-        yield port
-
-
-@pytest.fixture(scope="module")
-def server(server_port):
-    return f"http://127.0.0.1:{server_port}"
-
-
-@pytest.fixture
-def proxy(server_port):
-    """A loopback proxy in front of the example that a test can cut or turn into a black hole."""
-    with Proxy(server_port) as proxy:
-        yield proxy
-
-
-@contextlib.contextmanager
-def example_on_restartable_redis(example_db):
-    """The example on one daphne over a redis-server of its own; yields ``(port, stop, start)``:
-    Redis goes away (restarting empty, as one without persistence does) and comes back."""
-    with restartable_redis() as redis:
-        env = {**example_db, "REDIS_URL": redis.url}
-        with daphne("example.asgi:application", settings="example.settings", env=env) as (port, _):
-            yield port, redis.stop, redis.start
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(browser):
-    """Open pages in fresh contexts; fail the test on any uncaught page error."""
-    errors, contexts = [], []
-
-    def opener(url, wait_open=True):
-        context = browser.new_context()
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url)
-        if wait_open:
-            page.wait_for_function(ALL_OPEN)
-        return page
-
-    yield opener
-    for context in contexts:
-        context.close()
-    assert errors == [], f"uncaught page errors: {errors}"
-
-
-def send_chat(page, text, author=None):
-    if author is not None:
-        page.fill("#author", author)
-    page.fill("#text", text)
-    page.click("#send")
 
 
 def test_a_chat_message_typed_in_one_page_appears_in_both(server, open_page):
@@ -127,7 +44,13 @@ def test_a_validation_error_reaches_the_error_event_and_the_page_keeps_working(s
     send_chat(page, "nobody wrote this", author="")
     page.wait_for_function("() => window.recorded.some(e => e.name === 'error')")
     errors = page.evaluate("window.recorded.filter(e => e.name === 'error')")
-    assert errors == [{"name": "error", "url": page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]"), "code": "validation_error"}]
+    assert errors == [
+        {
+            "name": "error",
+            "url": page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)[0]"),
+            "code": "validation_error",
+        }
+    ]
     expect(page.locator("#messages li")).to_have_count(0)
     send_chat(page, "now it works", author="ann")
     expect(page.locator("#messages li")).to_have_text(["ann: now it works"])
@@ -220,14 +143,21 @@ def test_coming_back_online_or_visible_reconnects_at_once(server, open_page):
             if (this.closed || this.timer !== null) return;
             this.timer = setTimeout(() => { this.timer = null; this.connect(); }, 3600000);
         }; }""")
-    for event in ["window.dispatchEvent(new Event('online'))",
-                  "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
-                  "document.dispatchEvent(new Event('visibilitychange'))"]:
+    for event in [
+        "window.dispatchEvent(new Event('online'))",
+        "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))",
+    ]:
         page.wait_for_function(ALL_OPEN, timeout=30_000)
         page.evaluate("Object.values(hypergen.websocket.WEBSOCKETS)[0].socket.close(4000)")
-        page.wait_for_function("() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];"
-                               " return c.socket === null && c.timer !== null; }", timeout=30_000)
-        created = page.evaluate("() => { " + event + "; return Object.values(hypergen.websocket.WEBSOCKETS)[0].socket !== null; }")
+        page.wait_for_function(
+            "() => { const c = Object.values(hypergen.websocket.WEBSOCKETS)[0];"
+            " return c.socket === null && c.timer !== null; }",
+            timeout=30_000,
+        )
+        created = page.evaluate(
+            "() => { " + event + "; return Object.values(hypergen.websocket.WEBSOCKETS)[0].socket !== null; }"
+        )
         assert created is True
         page.wait_for_function(ALL_OPEN, timeout=30_000)
 
@@ -267,21 +197,30 @@ def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_pa
     opened, warnings = [], []
     page.on("websocket", lambda ws: opened.append(ws.url))
     page.on("console", lambda message: message.type == "warning" and warnings.append(message.text))
-    page.evaluate("""url => {
+    page.evaluate(
+        """url => {
         window.denied = [];
         window.addEventListener("hypergen:websocket:denied", e => window.denied.push({url: e.detail.url, code: e.detail.code}));
         hypergen.websocket.open(url);
         window.refused = hypergen.websocket.WEBSOCKETS[url];
         window.refused.send(JSON.stringify({args: ["announce", "intruder"], meta: {}}));  // Sent by an anonymous page.
-    }""", staff_url)
+    }""",
+        staff_url,
+    )
     page.wait_for_function("() => window.denied.length > 0")
     assert page.evaluate("window.denied") == [{"url": staff_url, "code": 4403}]
     assert page.evaluate("Object.keys(hypergen.websocket.WEBSOCKETS)") == [chat_url]
-    assert page.evaluate("[window.refused.closed, window.refused.timer, window.refused.queue.length]") == [True, None, 0]
+    assert page.evaluate("[window.refused.closed, window.refused.timer, window.refused.queue.length]") == [
+        True,
+        None,
+        0,
+    ]
     expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
     send_chat(page, "the page still works", author="ann")  # A round trip: time enough for a retry to show.
     expect(page.locator("#messages li")).to_have_text(["ann: the page still works"])
-    assert [url.split("?")[0] for url in opened] == [staff_url]  # One attempt, never retried (query: client.js's socket id).
+    assert [url.split("?")[0] for url in opened] == [
+        staff_url
+    ]  # One attempt, never retried (query: client.js's socket id).
     assert warnings == [f"hypergen_consumers: {staff_url} was refused (close code 4403); dropped 1 queued message(s)."]
 
     staff = open_page(f"{server}/staff/", wait_open=False)  # The intruder's announcement never ran.

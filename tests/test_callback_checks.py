@@ -72,9 +72,18 @@ def test_the_helper_for_a_consumer_function_takes_the_args_directly():
     ("args", "problem"),
     [
         (("send_mesage", "hi"), "ChatRoom has no handler 'send_mesage'; its handlers are ['send_message', 'typing']."),
-        (("send_message",), "ChatRoom.send_message takes 1 argument(s) from the client ['text']; this callback sends 0."),
-        (("send_message", "a", "b"), "ChatRoom.send_message takes 1 argument(s) from the client ['text']; this callback sends 2."),
-        (("typing",), "ChatRoom.typing takes 1 to 2 argument(s) from the client ['who', 'seconds']; this callback sends 0."),
+        (
+            ("send_message",),
+            "ChatRoom.send_message takes 1 argument(s) from the client ['text']; this callback sends 0.",
+        ),
+        (
+            ("send_message", "a", "b"),
+            "ChatRoom.send_message takes 1 argument(s) from the client ['text']; this callback sends 2.",
+        ),
+        (
+            ("typing",),
+            "ChatRoom.typing takes 1 to 2 argument(s) from the client ['who', 'seconds']; this callback sends 0.",
+        ),
         (("hi",), "ChatRoom has no handler 'hi'"),  # The one-handler habit: user text read as a name.
     ],
     ids=["typo", "too-few", "too-many", "optional", "no-name"],
@@ -137,7 +146,7 @@ def test_the_helper_refuses_a_method_of_another_class():
             room.callback(Other.send_message, "hi", room_name="vip")
 
 
-VIEWS_SOURCE = '''
+VIEWS_SOURCE = """
 from hypergen.imports import *
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 
@@ -156,13 +165,13 @@ def page(request):
     button("typo", id_="c", onclick=callback(Lobby.reverse(), "sya", text))
     button("too many", id_="d", onclick=Lobby.callback("say", text, 42))
     button("unknown count", id_="e", onclick=callback(Lobby.reverse(), "say", *[text]))
-'''
+"""
 
 
 def test_manage_py_check_finds_bad_callbacks_in_the_projects_source(tmp_path, monkeypatch):
+    from django.conf import settings
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
-    from django.conf import settings
 
     from hypergen_consumers.checks import check_callbacks
 
@@ -180,9 +189,13 @@ def test_manage_py_check_finds_bad_callbacks_in_the_projects_source(tmp_path, mo
                 ("hypergen_consumers.E002", "views.py:17"),
                 ("hypergen_consumers.E002", "views.py:18"),
             ]
-            assert errors[0].msg.endswith("Lobby has no handler 'sya'; its handlers are ['say']. The first callback "
-                                          "argument of a class consumer always names the handler: callback(url, 'say', ...).")
-            assert errors[1].msg.endswith("Lobby.say takes 1 argument(s) from the client ['text']; this callback sends 2.")
+            assert errors[0].msg.endswith(
+                "Lobby has no handler 'sya'; its handlers are ['say']. The first callback "
+                "argument of a class consumer always names the handler: callback(url, 'say', ...)."
+            )
+            assert errors[1].msg.endswith(
+                "Lobby.say takes 1 argument(s) from the client ['text']; this callback sends 2."
+            )
             with pytest.raises(SystemCheckError, match=re.escape("hypergen_consumers.E002")):
                 call_command("check")
     finally:

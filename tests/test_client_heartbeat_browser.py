@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_fixtures import ALL_OPEN, send_chat
 from tests.servers import daphne
-from tests.test_browser import ALL_OPEN, browser, example_db, send_chat, proxy, server_port  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -76,7 +76,9 @@ def test_a_swallowed_handshake_is_given_up_and_retried(proxy, open_page):
 
 
 def test_the_browser_going_offline_shows_offline_at_once(proxy, open_page):
-    page = open_page(f"http://127.0.0.1:{proxy.port}/chat/offline-event/", heartbeat_ms=0)  # No heartbeat: the event alone.
+    page = open_page(
+        f"http://127.0.0.1:{proxy.port}/chat/offline-event/", heartbeat_ms=0
+    )  # No heartbeat: the event alone.
     page.evaluate(RECORD_CLOSES)
     page.context.set_offline(True)
     expect(page.locator("html")).to_have_class(OFFLINE)
@@ -111,11 +113,14 @@ def test_4404_is_final_and_fires_notfound(server_port, open_page):
         addEventListener("hypergen:websocket:notfound", e => window.notfound.push({url: e.detail.url, code: e.detail.code}));
         addEventListener("hypergen:websocket:denied", e => window.denied.push(e.detail.url)); }""")
     for missing in [f"{base}/ws/chat/nobody/here/", f"{base}/ws/elsewhere/"]:  # In the namespace, and outside all.
-        page.evaluate("""url => {
+        page.evaluate(
+            """url => {
             window.notfound = []; window.denied = [];
             hypergen.websocket.open(url);
             window.missing = hypergen.websocket.WEBSOCKETS[url];
-        }""", missing)
+        }""",
+            missing,
+        )
         page.wait_for_function("() => window.notfound.length > 0")
         assert page.evaluate("window.notfound") == [{"url": missing, "code": 4404}]
         assert page.evaluate("window.denied") == []
@@ -146,7 +151,7 @@ def test_a_handler_longer_than_the_heartbeat_does_not_look_like_a_dead_path(test
     page gave its heartbeat in the URL and is answered every half of it while the handler runs."""
     import hypergen
 
-    from tests.test_browser import ALL_OPEN as OPEN
+    from tests.browser_fixtures import ALL_OPEN as OPEN
 
     context = browser.new_context()
     try:
@@ -160,7 +165,9 @@ def test_a_handler_longer_than_the_heartbeat_does_not_look_like_a_dead_path(test
         url = f"ws://127.0.0.1:{test_project_port}/ws/tests/slow/"
         page.evaluate("url => hypergen.websocket.open(url)", url)
         page.wait_for_function(OPEN)
-        page.evaluate("url => hypergen.websocket.WEBSOCKETS[url].send(JSON.stringify({args: ['wait', 2], meta: {}}))", url)
+        page.evaluate(
+            "url => hypergen.websocket.WEBSOCKETS[url].send(JSON.stringify({args: ['wait', 2], meta: {}}))", url
+        )
         expect(page.locator("#slow")).to_have_text("waited 2.0", timeout=15_000)  # 4 heartbeats long.
         assert page.evaluate("window.closes") == []  # Never given up.
     finally:

@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_python(code: str, settings: str = "tests.settings") -> dict:
     """Run ``code`` in a fresh interpreter (nothing patched yet); it prints one JSON line last."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -196,7 +198,10 @@ def test_pmap_check_with_a_pmap_without_slots():
     class SlotlessMap:
         pass
 
-    assert pmap.check(SlotlessMap) == "pyrsistent's PMap has no slot '_size' or '_buckets' (pyrsistent changed its internals)"
+    assert (
+        pmap.check(SlotlessMap)
+        == "pyrsistent's PMap has no slot '_size' or '_buckets' (pyrsistent changed its internals)"
+    )
 
 
 def test_plain_pmap_fallback_builds_ordinary_pmaps(monkeypatch):
@@ -283,7 +288,9 @@ def test_without_thread_ident_every_open_connection_makes_the_hop(monkeypatch):
 
 def with_check(monkeypatch, name, check):
     """Make apply_all() see ``check`` for the patch called ``name``."""
-    patches = tuple(dataclasses.replace(patch, check=check) if patch.name == name else patch for patch in _compat.PATCHES)
+    patches = tuple(
+        dataclasses.replace(patch, check=check) if patch.name == name else patch for patch in _compat.PATCHES
+    )
     assert len({patch.check for patch in patches} - {patch.check for patch in _compat.PATCHES}) == 1
     monkeypatch.setattr(_compat, "PATCHES", patches)
 
@@ -297,10 +304,14 @@ def test_apply_all_warns_and_leaves_the_django_db_patch_off(monkeypatch):
 
 
 def test_channels_db_check_without_aclose_old_connections(monkeypatch):
-    assert channels_db.check(SimpleNamespace()) == "channels.db has no aclose_old_connections (Channels changed its API)"
+    assert (
+        channels_db.check(SimpleNamespace()) == "channels.db has no aclose_old_connections (Channels changed its API)"
+    )
     monkeypatch.setattr(channels_db, "_implementation", channels_db._plain_aclose_old_connections)
     monkeypatch.delattr("channels.db.aclose_old_connections")
-    with pytest.warns(CompatWarning, match="Channels aclose_old_connections: channels.db has no aclose_old_connections"):
+    with pytest.warns(
+        CompatWarning, match="Channels aclose_old_connections: channels.db has no aclose_old_connections"
+    ):
         assert apply_all()["Channels aclose_old_connections"] is False
     assert channels_db._implementation is channels_db._plain_aclose_old_connections
 

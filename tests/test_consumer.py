@@ -65,7 +65,7 @@ def test_subclasses_inherit_handlers_and_get_their_own_route():
 
 def test_missing_perm_names_the_class_and_the_fix():
     with raises_config(
-        "NoPerm has no perm. Set perm = \"app.codename\" (or a list of them), as in @liveview(perm=...), "
+        'NoPerm has no perm. Set perm = "app.codename" (or a list of them), as in @liveview(perm=...), '
         "or perm = NO_PERM_REQUIRED to allow everyone."
     ):
 
@@ -107,7 +107,12 @@ def test_a_handler_perm_is_checked_too():
     ids=["leading-slash", "ws-prefix", "regex", "bad-converter", "bad-name", "not-a-string"],
 )
 def test_a_bad_path_is_refused(path, message):
-    namespace = {"perm": NO_PERM_REQUIRED, "path": path, "post": handler(lambda self, request: None), "__module__": __name__}
+    namespace = {
+        "perm": NO_PERM_REQUIRED,
+        "path": path,
+        "post": handler(lambda self, request: None),
+        "__module__": __name__,
+    }
     with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
         type(HypergenConsumer)("BadPath", (HypergenConsumer,), namespace)
 
@@ -178,7 +183,9 @@ def test_handler_names_that_mean_something_to_channels_are_refused(name):
     def method(self, request): ...
 
     with raises_config(f"Room.{name}: {name!r} cannot be a handler name"):
-        type(HypergenConsumer)("Room", (HypergenConsumer,), {"perm": NO_PERM_REQUIRED, name: handler(method), "__module__": __name__})
+        type(HypergenConsumer)(
+            "Room", (HypergenConsumer,), {"perm": NO_PERM_REQUIRED, name: handler(method), "__module__": __name__}
+        )
 
 
 def test_a_consumer_without_handlers_is_refused():

@@ -7,8 +7,8 @@ import sys
 
 from django.test import Client, override_settings
 from django.urls import include, path
-from hypergen.imports import NO_PERM_REQUIRED, action, callback, command, div, li, liveview, loads, span, ul
 from hypergen.hypergen import autourls
+from hypergen.imports import NO_PERM_REQUIRED, action, callback, command, div, li, liveview, loads, span, ul
 
 from hypergen_consumers import HypergenConsumer, handler
 from hypergen_consumers.testing import ConsumerClient
@@ -112,7 +112,13 @@ def test_the_rendering_state_map_behaves_like_the_pmap_hypergen_expects():
 
     state = fast_pmap({"into": [1], "target_id": "t"})
     assert state == pmap({"into": [1], "target_id": "t"})
-    assert (state.into, state["target_id"], state.get("missing", 7), "into" in state, len(state)) == ([1], "t", 7, True, 2)
+    assert (state.into, state["target_id"], state.get("missing", 7), "into" in state, len(state)) == (
+        [1],
+        "t",
+        7,
+        True,
+        2,
+    )
     assert dict(state.update(pmap({"target_id": "u"}))) == {"into": [1], "target_id": "u"}  # What context(at=...) does.
     assert dict(state.set("ids", set())) == {"into": [1], "target_id": "t", "ids": set()}
     assert dict(state) == {"into": [1], "target_id": "t"}  # Unchanged: immutable.

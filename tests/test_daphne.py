@@ -32,9 +32,11 @@ async def receive(socket):
 
 async def test_a_callback_frame_over_the_wire_reaches_every_member_of_the_group(server):
     port, _ = server
-    async with connect(url(port, "echo/vip/"), origin=origin(port)) as sender, connect(
-        url(port, "echo/vip/"), origin=origin(port)
-    ) as member, connect(url(port, "echo/other/"), origin=origin(port)) as outsider:
+    async with (
+        connect(url(port, "echo/vip/"), origin=origin(port)) as sender,
+        connect(url(port, "echo/vip/"), origin=origin(port)) as member,
+        connect(url(port, "echo/other/"), origin=origin(port)) as outsider,
+    ):
         await sender.send(json.dumps({"args": ["shout", "hello"], "meta": {}}))
         expected = [["hypergen.morph", "echo", "<span>vip: HELLO</span>"], ["hypergen.append", "log", "hello"]]
         assert await receive(sender) == expected

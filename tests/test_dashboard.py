@@ -92,7 +92,10 @@ async def test_operations_need_the_operate_permission(dashboard_installed):
     staff = await make_user("ops", staff=True)
     friend = await make_user("friend")
     room = define_room()
-    async with ConsumerClient(room, room="blue", user=friend) as page, ConsumerClient(DashboardConsumer, user=staff) as dashboard:
+    async with (
+        ConsumerClient(room, room="blue", user=friend) as page,
+        ConsumerClient(DashboardConsumer, user=staff) as dashboard,
+    ):
         await rendered(dashboard, lambda html: "friend" in html)
         await dashboard.send("close_user", friend.pk)
         error = await dashboard.expect_error("permission_denied")
@@ -137,10 +140,21 @@ def test_a_process_that_stops_publishing_drops_out_and_rates_come_from_two_snaps
     board = Board(interval=0.01)
 
     def snapshot(process, at, frames):
-        return {"id": process, "host": "h", "pid": 1, "started": 0.0, "at": at, "connections": 1, "frames": frames,
-                "errors": 0, "consumers": {"Room": {"route": "r/", "connections": 1, "frames": frames, "errors": {},
-                                                   "p50": None, "p99": None}},
-                "sockets": [], "events": []}
+        return {
+            "id": process,
+            "host": "h",
+            "pid": 1,
+            "started": 0.0,
+            "at": at,
+            "connections": 1,
+            "frames": frames,
+            "errors": 0,
+            "consumers": {
+                "Room": {"route": "r/", "connections": 1, "frames": frames, "errors": {}, "p50": None, "p99": None}
+            },
+            "sockets": [],
+            "events": [],
+        }
 
     board.add(snapshot("a", 100.0, 10))
     board.add(snapshot("a", 102.0, 30))

@@ -10,8 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_fixtures import ALL_OPEN
 from tests.servers import daphne, example_env, migrate_example, redis_server
-from tests.test_browser import ALL_OPEN, browser  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -30,9 +30,10 @@ def two_processes(tmp_path_factory):
     migrate_example(env)
     with redis_server() as redis_port:
         env = {**env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}"}
-        with daphne("example.asgi:application", settings="example.settings", env=env) as (port_a, a), daphne(
-            "example.asgi:application", settings="example.settings", env=env
-        ) as (port_b, b):
+        with (
+            daphne("example.asgi:application", settings="example.settings", env=env) as (port_a, a),
+            daphne("example.asgi:application", settings="example.settings", env=env) as (port_b, b),
+        ):
             yield (f"http://127.0.0.1:{port_a}", a.pid), (f"http://127.0.0.1:{port_b}", b.pid)
 
 
@@ -97,10 +98,13 @@ def test_someone_who_is_not_staff_gets_no_page_no_socket_and_no_data(two_process
     demo.evaluate(RECORD)
     dashboard_url = a.replace("http://", "ws://") + "/ws/hypergen_consumers/dashboard/"
     demo.evaluate("url => hypergen.websocket.open(url)", dashboard_url)
-    demo.evaluate("""url => {  // Crafted frames: the dashboard's own render and an operation, queued at once.
+    demo.evaluate(
+        """url => {  // Crafted frames: the dashboard's own render and an operation, queued at once.
         hypergen.websocket.WEBSOCKETS[url].send(JSON.stringify({args: ["refresh"], meta: {}}));
         hypergen.websocket.WEBSOCKETS[url].send(JSON.stringify({args: ["close_user", 1], meta: {}}));
-    }""", dashboard_url)
+    }""",
+        dashboard_url,
+    )
     demo.wait_for_function("url => window.recorded.some(e => e.name === 'denied' && e.url === url)", arg=dashboard_url)
     demo.wait_for_timeout(2000)  # Snapshots go out every 1.5 s: none may reach this page.
     from_dashboard = [e for e in demo.evaluate("window.recorded") if e["url"] == dashboard_url]

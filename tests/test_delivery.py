@@ -38,8 +38,9 @@ async def open_socket(consumer_class, room, *, socket_id=None, position=None):
     query = f"?hypergen_socket={socket_id or uuid.uuid4().hex}"
     if position is not None:
         query += f"&hypergen_position={position}"
-    communicator = WebsocketCommunicator(application, "/" + route.replace("<slug:room>", room) + query,
-                                         headers=DEFAULT_HEADERS)
+    communicator = WebsocketCommunicator(
+        application, "/" + route.replace("<slug:room>", room) + query, headers=DEFAULT_HEADERS
+    )
     connected, _ = await communicator.connect()
     assert connected
     return communicator

@@ -11,9 +11,9 @@ from contextlib import ExitStack
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_fixtures import ALL_OPEN, send_chat
 from tests.proxy import Proxy
 from tests.servers import daphne, free_port, redis_server, run_script
-from tests.test_browser import ALL_OPEN, browser, example_db, open_page, send_chat, proxy, server_port  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -206,7 +206,9 @@ def test_a_frame_the_page_cannot_read_still_acknowledges(server_port, open_page)
     """hypergen's reviver throws on some shapes (``["_", "element_value", x]`` with x not a
     list): the frame's page commands are lost, but its closing ack must still count."""
     page = open_page(f"http://127.0.0.1:{server_port}/chat/unreadable/")
-    page.evaluate("() => { window.errors = []; addEventListener('hypergen:websocket:error', e => errors.push(e.detail.code)); }")
+    page.evaluate(
+        "() => { window.errors = []; addEventListener('hypergen:websocket:error', e => errors.push(e.detail.code)); }"
+    )
     left = page.evaluate("""() => {
         const connection = Object.values(hypergen.websocket.WEBSOCKETS)[0];
         const id = connection.nextFrameId++;
@@ -270,9 +272,11 @@ def test_across_two_processes_and_a_redis_restart(layer, example_db, open_page):
     env = {**example_db, "REDIS_URL": f"redis://127.0.0.1:{redis_port}", "REDIS_LAYER": layer}
     with ExitStack() as first_redis:
         first_redis.enter_context(redis_server(redis_port))
-        with daphne("example.asgi:application", settings="example.settings", env=env) as (port_a, _), daphne(
-            "example.asgi:application", settings="example.settings", env=env
-        ) as (port_b, _), Proxy(port_a) as proxy:
+        with (
+            daphne("example.asgi:application", settings="example.settings", env=env) as (port_a, _),
+            daphne("example.asgi:application", settings="example.settings", env=env) as (port_b, _),
+            Proxy(port_a) as proxy,
+        ):
             away = open_page(f"http://127.0.0.1:{proxy.port}/chat/redis/")
             here = open_page(f"http://127.0.0.1:{port_b}/chat/redis/")
             # Away on process A, back on process B: B replays from the stream in Redis.

@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from hypergen.imports import command
 from hypergen.liveview import loads
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
 from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
@@ -168,14 +168,18 @@ async def play(script):
     return client, pushed, extras, sent, whispered
 
 
-@pytest.mark.django_db(transaction=True)  # A test before may leave a database connection open: the consumer's clean-up closes it.
+@pytest.mark.django_db(
+    transaction=True
+)  # A test before may leave a database connection open: the consumer's clean-up closes it.
 @given(script=steps)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_cuts_duplicates_and_reconnects_leave_no_gap_and_no_duplicate(script):
     client, pushed, extras, sent, whispered = asyncio.run(play(script))
     assert client.resyncs == 0, "a short absence is within the window"
     assert len(client.seen) == len(set(client.seen)), f"duplicates: {client.seen}"
-    assert set(client.seen) == set(pushed) | set(sent) | set(extras), f"gap: saw {client.seen}, sent {sent}, pushed {pushed}, {extras}"
+    assert set(client.seen) == set(pushed) | set(sent) | set(extras), (
+        f"gap: saw {client.seen}, sent {sent}, pushed {pushed}, {extras}"
+    )
     assert [v for v in client.seen if v.startswith("p")] == pushed, "pushes in order"
     assert [v for v in client.seen if v.startswith("x")] == extras, "the extra group's pushes in order"
     assert [v for v in client.seen if v.startswith("c")] == sent, "the page's own frames in order"

@@ -10,8 +10,8 @@ import json
 import uuid
 
 import pytest
-from django.test import override_settings
 from channels.testing import WebsocketCommunicator
+from django.test import override_settings
 from hypergen.imports import command
 from hypergen.liveview import loads
 
@@ -92,7 +92,10 @@ async def test_a_lost_reply_is_sent_again_in_order_then_the_ack_and_nothing_runs
     await again.send_to(text_data=frame(1, "whisper", "hi"))
     assert [await receive(again) for _ in range(2)] == first  # The first run's answer, not a new one.
     await again.send_to(text_data=frame(2, "whisper", "next"))  # And the socket goes on.
-    assert [await receive(again) for _ in range(2)] == [[["first", "next", 2]], [["whisper", "next", 2], [ACK_COMMAND, 2]]]
+    assert [await receive(again) for _ in range(2)] == [
+        [["first", "next", 2]],
+        [["whisper", "next", 2], [ACK_COMMAND, 2]],
+    ]
     assert runs == ["hi", "next"]
     await again.disconnect()
 
@@ -171,7 +174,9 @@ def reply_store():
     from channels.layers import get_channel_layer
 
     store = replies.store_for(window_for("default", get_channel_layer()))
-    assert isinstance(store, replies.RedisReplies if "Redis" in type(get_channel_layer()).__name__ else replies.MemoryReplies)
+    assert isinstance(
+        store, replies.RedisReplies if "Redis" in type(get_channel_layer()).__name__ else replies.MemoryReplies
+    )
     return store
 
 
@@ -264,7 +269,10 @@ async def test_on_redis_a_reply_record_rides_on_the_next_claim_and_is_kept_for_a
     assert scripts <= 11, f"{scripts} script calls for 10 frames"
     again = await open_socket(Room, socket_id)
     await again.send_to(text_data=frame(10, "whisper", "m10"))
-    assert [await receive(again) for _ in range(2)] == [[["first", "m10", 10]], [["whisper", "m10", 10], [ACK_COMMAND, 10]]]
+    assert [await receive(again) for _ in range(2)] == [
+        [["first", "m10", 10]],
+        [["whisper", "m10", 10], [ACK_COMMAND, 10]],
+    ]
     assert len(runs) == 10
     await again.disconnect()
 

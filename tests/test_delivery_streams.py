@@ -12,14 +12,20 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from hypergen.imports import command
 from hypergen.liveview import loads
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, auser_command, handler
+from hypergen_consumers import (
+    NO_PERM_REQUIRED,
+    HypergenConsumer,
+    aconsumer_command,
+    agroup_send,
+    auser_command,
+    handler,
+)
 from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
-from hypergen.imports import command
 from tests.support import memory_or_redis
-
 
 layer = pytest.fixture(params=["memory", "redis"])(memory_or_redis)  # In memory, then on a real Redis.
 
@@ -97,7 +103,9 @@ async def test_a_page_away_gets_what_each_of_its_groups_said_once_in_order_then_
         assert said[0] == "said" and positions_in([position]).keys() == {stream_of[said[1][0]]}
     seen = [frame[0][1] for frame in frames]
     for prefix in "xou":
-        assert [v for v in seen if v[0] == prefix] == [v for _, v in pushes if v[0] == prefix], f"stream {prefix} in order, once"
+        assert [v for v in seen if v[0] == prefix] == [v for _, v in pushes if v[0] == prefix], (
+            f"stream {prefix} in order, once"
+        )
     if layer == "memory":  # One clock for every stream: the order they were sent in.
         assert seen == [v for _, v in pushes]
     else:

@@ -106,8 +106,9 @@ def test_every_page_labels_its_code_blocks_so_none_escapes_the_runner():
         assert not bare, f"{page.name}: use '.. code-block:: <language>' instead of '::' in {bare}"
 
 
-@pytest.mark.parametrize("page", [page for page in PAGES if any(b[0] == "python" for b in code_blocks(page))],
-                         ids=lambda page: page.name)
+@pytest.mark.parametrize(
+    "page", [page for page in PAGES if any(b[0] == "python" for b in code_blocks(page))], ids=lambda page: page.name
+)
 async def test_every_python_block_of_the_page_runs(page):
     project = DocsProject(page)
     try:
@@ -122,7 +123,9 @@ async def test_every_python_block_of_the_page_runs(page):
 def test_the_docs_build_with_sphinx_without_a_warning(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     api = (tmp_path / "api.html").read_text()

@@ -7,8 +7,7 @@ import pytest
 from channels.layers import get_channel_layer
 from hypergen.imports import command
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers import local_groups, recovery
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, local_groups, recovery
 from hypergen_consumers.testing import ConsumerClient
 from tests.support import wait_for
 
@@ -37,7 +36,9 @@ def member_channels(group):
 
 def is_member(connection, group):
     """In ``group`` through the process's one member of it (local_groups), which is in the layer's group."""
-    return connection in local_groups.local_members(connection.channel_layer, group) and len(member_channels(group)) == 1
+    return (
+        connection in local_groups.local_members(connection.channel_layer, group) and len(member_channels(group)) == 1
+    )
 
 
 async def connected_member(Member, connections):

@@ -11,8 +11,11 @@ import logging
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import override_settings
+from django.urls import path
 from hypergen.imports import span
 
 from hypergen_consumers import (
@@ -28,9 +31,6 @@ from hypergen_consumers import (
     handler,
 )
 from hypergen_consumers.testing import ConnectionRefused, ConsumerClient, frame
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
-from django.urls import path
 
 
 def make_room(calls):
@@ -69,14 +69,32 @@ async def still_usable(client, calls):
     [
         ("this is not json", "Frame is not valid JSON: JSONDecodeError: Expecting value: line 1 column 1 (char 0)"),
         ('{"args": [{"_": ["date", "2020-99-99"]}], "meta": {}}', "'2020-99-99' is not a valid date."),
-        ('{"args": [{"_": ["nonsense", 1]}], "meta": {}}', "Unknown tagged value 'nonsense' in the frame; the tags are ['date', 'datetime', "),
+        (
+            '{"args": [{"_": ["nonsense", 1]}], "meta": {}}',
+            "Unknown tagged value 'nonsense' in the frame; the tags are ['date', 'datetime', ",
+        ),
         ("[" * 100_000 + "]" * 100_000, "The frame nests arrays/objects more than 32 deep."),
         ('["add", 1, 2]', 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'),
         ('{"args": ["add", 1]}', 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'),
-        ('{"args": "add", "meta": {}}', 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'),
-        ('{"args": ["add"], "meta": []}', 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'),
+        (
+            '{"args": "add", "meta": {}}',
+            'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.',
+        ),
+        (
+            '{"args": ["add"], "meta": []}',
+            'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.',
+        ),
     ],
-    ids=["not-json", "bad-date", "unknown-hypergen-type", "deep-nesting", "list", "no-meta", "args-not-list", "meta-not-dict"],
+    ids=[
+        "not-json",
+        "bad-date",
+        "unknown-hypergen-type",
+        "deep-nesting",
+        "list",
+        "no-meta",
+        "args-not-list",
+        "meta-not-dict",
+    ],
 )
 async def test_invalid_frames_get_an_error_and_the_connection_stays_usable(text, message, caplog):
     calls = []
@@ -152,7 +170,11 @@ async def test_args_that_fail_validation_get_pydantic_errors_and_run_nothing():
             "code": VALIDATION_ERROR,
             "message": "Invalid arguments for Room.add.",
             "errors": [
-                {"type": "int_parsing", "loc": ["a"], "msg": "Input should be a valid integer, unable to parse string as an integer"},
+                {
+                    "type": "int_parsing",
+                    "loc": ["a"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer",
+                },
                 {"type": "int_type", "loc": ["b"], "msg": "Input should be a valid integer"},
             ],
         }

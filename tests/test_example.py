@@ -28,7 +28,9 @@ async def receive(socket):
             return frame
 
 
-@pytest.mark.parametrize("path", ["/", "/chat/lobby/", "/poker/team/", "/counter/", "/push/", "/login/", "/notice/", "/mistakes/"])
+@pytest.mark.parametrize(
+    "path", ["/", "/chat/lobby/", "/poker/team/", "/counter/", "/push/", "/login/", "/notice/", "/mistakes/"]
+)
 def test_pages_render_with_the_client_script(example, path):
     html = urllib.request.urlopen(f"http://127.0.0.1:{example}{path}").read().decode()
     assert '<script src="/static/hypergen/dist/hypergen.js"></script>' in html

@@ -14,9 +14,9 @@ from websockets.asyncio.client import connect
 
 from hypergen_consumers import HANDLER_TIMEOUT, NO_PERM_REQUIRED, HypergenConsumer, consumer, handler
 from hypergen_consumers.testing import ConsumerClient
-from tests.support import wait_for
 from tests.consumers import blocker_file
 from tests.servers import daphne
+from tests.support import wait_for
 
 
 def frame(*args):
@@ -33,9 +33,10 @@ async def test_a_blocking_def_handler_delays_neither_other_connections_nor_hands
         base, origin = f"ws://127.0.0.1:{port}/ws/tests/", f"http://127.0.0.1:{port}"
         token = uuid.uuid4().hex
         try:
-            async with connect(base + "blocker/", origin=origin) as blocked, connect(
-                base + "blocker/", origin=origin
-            ) as other:
+            async with (
+                connect(base + "blocker/", origin=origin) as blocked,
+                connect(base + "blocker/", origin=origin) as other,
+            ):
                 await blocked.send(frame("block", token))
                 await wait_for(blocker_file(token, "started").exists, timeout=10)
                 blocked_reply = asyncio.ensure_future(receive(blocked))
@@ -141,6 +142,7 @@ async def test_with_every_worker_stuck_a_queued_def_handler_times_out_and_never_
 
 def test_timeout_options_are_checked_at_class_creation():
     with pytest.raises(ImproperlyConfigured, match=r"Bad\.timeout must be a positive number of seconds"):
+
         class Bad(HypergenConsumer):
             perm = NO_PERM_REQUIRED
             timeout = -1
@@ -149,6 +151,7 @@ def test_timeout_options_are_checked_at_class_creation():
             def go(self, request): ...
 
     with pytest.raises(ImproperlyConfigured, match=r"Worse\.go\.timeout must be a positive number"):
+
         class Worse(HypergenConsumer):
             perm = NO_PERM_REQUIRED
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from channels.layers import BaseChannelLayer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

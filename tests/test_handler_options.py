@@ -162,7 +162,7 @@ async def test_consumer_functions_take_the_new_options():
 
 @pytest.mark.parametrize("value", [42, "", ["board"]], ids=["number", "empty", "list"])
 def test_a_bad_target_id_is_refused_at_class_creation(value):
-    msg = f"Bad.move: @handler(target_id=...) must be an element id (a non-empty string such as \"board\") or None; got {value!r}."
+    msg = f'Bad.move: @handler(target_id=...) must be an element id (a non-empty string such as "board") or None; got {value!r}.'
     with pytest.raises(ImproperlyConfigured, match=re.escape(msg)):
 
         class Bad(HypergenConsumer):
@@ -276,7 +276,7 @@ async def test_group_send_runs_are_never_rate_limited():
 
 @pytest.mark.parametrize("value", ["5/x", "five/s", "0/s", "5", 5, "-1/s", "5/ s/"])
 def test_an_invalid_rate_is_refused_at_class_creation_naming_class_and_handler(value):
-    msg = f"Poll.vote: @handler(rate=...): rate must be a string \"<count>/<unit>\" with a count of 1 or more"
+    msg = 'Poll.vote: @handler(rate=...): rate must be a string "<count>/<unit>" with a count of 1 or more'
     with pytest.raises(ImproperlyConfigured, match=re.escape(msg)) as raised:
 
         class Poll(HypergenConsumer):
@@ -296,7 +296,9 @@ def test_an_invalid_rate_is_refused_at_class_creation_naming_class_and_handler(v
             def vote(self, request): ...
 
 
-@pytest.mark.parametrize(("text", "count", "seconds"), [("5/s", 5, 1.0), ("100/m", 100, 60.0), (" 10 / h ", 10, 3600.0)])
+@pytest.mark.parametrize(
+    ("text", "count", "seconds"), [("5/s", 5, 1.0), ("100/m", 100, 60.0), (" 10 / h ", 10, 3600.0)]
+)
 def test_valid_rates(text, count, seconds):
     class Poll(HypergenConsumer):
         perm = NO_PERM_REQUIRED

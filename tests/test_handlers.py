@@ -86,7 +86,13 @@ async def test_annotations_are_validated_and_coerced_in_lax_mode():
 
     async with ConsumerClient(Typed) as client:
         commands = await client.call(
-            "post", {"text": "hi", "priority": "2"}, datetime.date(2024, 2, 29), {"b", "a"}, ("1", 2), {"free": [1]}, "yes"
+            "post",
+            {"text": "hi", "priority": "2"},
+            datetime.date(2024, 2, 29),
+            {"b", "a"},
+            ("1", 2),
+            {"free": [1]},
+            "yes",
         )
         assert commands == [["got", "hi", 2, datetime.date(2024, 2, 29), ["a", "b"], [1, 2], {"free": [1]}, True]]
 

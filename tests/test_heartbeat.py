@@ -100,9 +100,10 @@ async def test_a_heartbeat_flood_outside_the_rate_limit_does_not_hold_up_other_c
     one comparison and a 34-byte answer, and the connection that stops reading is dropped."""
     port, _ = server
     origin = f"http://127.0.0.1:{port}"
-    async with connect(f"ws://127.0.0.1:{port}/ws/tests/echo/flood/", origin=origin, max_queue=1) as attacker, connect(
-        f"ws://127.0.0.1:{port}/ws/tests/echo/calm/", origin=origin
-    ) as bystander:
+    async with (
+        connect(f"ws://127.0.0.1:{port}/ws/tests/echo/flood/", origin=origin, max_queue=1) as attacker,
+        connect(f"ws://127.0.0.1:{port}/ws/tests/echo/calm/", origin=origin) as bystander,
+    ):
         await asyncio.gather(*(attacker.send(HEARTBEAT_FRAME) for _ in range(5_000)))
         for n in range(3):
             await bystander.send(json.dumps({"args": ["shout", f"still here {n}"], "meta": {}}))
@@ -175,7 +176,9 @@ async def test_a_long_run_is_kept_alive_for_a_client_that_gave_its_heartbeat(ser
     # A client that gave no heartbeat (not client.js) gets nothing it did not ask for.
     async with connect(base, origin=origin) as plain:
         await plain.send(json.dumps({"args": ["wait", 1.5], "meta": {}}))
-        assert json.loads(await asyncio.wait_for(plain.recv(), 10)) == [["hypergen.morph", "slow", "<span>waited 1.5</span>"]]
+        assert json.loads(await asyncio.wait_for(plain.recv(), 10)) == [
+            ["hypergen.morph", "slow", "<span>waited 1.5</span>"]
+        ]
 
 
 @pytest.mark.server

@@ -5,9 +5,9 @@ import datetime
 import json
 
 import pytest
+from hypergen.imports import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers.errors import ERROR_CODES, HANDLER_ERROR
@@ -20,28 +20,50 @@ json_values = st.recursive(
 )
 hypergen_encodings = st.builds(
     lambda kind, value: {"_": [kind, value]},
-    st.sampled_from(["date", "datetime", "time", "tuple", "set", "frozenset", "deque", "range", "float", "EVENT", "nonsense"]),
+    st.sampled_from(
+        ["date", "datetime", "time", "tuple", "set", "frozenset", "deque", "range", "float", "EVENT", "nonsense"]
+    ),
     st.one_of(st.text(max_size=20), st.just("2020-99-99"), st.just("2024-02-29"), json_values),
 )
 names = st.one_of(
-    st.sampled_from(["typed", "loose", "__init__", "__class__", "websocket_receive", "dispatch", "_handlers",
-                     "send", "hypergen_consumers_run", "receive_json", "nope", ""]),
+    st.sampled_from(
+        [
+            "typed",
+            "loose",
+            "__init__",
+            "__class__",
+            "websocket_receive",
+            "dispatch",
+            "_handlers",
+            "send",
+            "hypergen_consumers_run",
+            "receive_json",
+            "nope",
+            "",
+        ]
+    ),
     st.text(max_size=20),
     json_values,
 )
 argument = st.one_of(json_values, hypergen_encodings)
 callback_frames = st.builds(
     lambda name, args, meta: json.dumps({"args": [name, *args], "meta": meta}),
-    names, st.lists(argument, max_size=4), st.one_of(st.just({}), json_values),
+    names,
+    st.lists(argument, max_size=4),
+    st.one_of(st.just({}), json_values),
 )
 nested = st.integers(min_value=1, max_value=20_000).map(lambda depth: "[" * depth + "]" * depth)
-huge = st.sampled_from([
-    '{"args": ["typed", ' + "9" * 5000 + ', "x"], "meta": {}}',
-    '{"args": ["typed", 1, "' + "x" * 200_000 + '"], "meta": {}}',
-    '{"args": ["typed", 1, "' + "x" * 300_000 + '"], "meta": {}}',
-    '{"args": ["typed", 1e999, "x"], "meta": {}}',
-])
-text_frames = st.one_of(st.builds(json.dumps, json_values), callback_frames, nested, huge, st.text(min_size=1, max_size=50))
+huge = st.sampled_from(
+    [
+        '{"args": ["typed", ' + "9" * 5000 + ', "x"], "meta": {}}',
+        '{"args": ["typed", 1, "' + "x" * 200_000 + '"], "meta": {}}',
+        '{"args": ["typed", 1, "' + "x" * 300_000 + '"], "meta": {}}',
+        '{"args": ["typed", 1e999, "x"], "meta": {}}',
+    ]
+)
+text_frames = st.one_of(
+    st.builds(json.dumps, json_values), callback_frames, nested, huge, st.text(min_size=1, max_size=50)
+)
 frames = st.one_of(text_frames, st.binary(min_size=1, max_size=50))
 
 

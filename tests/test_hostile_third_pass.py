@@ -108,6 +108,7 @@ def call(*args, frame_id=None):
 
 async def close_code(socket, timeout=20):
     """Read until the server closes the socket; its close code (fails if it stays open)."""
+
     async def read_to_end():
         try:
             while True:

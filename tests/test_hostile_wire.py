@@ -55,9 +55,10 @@ def call(*args):
 async def test_a_57_byte_range_frame_is_refused_and_other_connections_are_answered(server):
     port, process = server
     assert len(RANGE_FRAME) == 57
-    async with connect(url(port, "numbers/"), origin=origin(port)) as attacker, connect(
-        url(port, "numbers/"), origin=origin(port)
-    ) as bystander:
+    async with (
+        connect(url(port, "numbers/"), origin=origin(port)) as attacker,
+        connect(url(port, "numbers/"), origin=origin(port)) as bystander,
+    ):
         await attacker.send(RANGE_FRAME)
         await bystander.send(call("total", [1, 2, 3]))
         assert await receive(bystander) == [["total", 6]]

@@ -9,8 +9,17 @@ import hypergen_consumers.imports as everything
 def test_public_names_are_listed_and_importable():
     for name in hypergen_consumers.__all__:
         assert getattr(hypergen_consumers, name) is not None, name
-    assert {"HypergenConsumer", "handler", "consumer", "autoconsumers", "group_send", "agroup_send",
-            "consumer_command", "aconsumer_command", "NO_PERM_REQUIRED"} <= set(hypergen_consumers.__all__)
+    assert {
+        "HypergenConsumer",
+        "handler",
+        "consumer",
+        "autoconsumers",
+        "group_send",
+        "agroup_send",
+        "consumer_command",
+        "aconsumer_command",
+        "NO_PERM_REQUIRED",
+    } <= set(hypergen_consumers.__all__)
 
 
 def test_star_import_gives_hypergen_and_this_package_with_ours_winning():

@@ -9,8 +9,7 @@ from channels.layers import get_channel_layer
 from django.core import checks
 from django.test import override_settings
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers import local_groups
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, local_groups
 from hypergen_consumers.pool_check import check_redis_pool_size
 from hypergen_consumers.testing import ConsumerClient
 from tests.servers import redis_server
@@ -57,13 +56,15 @@ def test_a_pool_too_small_for_the_package_is_warned_about_at_start_up():
         [warning] = check_redis_pool_size()
         assert warning.id == "hypergen_consumers.W001"
         assert "holds 40 connections" in warning.msg and "max_connections': 120" in warning.hint
-    with override_settings(
-        CHANNEL_LAYERS=redis_layer(6379), HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200
-    ):
+    with override_settings(CHANNEL_LAYERS=redis_layer(6379), HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200):
         [warning] = check_redis_pool_size()
         assert "up to 200 layer calls at once" in warning.msg
-    url_pool = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0?max_connections=500"]}}}
+    url_pool = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0?max_connections=500"]},
+        }
+    }
     with override_settings(CHANNEL_LAYERS=url_pool, HYPERGEN_CONSUMERS_LAYER_CONCURRENCY=200):
         assert check_redis_pool_size() == []
 

@@ -54,8 +54,10 @@ async def test_a_thousand_connections_fifty_thousand_messages_nothing_lost_dupli
         received = [[] for _ in range(CONNECTIONS)]
         clients = []
         for batch in range(0, CONNECTIONS, 100):  # Open in batches, like a crowd arriving.
-            clients += [asyncio.create_task(run_client(port, i, connected, start, finish, received))
-                        for i in range(batch, min(batch + 100, CONNECTIONS))]
+            clients += [
+                asyncio.create_task(run_client(port, i, connected, start, finish, received))
+                for i in range(batch, min(batch + 100, CONNECTIONS))
+            ]
             while len(connected) < len(clients):
                 await asyncio.sleep(0.01)
         team_members = collections.defaultdict(list)
@@ -70,7 +72,9 @@ async def test_a_thousand_connections_fifty_thousand_messages_nothing_lost_dupli
         deadline = began + 600  # A guard against a hang, not a speed limit (bench/ measures speed).
         while sum(len(frames) for frames in received) < expected_total:
             assert time.monotonic() < deadline, "frames missing after 600 s"
-            assert not any(task.done() and task.exception() for task in clients), [t.exception() for t in clients if t.done()]
+            assert not any(task.done() and task.exception() for task in clients), [
+                t.exception() for t in clients if t.done()
+            ]
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - began
         await asyncio.sleep(0.2)  # Anything extra (a duplicate) would arrive now; counted below.

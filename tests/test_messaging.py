@@ -19,10 +19,10 @@ from hypergen_consumers import (
     aconsumer_command,
     agroup_send,
     consumer_command,
+    group_owners,
     group_send,
     handler,
 )
-from hypergen_consumers import group_owners
 from hypergen_consumers.testing import ConsumerClient
 
 
@@ -98,7 +98,9 @@ def test_group_send_refuses_what_is_not_a_group_name():
         group_send("room vip", "post", 1)
 
 
-@pytest.mark.parametrize("commands", [["alert", 42], "alert", [[]], [[42]]], ids=["one-command", "string", "empty", "no-name"])
+@pytest.mark.parametrize(
+    "commands", [["alert", 42], "alert", [[]], [[42]]], ids=["one-command", "string", "empty", "no-name"]
+)
 def test_consumer_command_refuses_what_is_not_a_command_list(commands):
     with pytest.raises(ValueError, match=re.escape('e.g. [["alert", 42]]')):
         consumer_command("room", commands)
@@ -106,7 +108,12 @@ def test_consumer_command_refuses_what_is_not_a_command_list(commands):
 
 @override_settings(CHANNEL_LAYERS={})
 def test_without_a_channel_layer_the_error_says_how_to_configure_one():
-    with pytest.raises(ImproperlyConfigured, match=re.escape("consumer_command needs the channel layer 'default', and none is configured: set CHANNEL_LAYERS")):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=re.escape(
+            "consumer_command needs the channel layer 'default', and none is configured: set CHANNEL_LAYERS"
+        ),
+    ):
         consumer_command("room", [["alert", 1]])
 
 
@@ -114,7 +121,9 @@ def test_without_a_channel_layer_the_error_says_how_to_configure_one():
 async def test_a_consumer_without_a_channel_layer_fails_loudly():
     room = define_room([])
     client = ConsumerClient(room, name="a")
-    with pytest.raises(ImproperlyConfigured, match=re.escape("Room needs the channel layer 'default', and none is configured")):
+    with pytest.raises(
+        ImproperlyConfigured, match=re.escape("Room needs the channel layer 'default', and none is configured")
+    ):
         await client.communicator.connect()
 
 

@@ -19,7 +19,8 @@ from websockets.asyncio.client import connect
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, recovery, signals
 from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
 from tests.servers import daphne, run_script
-from tests.test_authority import expect_close, logged_in_session, open_socket as open_guarded
+from tests.test_authority import expect_close, logged_in_session
+from tests.test_authority import open_socket as open_guarded
 from tests.test_delivery import open_socket, receive
 from tests.test_delivery_outage import restartable_redis, until  # noqa: F401  (a fixture)
 
@@ -54,8 +55,13 @@ def define(name, **attributes):
         command("shouted", text)
 
     namespace = {
-        "perm": NO_PERM_REQUIRED, "target_id": "t", "path": f"{name.lower()}/",
-        "say": handler(broadcast=False)(say), "fail": handler(fail), "shout": handler(shout), **attributes,
+        "perm": NO_PERM_REQUIRED,
+        "target_id": "t",
+        "path": f"{name.lower()}/",
+        "say": handler(broadcast=False)(say),
+        "fail": handler(fail),
+        "shout": handler(shout),
+        **attributes,
     }
     return type(name, (HypergenConsumer,), namespace)
 
@@ -88,7 +94,8 @@ async def test_each_metric_and_label_set_after_real_frames():
     assert value("hypergen_consumers_closes_total", consumer="MetricsRoom", code="1000") == 2
     assert value("hypergen_consumers_connections", consumer="MetricsRoom") == 0
     assert sorted(labels["outcome"] for labels in series(FRAMES, "MetricsRoom") if labels["handler"] == "say") == [
-        "ok", "validation_error",
+        "ok",
+        "validation_error",
     ]
 
 
@@ -149,7 +156,9 @@ async def test_ten_thousand_unknown_handler_names_add_no_label():
         for _ in range(10_000):
             await client.receive(timeout=5)
     after = series(FRAMES, "MetricsHostile")
-    assert sorted(map(str, after)) == sorted(map(str, before + [{"consumer": "MetricsHostile", "handler": "", "outcome": "unknown_handler"}]))
+    assert sorted(map(str, after)) == sorted(
+        map(str, before + [{"consumer": "MetricsHostile", "handler": "", "outcome": "unknown_handler"}])
+    )
     assert value(FRAMES, consumer="MetricsHostile", handler="", outcome="unknown_handler") == 10_000
     assert series("hypergen_consumers_handler_seconds_count", "MetricsHostile") == [
         {"consumer": "MetricsHostile", "handler": "say"}
@@ -163,13 +172,18 @@ async def test_signals_carry_the_same_events_and_a_failing_receiver_harms_nothin
     def record(signal_name):
         def receiver(sender, **kwargs):
             if sender is cls:
-                seen.append((signal_name, {k: v for k, v in kwargs.items() if k not in ("signal", "connection", "seconds")}))
+                seen.append(
+                    (signal_name, {k: v for k, v in kwargs.items() if k not in ("signal", "connection", "seconds")})
+                )
+
         return receiver
 
     def broken(sender, **kwargs):
         raise ValueError("a receiver's own bug")
 
-    receivers = {name: record(name) for name in ("connection_opened", "frame_handled", "group_frame_sent", "connection_closed")}
+    receivers = {
+        name: record(name) for name in ("connection_opened", "frame_handled", "group_frame_sent", "connection_closed")
+    }
     for name, receiver in receivers.items():
         getattr(signals, name).connect(receiver)
     signals.frame_handled.connect(broken)
@@ -196,12 +210,16 @@ async def test_signals_carry_the_same_events_and_a_failing_receiver_harms_nothin
 @pytest.mark.server
 async def test_metrics_of_a_real_daphne_process_scraped_by_a_view():
     with daphne("tests.asgi:application") as (port, _):
-        async with connect(f"ws://127.0.0.1:{port}/ws/tests/echo/metrics/", origin=f"http://127.0.0.1:{port}") as socket:
+        async with connect(
+            f"ws://127.0.0.1:{port}/ws/tests/echo/metrics/", origin=f"http://127.0.0.1:{port}"
+        ) as socket:
             await socket.send(json.dumps({"args": ["shout", "hello"], "meta": {}}))
             await socket.recv()
             await socket.send(json.dumps({"args": ["whisper"], "meta": {}}))
             await socket.recv()
-            text = await sync_to_async(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics/").read().decode())()
+            text = await sync_to_async(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics/").read().decode()
+            )()
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

@@ -90,7 +90,8 @@ async def test_the_count_of_a_flood_followed_by_silence_is_logged_once_the_budge
         for index in range(10):
             budget.warning("Target", "invalid_frame", f"bad frame {index}")
         assert [record.getMessage() for record in caplog.records] == [
-            "Target: invalid_frame: bad frame 0", "Target: invalid_frame: bad frame 1",
+            "Target: invalid_frame: bad frame 0",
+            "Target: invalid_frame: bad frame 1",
         ]
         for _ in range(100):  # Nothing more comes; the count must still reach the log.
             if len(caplog.records) == 3:

@@ -118,7 +118,7 @@ def test_without_a_close_name_the_callback_check_still_names_the_url_kwargs():
     )
 
 
-POKER_SOURCE = '''
+POKER_SOURCE = """
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen.imports import callback
 
@@ -133,7 +133,7 @@ class Poker(HypergenConsumer):
 
 def page():
     callback(Poker.reverse(room_name="vip"), "vote", 5)
-'''
+"""
 
 
 def test_manage_py_check_e002_names_the_url_kwargs(tmp_path, monkeypatch):

@@ -35,7 +35,10 @@ def layer(request):
     if request.param == "memory":
         yield request.param
         return
-    backend = {"redis": "channels_redis.core.RedisChannelLayer", "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer"}
+    backend = {
+        "redis": "channels_redis.core.RedisChannelLayer",
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    }
     with redis_server() as port:
         config = {"BACKEND": backend[request.param], "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}"]}}
         with override_settings(CHANNEL_LAYERS={"default": config}):
@@ -159,12 +162,14 @@ async def test_every_connection_sees_each_senders_frames_in_order_without_gaps(l
     global_positions = [position for _, position in staying[0].seen]
     assert [position_key(p) for p in global_positions] == sorted(map(position_key, global_positions))
     for page in [*staying, *senders]:
-        assert page.seen == staying[0].seen, "every connection present throughout sees the same frames in the same order"
+        assert page.seen == staying[0].seen, (
+            "every connection present throughout sees the same frames in the same order"
+        )
     for page in [*joining, *leaving]:
         if not page.seen:
             continue
         start = staying[0].seen.index(page.seen[0])
-        assert page.seen == staying[0].seen[start:start + len(page.seen)], "a contiguous stretch, no gap"
+        assert page.seen == staying[0].seen[start : start + len(page.seen)], "a contiguous stretch, no gap"
     for page in plain:  # No catch-up repairs anything for these: each sender's frames in order, once.
         labels = [label for label, _ in page.seen]
         assert labels[-1] == END

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_browser import browser, example_db, example_on_restartable_redis, open_page, send_chat  # noqa: F401 (fixtures)
+from tests.browser_fixtures import example_on_restartable_redis, send_chat
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

@@ -60,7 +60,8 @@ def test_the_system_check_refuses_an_incoming_limit_the_server_never_applies():
         [error] = check_frame_limits()
     assert error.id == "hypergen_consumers.E003"
     assert "larger than the 1048576 bytes the server accepts" in error.msg
-    with override_settings(HYPERGEN_CONSUMERS_MAX_FRAME_BYTES=2 * 1024 * 1024,
-                           HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES=4 * 1024 * 1024):
+    with override_settings(
+        HYPERGEN_CONSUMERS_MAX_FRAME_BYTES=2 * 1024 * 1024, HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES=4 * 1024 * 1024
+    ):
         assert check_frame_limits() == []
     assert check_frame_limits() == []

@@ -4,7 +4,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.servers import daphne
-from tests.test_browser import browser, example_db, open_page  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

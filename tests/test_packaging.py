@@ -19,11 +19,14 @@ def test_the_wheel_builds_without_warnings_and_ships_the_client_script(tmp_path)
     source.mkdir()
     for name in ["setup.cfg", "pyproject.toml", "README.md"]:
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "hypergen_consumers", source / "hypergen_consumers",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "hypergen_consumers", source / "hypergen_consumers", ignore=shutil.ignore_patterns("__pycache__")
+    )
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     output = result.stdout + result.stderr
@@ -41,7 +44,9 @@ def extras():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     section = config["options.extras_require"]
-    return {name: {line.split(">")[0].split("=")[0].split("[")[0] for line in section[name].split()} for name in section}
+    return {
+        name: {line.split(">")[0].split("=")[0].split("[")[0] for line in section[name].split()} for name in section
+    }
 
 
 def test_the_test_extra_is_what_a_users_own_tests_need_and_dev_is_the_suites():

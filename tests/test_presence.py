@@ -46,11 +46,14 @@ def keys_and_tabs(present):
 async def test_two_tabs_of_one_user_are_one_key_with_two_metas_and_anonymous_are_their_own_keys():
     room = define_room()
     alice, bob = await make_user("alice"), await make_user("bob")
-    async with ConsumerClient(room, name="vip", user=alice) as tab1, ConsumerClient(
-        room, name="vip", user=alice
-    ) as tab2, ConsumerClient(room, name="vip", user=bob), ConsumerClient(room, name="vip"), ConsumerClient(
-        room, name="vip"
-    ), ConsumerClient(room, name="other", user=bob):
+    async with (
+        ConsumerClient(room, name="vip", user=alice) as tab1,
+        ConsumerClient(room, name="vip", user=alice) as tab2,
+        ConsumerClient(room, name="vip", user=bob),
+        ConsumerClient(room, name="vip"),
+        ConsumerClient(room, name="vip"),
+        ConsumerClient(room, name="other", user=bob),
+    ):
         present = await room.apresence(name="vip")
         assert [item["user"] for item in present] == ["alice", "bob", None, None]
         assert present[0]["key"] == f"user:{alice.pk}" and present[1]["key"] == f"user:{bob.pk}"

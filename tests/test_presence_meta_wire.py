@@ -40,7 +40,9 @@ async def test_another_consumer_s_handshake_completes_while_a_presence_meta_bloc
         try:
             await wait_until_exists(blocker_file(token, "meta-started"))
             # The hook now blocks. Another consumer's handshake (and its first frame) must not wait for it.
-            async with connect(f"ws://127.0.0.1:{port}/ws/tests/echo/bystander/", origin=origin, open_timeout=10) as echo:
+            async with connect(
+                f"ws://127.0.0.1:{port}/ws/tests/echo/bystander/", origin=origin, open_timeout=10
+            ) as echo:
                 await echo.send(json.dumps({"args": ["shout", "hi"], "meta": {}}))
                 reply = json.loads(await asyncio.wait_for(echo.recv(), timeout=10))
                 assert reply[1] == ["hypergen.append", "log", "hi"]

@@ -65,9 +65,10 @@ def read_presence(env):
 
 
 async def test_two_processes_agree_on_presence_and_a_killed_one_drops_out(redis_env):
-    with daphne("tests.asgi:application", env=redis_env) as (port_a, _), daphne(
-        "tests.asgi:application", env=redis_env
-    ) as (port_b, process_b):
+    with (
+        daphne("tests.asgi:application", env=redis_env) as (port_a, _),
+        daphne("tests.asgi:application", env=redis_env) as (port_b, process_b),
+    ):
         a, b = str(port_a), str(port_b)
         async with lobby(port_a) as on_a1, lobby(port_a) as on_a2, lobby(port_b) as on_b:
             for socket in (on_a1, on_a2, on_b):  # on_presence ran in both processes.
@@ -142,9 +143,10 @@ async def test_after_a_redis_restart_a_process_hears_other_processes_joins_again
     next heartbeat (a minute here, so only the listener can tell A in time)."""
     with restartable_redis() as redis:
         env = {"TEST_REDIS_URL": redis.url, "TEST_PRESENCE_HEARTBEAT": "60", "TEST_PRESENCE_EXPIRY": "150"}
-        with daphne("tests.asgi:application", env=env) as (port_a, _), daphne(
-            "tests.asgi:application", env=env
-        ) as (port_b, _):
+        with (
+            daphne("tests.asgi:application", env=env) as (port_a, _),
+            daphne("tests.asgi:application", env=env) as (port_b, _),
+        ):
             a, b = str(port_a), str(port_b)
             async with lobby(port_a) as on_a:
                 await until_present(on_a, [a])
@@ -164,16 +166,23 @@ async def test_quiet_rooms_cost_redis_a_few_commands_per_heartbeat_however_many_
 
     port = free_port()
     heartbeat = 0.5
-    env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{port}", "TEST_PRESENCE_HEARTBEAT": str(heartbeat),
-           "TEST_PRESENCE_EXPIRY": "5"}
+    env = {
+        "TEST_REDIS_URL": f"redis://127.0.0.1:{port}",
+        "TEST_PRESENCE_HEARTBEAT": str(heartbeat),
+        "TEST_PRESENCE_EXPIRY": "5",
+    }
     with redis_server(port), daphne("tests.asgi:application", env=env) as (server_port, _):
         origin = f"http://127.0.0.1:{server_port}"
         async with contextlib.AsyncExitStack() as stack:
             for start in range(0, 200, 50):
-                await asyncio.gather(*(
-                    stack.enter_async_context(connect(f"ws://127.0.0.1:{server_port}/ws/tests/lobby/quiet-{n}/", origin=origin))
-                    for n in range(start, start + 50)
-                ))
+                await asyncio.gather(
+                    *(
+                        stack.enter_async_context(
+                            connect(f"ws://127.0.0.1:{server_port}/ws/tests/lobby/quiet-{n}/", origin=origin)
+                        )
+                        for n in range(start, start + 50)
+                    )
+                )
             client = aioredis.Redis(port=port)
             await asyncio.sleep(3 * heartbeat)  # Past the joins' first heartbeat.
             before, began = (await client.info("stats"))["total_commands_processed"], time.monotonic()

@@ -45,7 +45,13 @@ def define_table(renders=None):
 
         @handler(broadcast=False)
         async def bad(self, request, name, what: str):
-            changes = {"id": "someone-else"} if what == "id" else {"huge": "x" * 10_000} if what == "huge" else {"nan": float("nan")}
+            changes = (
+                {"id": "someone-else"}
+                if what == "id"
+                else {"huge": "x" * 10_000}
+                if what == "huge"
+                else {"nan": float("nan")}
+            )
             await self.aupdate_presence(**changes)
 
     return Table
@@ -81,7 +87,10 @@ async def test_an_updated_meta_reaches_every_connection_of_the_group_and_presenc
             await until(b, lambda c: c == voted)
             _, present, joins, leaves = renders[-1]
             assert joins == [] and leaves == [], "an update is neither a join nor a leave"
-            assert [meta["voted"] for item in await table.apresence(name="t") for meta in item["metas"]] == [True, False]
+            assert [meta["voted"] for item in await table.apresence(name="t") for meta in item["metas"]] == [
+                True,
+                False,
+            ]
             await far.expect_nothing(0.2)  # Another group's pages are not woken.
             await a.call("clear")
             await until(b, lambda c: c == both)
@@ -165,9 +174,15 @@ async def test_update_presence_needs_presence_and_the_right_twin():
     async with ConsumerClient(NoPresence) as client:
         message = "NoPresence.update_presence(): NoPresence does not track presence: set presence = True on the class."
         await client.send("try_update")
-        assert await client.receive() == [["refused", "ImproperlyConfigured", message], ["refused", "ImproperlyConfigured", message]]
+        assert await client.receive() == [
+            ["refused", "ImproperlyConfigured", message],
+            ["refused", "ImproperlyConfigured", message],
+        ]
         assert await client.call("wrong_twin") == [
-            ["refused", "NoPresence.update_presence() was called from async code; use 'await self.aupdate_presence(...)' there."]
+            [
+                "refused",
+                "NoPresence.update_presence() was called from async code; use 'await self.aupdate_presence(...)' there.",
+            ]
         ]
 
 
@@ -196,9 +211,10 @@ async def until_statuses(socket, expected, timeout=15):
 
 @pytest.mark.server
 async def test_an_update_in_one_process_re_renders_pages_in_the_other(redis_env):
-    with daphne("tests.asgi:application", env=redis_env) as (port_a, _), daphne(
-        "tests.asgi:application", env=redis_env
-    ) as (port_b, _):
+    with (
+        daphne("tests.asgi:application", env=redis_env) as (port_a, _),
+        daphne("tests.asgi:application", env=redis_env) as (port_b, _),
+    ):
         a, b = str(port_a), str(port_b)
         async with board(port_a) as on_a, board(port_b) as on_b:
             for socket in (on_a, on_b):

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_browser import browser, example_db, example_on_restartable_redis, open_page, proxy, server_port  # noqa: F401 (fixtures)
+from tests.browser_fixtures import example_on_restartable_redis
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -114,7 +114,8 @@ def test_push_with_a_timeout_rejects_and_the_frame_still_runs_once(server_port, 
     here = open_page(f"http://127.0.0.1:{server_port}/chat/push-timeout/")
     proxy.blackhole("down")  # The frame goes up and runs; its answer never comes down.
     result = settle(
-        away, f"() => hypergen.websocket.pushWith({{timeout: 300}}, {URL}, 'send_message', {{author: 'ann', text: 'late'}})"
+        away,
+        f"() => hypergen.websocket.pushWith({{timeout: 300}}, {URL}, 'send_message', {{author: 'ann', text: 'late'}})",
     )
     assert result["rejected"]["code"] == "timeout"
     assert "may still run once" in result["rejected"]["message"]

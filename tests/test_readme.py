@@ -74,16 +74,19 @@ async def test_the_readme_tour_runs_as_printed():
         assert '["hypergen.callback","ws://testserver/ws/chat/room/vip/",["send_message",' in html, html
         assert "client.js" in html  # Loaded automatically by a liveview that reverses a consumer.
 
-        async with ConsumerClient(chat_room, room_name="vip", user=admin) as sender, ConsumerClient(
-            chat_room, room_name="vip", user=admin
-        ) as member:
+        async with (
+            ConsumerClient(chat_room, room_name="vip", user=admin) as sender,
+            ConsumerClient(chat_room, room_name="vip", user=admin) as member,
+        ):
             # The frame the page's button sends: the handler's name, then the text field's value.
             commands = await sender.call("send_message", "hi")
             assert commands == await member.receive()
             assert sender.morphed("status") == "<span>Last message in vip by admin</span>"
             assert sender.appended("messages") == ["<li>hi</li>"]
 
-            await sync_to_async(exec)(compile(backend, "README.md:backend", "exec"), dict(modules["chat.views"].__dict__))
+            await sync_to_async(exec)(
+                compile(backend, "README.md:backend", "exec"), dict(modules["chat.views"].__dict__)
+            )
             for client in (sender, member):
                 await client.receive()
                 assert client.appended("messages") == ["<li>Hello from the server</li>"]

@@ -46,9 +46,10 @@ def redis_env(request):
 
 
 async def test_messages_cross_processes_and_pushes_come_from_a_third_process(redis_env):
-    with daphne("tests.asgi:application", env=redis_env) as (port_a, _), daphne(
-        "tests.asgi:application", env=redis_env
-    ) as (port_b, _):
+    with (
+        daphne("tests.asgi:application", env=redis_env) as (port_a, _),
+        daphne("tests.asgi:application", env=redis_env) as (port_b, _),
+    ):
         async with echo(port_a) as on_a, echo(port_b) as on_b:
             for n in range(5):
                 await on_a.send(frame(f"m{n}"))
@@ -109,7 +110,10 @@ async def test_a_redis_outage_keeps_connections_up_and_broadcasts_resume(layer):
 
                 result = run_script(PUSH, env)
                 assert result.returncode != 0
-                assert "ChannelLayerUnavailable: group_send('hc.tests.consumers.Echo.room-vip') could not reach the channel layer" in result.stderr
+                assert (
+                    "ChannelLayerUnavailable: group_send('hc.tests.consumers.Echo.room-vip') could not reach the channel layer"
+                    in result.stderr
+                )
                 assert "Is Redis running and CHANNEL_LAYERS pointing at it?" in result.stderr
 
                 redis = redis_server(redis_port)

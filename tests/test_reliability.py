@@ -62,7 +62,9 @@ async def test_a_thousand_disconnects_mid_handler_leave_no_group_member_and_no_g
     assert growth < LEAK_BOUND_BYTES, f"heap grew {growth} bytes over 1000 cycles"
 
 
-@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 20}}})
+@override_settings(
+    CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 20}}}
+)
 async def test_a_stuck_connection_does_not_stall_its_group_and_loses_only_its_overflow():
     release = asyncio.Event()
 

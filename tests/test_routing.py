@@ -54,10 +54,19 @@ def test_autoconsumers_mounts_each_consumer_under_ws_namespace():
 def test_autoconsumers_takes_a_dotted_module_path():
     patterns = autoconsumers("tests.consumers", namespace="dotted")
     assert [str(p.pattern) for p in patterns] == [
-        "ws/dotted/secret/", "ws/dotted/slow/", "ws/dotted/database_probe/", "ws/dotted/numbers/",
-        "ws/dotted/blocker/", "ws/dotted/load/<int:team>/", "ws/dotted/echo/<slug:room>/", "ws/dotted/big/<slug:room>/",
-        "ws/dotted/lobby/<slug:room>/", "ws/dotted/crowd/<slug:room>/", "ws/dotted/slow-meta/<slug:token>/",
-        "ws/dotted/status/<slug:room>/", "^ws/dotted/",
+        "ws/dotted/secret/",
+        "ws/dotted/slow/",
+        "ws/dotted/database_probe/",
+        "ws/dotted/numbers/",
+        "ws/dotted/blocker/",
+        "ws/dotted/load/<int:team>/",
+        "ws/dotted/echo/<slug:room>/",
+        "ws/dotted/big/<slug:room>/",
+        "ws/dotted/lobby/<slug:room>/",
+        "ws/dotted/crowd/<slug:room>/",
+        "ws/dotted/slow-meta/<slug:token>/",
+        "ws/dotted/status/<slug:room>/",
+        "^ws/dotted/",
     ]
 
 
@@ -96,7 +105,9 @@ def test_reverse_of_an_unmounted_consumer_says_what_to_do():
 def test_reverse_outside_a_request_says_what_to_do():
     room = define_room()
     autoconsumers(THIS_MODULE, namespace="chat")
-    with pytest.raises(RuntimeError, match=re.escape("ChatRoom.reverse() builds an absolute ws:// URL from the current request")):
+    with pytest.raises(
+        RuntimeError, match=re.escape("ChatRoom.reverse() builds an absolute ws:// URL from the current request")
+    ):
         room.reverse(room_name="vip")
 
 
@@ -148,7 +159,12 @@ def shadowing_module(name, paths):
     sys.modules[name] = module
     consumers = []
     for index, route in enumerate(paths):
-        namespace = {"__module__": name, "perm": NO_PERM_REQUIRED, "path": route, "who": handler(lambda self, request: command("served_by", type(self).__name__))}
+        namespace = {
+            "__module__": name,
+            "perm": NO_PERM_REQUIRED,
+            "path": route,
+            "who": handler(lambda self, request: command("served_by", type(self).__name__)),
+        }
         consumers.append(type(f"Consumer{index}", (HypergenConsumer,), namespace))
         setattr(module, f"Consumer{index}", consumers[-1])
     return module, consumers
@@ -189,9 +205,9 @@ def test_routes_that_no_order_can_separate_are_refused_naming_both():
 
 
 def test_manage_py_check_reports_a_consumer_shadowed_in_the_projects_router():
+    from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter
     from channels.security.websocket import AllowedHostsOriginValidator
-    from channels.auth import AuthMiddlewareStack
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
     from django.test import override_settings
@@ -218,7 +234,9 @@ def test_manage_py_check_reports_a_consumer_shadowed_in_the_projects_router():
             )
             with pytest.raises(SystemCheckError, match=re.escape("hypergen_consumers.E001")):
                 call_command("check")
-            asgi.application = URLRouter(autoconsumers(counters, namespace="chat") + autoconsumers(rooms, namespace="chat"))
+            asgi.application = URLRouter(
+                autoconsumers(counters, namespace="chat") + autoconsumers(rooms, namespace="chat")
+            )
             assert check_websocket_routes() == []
         with override_settings(ASGI_APPLICATION="tests.asgi.application"):
             assert check_websocket_routes() == []
@@ -231,8 +249,17 @@ def test_the_refusal_route_never_hides_another_autoconsumers_call_in_the_same_na
     first, second = types.ModuleType("first_mod"), types.ModuleType("second_mod")
     for module, route in ((first, "a/"), (second, "b/")):
         sys.modules[module.__name__] = module
-        type("Thing", (HypergenConsumer,), {"perm": NO_PERM_REQUIRED, "path": route, "__module__": module.__name__,
-                                            "go": handler(lambda self, request: None)}, localns={})
+        type(
+            "Thing",
+            (HypergenConsumer,),
+            {
+                "perm": NO_PERM_REQUIRED,
+                "path": route,
+                "__module__": module.__name__,
+                "go": handler(lambda self, request: None),
+            },
+            localns={},
+        )
     try:
         patterns = [*autoconsumers(first, namespace="same"), *autoconsumers(second, namespace="same")]
         refusal = patterns[1].pattern

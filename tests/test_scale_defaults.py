@@ -97,7 +97,10 @@ async def broadcast_reaches_everyone(pages: list[Page], text: str, seconds: floa
 
 
 async def test_a_thousand_idle_connections_see_no_outage_and_get_a_broadcast_after_13_s_of_quiet():
-    with redis_server() as redis_port, daphne("tests.asgi:application", env=defaults_env(redis_port)) as (port, process):
+    with (
+        redis_server() as redis_port,
+        daphne("tests.asgi:application", env=defaults_env(redis_port)) as (port, process),
+    ):
         async with contextlib.AsyncExitStack() as stack:
             pages = await open_pages(port, "quiet", CONNECTIONS, stack)
             await broadcast_reaches_everyone(pages, "before the quiet", seconds=60)

@@ -64,8 +64,10 @@ def test_two_apps_models_with_one_class_name_each_keep_their_own_schema():
     assert not order.is_valid({"args": ["order", {"text": "hi"}], "meta": {}})
     assert say.is_valid({"args": ["say", {"text": "hi"}], "meta": {}})
     assert not say.is_valid({"args": ["say", {"sku": "a1", "quantity": 2}], "meta": {}})
-    refs = {orders["messages"]["order"]["payload"]["properties"]["args"]["items"][1]["$ref"],
-            talk["messages"]["say"]["payload"]["properties"]["args"]["items"][1]["$ref"]}
+    refs = {
+        orders["messages"]["order"]["payload"]["properties"]["args"]["items"][1]["$ref"],
+        talk["messages"]["say"]["payload"]["properties"]["args"]["items"][1]["$ref"],
+    }
     assert len(refs) == 2, refs
 
 
@@ -76,7 +78,8 @@ def test_each_handler_operation_says_what_it_may_send_back():
     talk_key, talk = channel(doc, "Talk")
     reply = doc["operations"][f"{key}.order"]["reply"]
     assert reply["messages"] == [
-        {"$ref": f"#/channels/{key}/messages/order.reply"}, {"$ref": f"#/channels/{key}/messages/error"}
+        {"$ref": f"#/channels/{key}/messages/order.reply"},
+        {"$ref": f"#/channels/{key}/messages/error"},
     ]
     order_reply = orders["messages"]["order.reply"]
     assert (order_reply["x-target-id"], order_reply["x-delivery"]) == ("cart", "every connection of the group")
@@ -84,11 +87,15 @@ def test_each_handler_operation_says_what_it_may_send_back():
     assert (say_reply["x-target-id"], say_reply["x-delivery"]) == ("log", "the group but the sender")
     assert talk["messages"]["say"]["x-rate"] == "5/s"
     replies = payload_validator(doc, say_reply)
-    assert replies.is_valid([["hypergen.morph", "log", "<li>hi</li>"], ["hypergen.append", "log", "hi"], ["hypergen.websocket.ack", 3]])
+    assert replies.is_valid(
+        [["hypergen.morph", "log", "<li>hi</li>"], ["hypergen.append", "log", "hi"], ["hypergen.websocket.ack", 3]]
+    )
     assert not replies.is_valid([["hypergen.websocket.ack", "3"]]), "an ack carries a frame id"
     assert not replies.is_valid([[]]) and not replies.is_valid({"commands": []})
     errors = payload_validator(doc, talk["messages"]["error"])
-    assert errors.is_valid([["hypergen.websocket.error", {"code": "rate_limited", "message": "slow down"}], ["hypergen.websocket.ack", 4]])
+    assert errors.is_valid(
+        [["hypergen.websocket.error", {"code": "rate_limited", "message": "slow down"}], ["hypergen.websocket.ack", 4]]
+    )
     assert not errors.is_valid([["hypergen.websocket.error", {"code": "no_such_code", "message": "x"}]])
 
 

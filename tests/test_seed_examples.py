@@ -47,9 +47,11 @@ async def test_simple_consumer_with_a_path_and_a_target_id():
         command("hypergen.append", "mychat", message)
 
     mount()
-    async with ConsumerClient(message_chatgroup, chatgroup_name="friends") as sender, ConsumerClient(
-        message_chatgroup, chatgroup_name="friends"
-    ) as friend, ConsumerClient(message_chatgroup, chatgroup_name="enemies") as outsider:
+    async with (
+        ConsumerClient(message_chatgroup, chatgroup_name="friends") as sender,
+        ConsumerClient(message_chatgroup, chatgroup_name="friends") as friend,
+        ConsumerClient(message_chatgroup, chatgroup_name="enemies") as outsider,
+    ):
         await sender.communicator.send_to(text_data=json.dumps({"args": ["Hello"], "meta": {}}))
         expected = [
             ["hypergen.morph", "counter", "<span>Number of messages: 1</span>"],
@@ -74,9 +76,11 @@ async def test_the_seeds_own_group_send_line_runs_the_function_on_each_connectio
         command("hypergen.append", "mychat", message)
 
     mount()
-    async with ConsumerClient(message_chatgroup, chatgroup_name="VIP") as first, ConsumerClient(
-        message_chatgroup, chatgroup_name="VIP"
-    ) as second, ConsumerClient(message_chatgroup, chatgroup_name="other") as outsider:
+    async with (
+        ConsumerClient(message_chatgroup, chatgroup_name="VIP") as first,
+        ConsumerClient(message_chatgroup, chatgroup_name="VIP") as second,
+        ConsumerClient(message_chatgroup, chatgroup_name="other") as outsider,
+    ):
         await sync_to_async(group_send)(message_chatgroup.group_name(chatgroup_name="VIP"), "YO!")  # The seed's line.
         received = [await first.receive(), await second.receive()]
         await outsider.expect_nothing()
@@ -137,9 +141,11 @@ async def test_backend_group_send_runs_the_handler_on_each_connection():
             command("hypergen.append", "messages", hypergen(lambda: li(text)))
 
     mount()
-    async with ConsumerClient(ChatRoom, room_name="vip") as alice, ConsumerClient(
-        ChatRoom, room_name="vip"
-    ) as bob, ConsumerClient(ChatRoom, room_name="lobby") as carol:
+    async with (
+        ConsumerClient(ChatRoom, room_name="vip") as alice,
+        ConsumerClient(ChatRoom, room_name="vip") as bob,
+        ConsumerClient(ChatRoom, room_name="lobby") as carol,
+    ):
         await alice.send("send_message", "first")  # Alice's count is now 1; Bob's stays 0 (broadcast output only).
         await alice.receive()
         await bob.receive()
@@ -190,9 +196,10 @@ async def test_class_api_with_several_typed_handlers_and_permissions():
         return User.objects.get(pk=chatter.pk), User.objects.get(pk=moderator.pk)
 
     chatter, moderator = await make_users()
-    async with ConsumerClient(ChatRoom, room_name="vip", user=chatter) as chat, ConsumerClient(
-        ChatRoom, room_name="vip", user=moderator
-    ) as mod:
+    async with (
+        ConsumerClient(ChatRoom, room_name="vip", user=chatter) as chat,
+        ConsumerClient(ChatRoom, room_name="vip", user=moderator) as mod,
+    ):
         # Several handlers: the first callback argument names the handler.
         await chat.communicator.send_to(text_data=json.dumps({"args": ["send_message", "hello"], "meta": {}}))
         expected = [

@@ -34,9 +34,11 @@ async def test_broadcast_others_sends_to_the_group_but_the_sender():
         def post(self, request, room, text: str):
             command("post", text)
 
-    async with ConsumerClient(Typing, room="a") as sender, ConsumerClient(Typing, room="a") as other, ConsumerClient(
-        Typing, room="b"
-    ) as outsider:
+    async with (
+        ConsumerClient(Typing, room="a") as sender,
+        ConsumerClient(Typing, room="a") as other,
+        ConsumerClient(Typing, room="b") as outsider,
+    ):
         await sender.send("typing", "ann")
         assert await other.receive() == [["typing", "ann"]]
         await sender.expect_nothing()
@@ -62,7 +64,12 @@ async def test_handler_broadcast_others_overrides_the_class():
 
 @pytest.mark.parametrize("value", ["Others", "all", 1, None], ids=repr)
 def test_broadcast_accepts_true_false_or_others_only(value):
-    with pytest.raises(ImproperlyConfigured, match=re.escape(f"Bad.broadcast: broadcast must be True (the group), False (the sender only) or 'others' (the group but the sender), not {value!r}.")):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=re.escape(
+            f"Bad.broadcast: broadcast must be True (the group), False (the sender only) or 'others' (the group but the sender), not {value!r}."
+        ),
+    ):
 
         class Bad(HypergenConsumer):
             perm = NO_PERM_REQUIRED
@@ -71,7 +78,9 @@ def test_broadcast_accepts_true_false_or_others_only(value):
             @handler
             def post(self, request): ...
 
-    with pytest.raises(ImproperlyConfigured, match=re.escape(f"Bad.post: @handler(broadcast=...): broadcast must be True")):
+    with pytest.raises(
+        ImproperlyConfigured, match=re.escape("Bad.post: @handler(broadcast=...): broadcast must be True")
+    ):
 
         class Bad(HypergenConsumer):  # noqa: F811
             perm = NO_PERM_REQUIRED
@@ -142,7 +151,12 @@ def test_send_commands_from_async_code_says_to_use_asend_commands():
 
     import asyncio
 
-    with pytest.raises(RuntimeError, match=re.escape("Room.send_commands() was called from async code; use 'await self.asend_commands(commands)' there.")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
+            "Room.send_commands() was called from async code; use 'await self.asend_commands(commands)' there."
+        ),
+    ):
         asyncio.run(call())
 
 
@@ -159,13 +173,17 @@ async def test_sync_channel_layer_event_methods_run_in_a_thread_and_can_send():
 
         def chat__message_from_backend(self, event):
             users = User.objects.count()  # The ORM works: this runs in a worker thread.
-            rendered = hypergen(lambda: span("from ", event["who"]), settings=dict(action=True, returns=COMMANDS, target_id="t"))
+            rendered = hypergen(
+                lambda: span("from ", event["who"]), settings=dict(action=True, returns=COMMANDS, target_id="t")
+            )
             self.send_commands([*event["commands"], ["users", users], *rendered])
 
     await sync_to_async(User.objects.create_user)("ann")
     async with ConsumerClient(Chat) as first, ConsumerClient(Chat) as second:
         group = Chat.group_name()
-        await get_channel_layer().group_send(group, {"type": "chat__message_from_backend", "commands": [["alert", "hi"]], "who": "ann"})
+        await get_channel_layer().group_send(
+            group, {"type": "chat__message_from_backend", "commands": [["alert", "hi"]], "who": "ann"}
+        )
         for client in (first, second):
             commands = await client.receive()
             assert commands[:2] == [["alert", "hi"], ["users", 1]]

@@ -48,7 +48,9 @@ async def test_the_fixture_connects_clients_and_the_helpers_read_the_last_frame(
 async def test_expect_helpers_fail_loudly(consumer_client):
     client = await consumer_client(define_room(), room_name="vip")
     await client.send("send_message", "hi")
-    with pytest.raises(AssertionError, match="expected one hypergen.websocket.error command with code 'validation_error'"):
+    with pytest.raises(
+        AssertionError, match="expected one hypergen.websocket.error command with code 'validation_error'"
+    ):
         await client.expect_error(VALIDATION_ERROR)
     await client.send("send_message", "again")
     with pytest.raises(AssertionError, match="expected nothing, received"):

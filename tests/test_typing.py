@@ -27,7 +27,9 @@ def test_the_package_passes_pyright():
     assert "0 errors" in check("pyright", "hypergen_consumers")
 
 
-@pytest.mark.parametrize("checker", [["mypy", "--strict", "--warn-unused-ignores"], ["pyright"]], ids=["mypy", "pyright"])
+@pytest.mark.parametrize(
+    "checker", [["mypy", "--strict", "--warn-unused-ignores"], ["pyright"]], ids=["mypy", "pyright"]
+)
 def test_a_users_consumer_module_type_checks(checker):
     """reverse() is a str, @consumer gives a consumer class, @handler keeps each signature."""
     check(*checker, USER_MODULE)
@@ -35,15 +37,22 @@ def test_a_users_consumer_module_type_checks(checker):
 
 def test_a_wrong_assertion_in_the_user_module_fails_the_check(tmp_path):
     """The check above can fail: the same module with a wrong type asserted is rejected."""
-    wrong = (ROOT / USER_MODULE).read_text().replace(
-        'assert_type(ChatRoom.reverse(room_name="vip"), str)', 'assert_type(ChatRoom.reverse(room_name="vip"), int)'
+    wrong = (
+        (ROOT / USER_MODULE)
+        .read_text()
+        .replace(
+            'assert_type(ChatRoom.reverse(room_name="vip"), str)', 'assert_type(ChatRoom.reverse(room_name="vip"), int)'
+        )
     )
     module = ROOT / "tests/typing_samples/wrong_user_consumers.py"
     module.write_text(wrong)
     try:
         result = subprocess.run(
             [sys.executable, "-m", "mypy", "--strict", str(module.relative_to(ROOT))],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         module.unlink()

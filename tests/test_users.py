@@ -42,11 +42,13 @@ async def make_user(username):
 async def test_user_command_reaches_every_tab_and_consumer_of_that_user_and_no_one_else():
     room, inbox = define_consumers()
     alice, bob = await make_user("alice"), await make_user("bob")
-    async with ConsumerClient(room, name="a", user=alice) as tab1, ConsumerClient(
-        room, name="b", user=alice
-    ) as tab2, ConsumerClient(inbox, target="me", user=alice) as tab3, ConsumerClient(
-        room, name="a", user=bob
-    ) as bobs, ConsumerClient(room, name="a") as anonymous:
+    async with (
+        ConsumerClient(room, name="a", user=alice) as tab1,
+        ConsumerClient(room, name="b", user=alice) as tab2,
+        ConsumerClient(inbox, target="me", user=alice) as tab3,
+        ConsumerClient(room, name="a", user=bob) as bobs,
+        ConsumerClient(room, name="a") as anonymous,
+    ):
         await auser_command(alice, [["notice", "for alice"]])
         for tab in (tab1, tab2, tab3):
             assert await tab.receive() == [["notice", "for alice"]]

@@ -12,7 +12,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 from hypergen.imports import NO_PERM_REQUIRED  # noqa: E402
 
-from benchsite import consumers as c, gc_knobs, scale_consumers as sc  # noqa: E402
+from benchsite import consumers as c  # noqa: E402
+from benchsite import gc_knobs  # noqa: E402
+from benchsite import scale_consumers as sc  # noqa: E402
 
 ROUTES = {
     "roundtrip": {
@@ -52,4 +54,3 @@ websocket_urlpatterns = [
 ]
 application = ProtocolTypeRouter({"websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))})
 gc_knobs.apply()  # Off unless bench/profile_tails.py asks: the benchmark measures Python's defaults.
-

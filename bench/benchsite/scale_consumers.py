@@ -2,9 +2,8 @@
 
 from hypergen.imports import command
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, handler
-
 from benchsite.consumers import template
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, handler
 
 STORM_GROUP = "bench-storm"
 

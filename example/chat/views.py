@@ -12,10 +12,10 @@ from hypergen.imports import (
     NO_PERM_REQUIRED,
     a,
     action,
+    aside,
     body,
     button,
     callback,
-    aside,
     code,
     command,
     context,
@@ -25,11 +25,11 @@ from hypergen.imports import (
     h1,
     h2,
     h3,
-    hypergen as hypergen_html,
     head,
     html,
     input_,
     kbd,
+    li,
     link,
     liveview,
     meta,
@@ -41,13 +41,16 @@ from hypergen.imports import (
     span,
     summary,
     title,
-    li,
     ul,
+)
+from hypergen.imports import (
+    hypergen as hypergen_html,
 )
 
 from chat import consumers
 from chat.consumers import ChatRoom, Mistakes, PokerTable, StaffRoom, increment
 from hypergen_consumers import consumer_command, user_command
+
 
 def show_source(*objects):
     """Like hypergen's example site: each page shows the code that makes it."""
@@ -102,39 +105,63 @@ base_template.target_id = "content"
 
 DEMOS = [
     # (title, the page, what it shows, what it uses)
-    ("Chat", lambda: chat.reverse(room_name="lobby"),
-     ("Everyone in the room sees each message; who is here updates as tabs open and close; a page "
-      "that was away catches up on what it missed."),
-     "typed @handler (a pydantic model), presence, replay"),
-    ("Planning poker", lambda: poker.reverse(table="team"),
-     "Vote with a key: the others see that you voted, not what, until someone reveals.",
-     "push() from JavaScript, presence metas, rate limits"),
-    ("Counter", lambda: counter.reverse(),
-     "One count shared by every open page.",
-     "a @consumer function"),
-    ("Push from the backend", lambda: push.reverse(),
-     "A plain view sends into the chat rooms over the channel layer.",
-     "group_send, consumer_command"),
-    ("Private notice", lambda: notice.reverse(),
-     "A notice reaches every open page of one user, and no one else's.",
-     "user_command"),
-    ("Staff room", lambda: staff.reverse(),
-     "Only users with a permission may open the socket; anyone else is refused at the handshake.",
-     "perm on a consumer (log in as demo / demo)"),
-    ("Dev overlay", lambda: mistakes.reverse(),
-     "Under DEBUG, an error frame from the server shows on the page, dismissible.",
-     "validation_error, handler_error"),
-    ("Dashboard", lambda: "/consumers/",
-     "Every process's sockets, live: connections, frames/s, errors, groups, the event log, operations.",
-     "staff only: log in as admin / admin"),
+    (
+        "Chat",
+        lambda: chat.reverse(room_name="lobby"),
+        (
+            "Everyone in the room sees each message; who is here updates as tabs open and close; a page "
+            "that was away catches up on what it missed."
+        ),
+        "typed @handler (a pydantic model), presence, replay",
+    ),
+    (
+        "Planning poker",
+        lambda: poker.reverse(table="team"),
+        "Vote with a key: the others see that you voted, not what, until someone reveals.",
+        "push() from JavaScript, presence metas, rate limits",
+    ),
+    ("Counter", lambda: counter.reverse(), "One count shared by every open page.", "a @consumer function"),
+    (
+        "Push from the backend",
+        lambda: push.reverse(),
+        "A plain view sends into the chat rooms over the channel layer.",
+        "group_send, consumer_command",
+    ),
+    (
+        "Private notice",
+        lambda: notice.reverse(),
+        "A notice reaches every open page of one user, and no one else's.",
+        "user_command",
+    ),
+    (
+        "Staff room",
+        lambda: staff.reverse(),
+        "Only users with a permission may open the socket; anyone else is refused at the handshake.",
+        "perm on a consumer (log in as demo / demo)",
+    ),
+    (
+        "Dev overlay",
+        lambda: mistakes.reverse(),
+        "Under DEBUG, an error frame from the server shows on the page, dismissible.",
+        "validation_error, handler_error",
+    ),
+    (
+        "Dashboard",
+        lambda: "/consumers/",
+        "Every process's sockets, live: connections, frames/s, errors, groups, the event log, operations.",
+        "staff only: log in as admin / admin",
+    ),
 ]
 
 
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template, autourl=False)
 def index(request):
     h1("hypergen-consumers")
-    p("Real-time pages for Django in pure Python. Open a page in two tabs (or two browsers) and watch "
-      "both update. What each page shows:", class_="lead")
+    p(
+        "Real-time pages for Django in pure Python. Open a page in two tabs (or two browsers) and watch "
+        "both update. What each page shows:",
+        class_="lead",
+    )
     with div(id_="demos", class_="cards"):
         for name, url, shows, uses in DEMOS:
             with a(href=url(), class_="card", partial=name != "Dashboard"):
@@ -148,8 +175,11 @@ def chat(request, room_name):
     url = ChatRoom.reverse(room_name=room_name)
     command("hypergen.websocket.open", url)
     h1("Room #", room_name)
-    p("Open this room in a second browser (or log in as friend / friend there): messages, who is here "
-      "and who is typing show on both.", class_="lead")
+    p(
+        "Open this room in a second browser (or log in as friend / friend there): messages, who is here "
+        "and who is typing show on both.",
+        class_="lead",
+    )
     with div(class_="chat"):
         with section(class_="card"):
             p(id_="chat-status")
@@ -162,8 +192,15 @@ def chat(request, room_name):
             with div(class_="row"):
                 # ChatRoom.callback() is hypergen's callback(url, "send_message", message), checked as the
                 # page renders (a typo in the handler or a wrong number of args fails here, not on click).
-                button("Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name))
-                button("My stats", id_="stats", class_="secondary", onclick=ChatRoom.callback("my_stats", room_name=room_name))
+                button(
+                    "Send", id_="send", onclick=ChatRoom.callback(ChatRoom.send_message, message, room_name=room_name)
+                )
+                button(
+                    "My stats",
+                    id_="stats",
+                    class_="secondary",
+                    onclick=ChatRoom.callback("my_stats", room_name=room_name),
+                )
             p(id_="my-stats")
         with aside(class_="card side"):
             h2("Who is here")
@@ -196,9 +233,22 @@ def poker(request, table):
     url = PokerTable.reverse(table=table)
     command("hypergen.websocket.open", url)
     h1("Planning poker at table ", table)
-    p("Press ", kbd("1"), ", ", kbd("2"), ", ", kbd("3"), ", ", kbd("5"), " or ", kbd("8"), " to vote (any other "
-      "digit shows the server's refusal). Open the page in a second tab: it sees that you voted, not what, "
-      "until someone reveals.", class_="lead")
+    p(
+        "Press ",
+        kbd("1"),
+        ", ",
+        kbd("2"),
+        ", ",
+        kbd("3"),
+        ", ",
+        kbd("5"),
+        " or ",
+        kbd("8"),
+        " to vote (any other "
+        "digit shows the server's refusal). Open the page in a second tab: it sees that you voted, not what, "
+        "until someone reveals.",
+        class_="lead",
+    )
     div(id_="poker", data_url=url)
     with div(class_="chat"):
         with section(class_="card"):
@@ -206,7 +256,12 @@ def poker(request, table):
             p(id_="vote-status", class_="result")
             with div(class_="row"):
                 button("Reveal", id_="reveal", onclick=PokerTable.callback("reveal", table=table))
-                button("New round", id_="new-round", class_="secondary", onclick=PokerTable.callback("new_round", table=table))
+                button(
+                    "New round",
+                    id_="new-round",
+                    class_="secondary",
+                    onclick=PokerTable.callback("new_round", table=table),
+                )
             p(id_="poker-result")
         with aside(class_="card side"):
             h2("Players")
@@ -229,8 +284,11 @@ def counter(request):
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def push(request):
     h1("Push from the backend")
-    p("These buttons call an @action; the action pushes into the lobby chat over the channel layer "
-      "(open the chat in another tab to see it arrive).", class_="lead")
+    p(
+        "These buttons call an @action; the action pushes into the lobby chat over the channel layer "
+        "(open the chat in another tab to see it arrive).",
+        class_="lead",
+    )
     with section(class_="card"):
         with div(class_="row"):
             button("ChatRoom.group_send a chat message", id_="push-message", onclick=callback(push_message))
@@ -269,8 +327,11 @@ def push_news(request):
 @liveview(perm=NO_PERM_REQUIRED, base_template=base_template)
 def notice(request):
     h1("Private notice")
-    p("Pushes a notice to every open page of one user (log in as demo or friend in another browser "
-      "and open the chat there), and to no one else.", class_="lead")
+    p(
+        "Pushes a notice to every open page of one user (log in as demo or friend in another browser "
+        "and open the chat there), and to no one else.",
+        class_="lead",
+    )
     with section(class_="card"):
         with div(class_="row"):
             username = input_(id_="notice-user", value="friend")
@@ -287,7 +348,9 @@ def send_notice(request, username, text):
         span("No user ", username, ".")
         return
     sender = request.user.get_username() or "anonymous"
-    user_command(user, [["hypergen.append", "notices", hypergen_html(lambda: p(sender, " says: ", text, class_="notice"))]])
+    user_command(
+        user, [["hypergen.append", "notices", hypergen_html(lambda: p(sender, " says: ", text, class_="notice"))]]
+    )
     span("Sent to ", username, "'s open pages.")
 
 
@@ -295,14 +358,27 @@ def send_notice(request, username, text):
 def mistakes(request):
     command("hypergen.websocket.open", Mistakes.reverse())
     h1("Dev overlay")
-    p("With DEBUG = True, an error frame from the server shows as a panel on the page (dismiss it "
-      "with x or Escape); with DEBUG = False only the console and the hypergen:websocket:error "
-      "event see it.", class_="lead")
+    p(
+        "With DEBUG = True, an error frame from the server shows as a panel on the page (dismiss it "
+        "with x or Escape); with DEBUG = False only the console and the hypergen:websocket:error "
+        "event see it.",
+        class_="lead",
+    )
     with section(class_="card"):
         with div(class_="row"):
             button("Count to 3", id_="count-ok", onclick=Mistakes.callback("count_to", 3))
-            button("Count to 99 (validation_error)", id_="count-bad", class_="secondary", onclick=Mistakes.callback("count_to", 99))
-            button("A handler that raises (handler_error)", id_="explode", class_="secondary", onclick=Mistakes.callback("explode"))
+            button(
+                "Count to 99 (validation_error)",
+                id_="count-bad",
+                class_="secondary",
+                onclick=Mistakes.callback("count_to", 99),
+            )
+            button(
+                "A handler that raises (handler_error)",
+                id_="explode",
+                class_="secondary",
+                onclick=Mistakes.callback("explode"),
+            )
         p(id_="mistake-result", class_="result")
     show_source(mistakes, Mistakes)
 
@@ -336,8 +412,10 @@ def staff(request):
     url = StaffRoom.reverse()
     command("hypergen.websocket.open", url)
     h1("Staff room")
-    p("Only users with the auth.view_user permission can open this socket; anyone else is refused at "
-      "the handshake.", class_="lead")
+    p(
+        "Only users with the auth.view_user permission can open this socket; anyone else is refused at the handshake.",
+        class_="lead",
+    )
     with section(class_="card"):
         with div(class_="row"):
             text = input_(id_="announcement", placeholder="Announcement")

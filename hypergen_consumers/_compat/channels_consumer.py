@@ -41,11 +41,26 @@ CALL_FALLBACK = "Channels' own AsyncConsumer.__call__ (a channel-layer outage en
 DISPATCH_FALLBACK = "Channels' own AsyncConsumer.dispatch (a database clean-up hop before every message)"
 
 #: What Channels' ``__call__`` uses (Channels 4.2.0 to 4.3.x): the copy in ``lifecycle`` handles each.
-CALL_NAMES = frozenset({
-    "StopConsumer", "_sync", "async_to_sync", "await_many_dispatch", "base_send", "channel_layer",
-    "channel_layer_alias", "channel_name", "channel_receive", "dispatch", "functools", "get_channel_layer",
-    "new_channel", "partial", "receive", "scope",
-})
+CALL_NAMES = frozenset(
+    {
+        "StopConsumer",
+        "_sync",
+        "async_to_sync",
+        "await_many_dispatch",
+        "base_send",
+        "channel_layer",
+        "channel_layer_alias",
+        "channel_name",
+        "channel_receive",
+        "dispatch",
+        "functools",
+        "get_channel_layer",
+        "new_channel",
+        "partial",
+        "receive",
+        "scope",
+    }
+)
 #: What Channels' ``dispatch`` uses: the copy in ``sending`` does each.
 DISPATCH_NAMES = frozenset({"ValueError", "aclose_old_connections", "get_handler_name", "getattr"})
 

@@ -45,7 +45,8 @@ class Board:
                 return max(0.0, float(now - then) / seconds)
 
             self._rates[pid] = (
-                per_second(snapshot["frames"], before["frames"]), per_second(snapshot["errors"], before["errors"])
+                per_second(snapshot["frames"], before["frames"]),
+                per_second(snapshot["errors"], before["errors"]),
             )
             self._consumer_rates[pid] = {
                 name: per_second(stats["frames"], before["consumers"].get(name, {}).get("frames", 0))
@@ -106,8 +107,17 @@ class Board:
             rates = self._consumer_rates.get(pid, {})
             for name, stats in process["consumers"].items():
                 entry = merged.setdefault(
-                    name, {"name": name, "route": stats["route"], "connections": 0, "frames": 0, "errors": {},
-                           "p50": None, "p99": None, "rate": 0.0},
+                    name,
+                    {
+                        "name": name,
+                        "route": stats["route"],
+                        "connections": 0,
+                        "frames": 0,
+                        "errors": {},
+                        "p50": None,
+                        "p99": None,
+                        "rate": 0.0,
+                    },
                 )
                 entry["connections"] += stats["connections"]
                 entry["frames"] += stats["frames"]
@@ -124,8 +134,14 @@ class Board:
         merged: dict[str, dict[str, Any]] = {}
         for entry in self.sockets():
             group = merged.setdefault(
-                entry["group"], {"group": entry["group"], "consumer": entry["consumer"], "members": 0, "users": {},
-                                 "presence": entry["presence"]},
+                entry["group"],
+                {
+                    "group": entry["group"],
+                    "consumer": entry["consumer"],
+                    "members": 0,
+                    "users": {},
+                    "presence": entry["presence"],
+                },
             )
             group["members"] += 1
             name = entry["user"] or "anonymous"

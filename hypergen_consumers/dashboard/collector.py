@@ -23,7 +23,16 @@ from django.conf import settings
 from .. import signals
 from ..layers import bounded
 
-__all__ = ["DASHBOARD_GROUP", "SNAPSHOT_EVENT", "COLLECTOR", "Collector", "install", "uninstall", "interval", "publish_now"]
+__all__ = [
+    "DASHBOARD_GROUP",
+    "SNAPSHOT_EVENT",
+    "COLLECTOR",
+    "Collector",
+    "install",
+    "uninstall",
+    "interval",
+    "publish_now",
+]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -103,7 +112,9 @@ class Collector:
         self.connections.discard(connection)
         self.event("close", sender.__name__, f"code {code}", _user_of(connection)[0])
 
-    def frame(self, sender: type, connection: Any, handler: str, outcome: str, seconds: float | None, **kwargs: Any) -> None:
+    def frame(
+        self, sender: type, connection: Any, handler: str, outcome: str, seconds: float | None, **kwargs: Any
+    ) -> None:
         stats = self._stats(sender)
         stats.frames += 1
         self.frames += 1
@@ -127,25 +138,42 @@ class Collector:
         listed = []
         for connection in live[:MAX_CONNECTIONS_LISTED]:
             username, user_id = _user_of(connection)
-            listed.append({
-                "channel": connection.channel_name, "consumer": type(connection).__name__,
-                "group": getattr(connection, "group", ""), "user": username, "user_id": user_id,
-                "since": self.opened_at.get(connection, now),
-                "presence": bool(getattr(type(connection), "_presence_enabled", False)),
-            })
+            listed.append(
+                {
+                    "channel": connection.channel_name,
+                    "consumer": type(connection).__name__,
+                    "group": getattr(connection, "group", ""),
+                    "user": username,
+                    "user_id": user_id,
+                    "since": self.opened_at.get(connection, now),
+                    "presence": bool(getattr(type(connection), "_presence_enabled", False)),
+                }
+            )
         consumers = {}
         for name, stats in self.consumers.items():
             times = list(stats.times)
             consumers[name] = {
-                "route": stats.route, "connections": per_consumer.get(name, 0), "frames": stats.frames,
-                "errors": dict(stats.errors), "p50": _percentile(times, 0.5), "p99": _percentile(times, 0.99),
+                "route": stats.route,
+                "connections": per_consumer.get(name, 0),
+                "frames": stats.frames,
+                "errors": dict(stats.errors),
+                "p50": _percentile(times, 0.5),
+                "p99": _percentile(times, 0.99),
             }
         events = list(self.events)
         self.events.clear()
         return {
-            "id": self.id, "host": self.host, "pid": self.pid, "started": self.started, "at": now,
-            "connections": len(live), "frames": self.frames, "errors": self.errors,
-            "consumers": consumers, "sockets": listed, "listed_all": len(live) <= MAX_CONNECTIONS_LISTED,
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "started": self.started,
+            "at": now,
+            "connections": len(live),
+            "frames": self.frames,
+            "errors": self.errors,
+            "consumers": consumers,
+            "sockets": listed,
+            "listed_all": len(live) <= MAX_CONNECTIONS_LISTED,
             "events": events,
         }
 
@@ -171,7 +199,9 @@ async def publish_now(collector: Collector | None = None) -> None:
     if layer is None:
         return
     try:
-        await bounded(layer.group_send(DASHBOARD_GROUP, {"type": SNAPSHOT_EVENT, "snapshot": collector.snapshot()}), layer)
+        await bounded(
+            layer.group_send(DASHBOARD_GROUP, {"type": SNAPSHOT_EVENT, "snapshot": collector.snapshot()}), layer
+        )
     except Exception as exc:  # Redis down: the next snapshot tries again.
         logger.debug("dashboard snapshot not sent: %s: %s", type(exc).__name__, exc)
 

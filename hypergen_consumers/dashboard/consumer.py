@@ -94,8 +94,11 @@ class DashboardConsumer(HypergenConsumer):
         if entry is None:
             return
         await bounded(self.channel_layer.send(channel, {"type": SESSION_ENDED_EVENT}), self.channel_layer)
-        self._operation(request, f"closed a {entry['consumer']} connection of {entry['user'] or 'anonymous'} "
-                                 f"on {entry['host']}:{entry['pid']}")
+        self._operation(
+            request,
+            f"closed a {entry['consumer']} connection of {entry['user'] or 'anonymous'} "
+            f"on {entry['host']}:{entry['pid']}",
+        )
 
     @handler(perm=OPERATE_PERM)
     async def close_user(self, request: Any, user_id: int | str) -> None:
@@ -109,7 +112,10 @@ class DashboardConsumer(HypergenConsumer):
 
     @handler(perm=OPERATE_PERM)
     async def notify_group(
-        self, request: Any, group: Annotated[str, Field(max_length=100)], text: Annotated[str, Field(min_length=1, max_length=500)]
+        self,
+        request: Any,
+        group: Annotated[str, Field(max_length=100)],
+        text: Annotated[str, Field(min_length=1, max_length=500)],
     ) -> None:
         """Send a notice to every page of a group the dashboard lists."""
         if await self._listed(lambda socket: socket["group"] == group, "group") is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 from hypergen.imports import (
     b,
@@ -61,7 +60,9 @@ def chart_points(values: list[float], width: int = 300, height: int = 60) -> str
         return ""
     top = max(values) or 1.0
     step = width / max(1, len(values) - 1)
-    return " ".join(f"{index * step:.1f},{height - value / top * (height - 4) - 2:.1f}" for index, value in enumerate(values))
+    return " ".join(
+        f"{index * step:.1f},{height - value / top * (height - 4) - 2:.1f}" for index, value in enumerate(values)
+    )
 
 
 def _chart(title: str, values: list[float], color: str, css_class: str) -> None:
@@ -169,11 +170,19 @@ def _sockets(board: Board, url: str, can_operate: bool) -> None:
                         td(_age(now - entry["since"]))
                         with td(class_="hc-actions"):
                             if can_operate:
-                                button("close", class_="hc-close-connection", id_=f"hc-close-{index}",
-                                       onclick=callback(url, "close_connection", entry["channel"]))
+                                button(
+                                    "close",
+                                    class_="hc-close-connection",
+                                    id_=f"hc-close-{index}",
+                                    onclick=callback(url, "close_connection", entry["channel"]),
+                                )
                                 if entry["user_id"] is not None:
-                                    button("close all of user", class_="hc-close-user", id_=f"hc-close-user-{index}",
-                                           onclick=callback(url, "close_user", entry["user_id"]))
+                                    button(
+                                        "close all of user",
+                                        class_="hc-close-user",
+                                        id_=f"hc-close-user-{index}",
+                                        onclick=callback(url, "close_user", entry["user_id"]),
+                                    )
 
 
 def _log(board: Board) -> None:

@@ -50,8 +50,6 @@ def _page() -> Iterator[None]:
             yield
 
 
-
-
 @liveview(perm=NO_PERM_REQUIRED, base_template=_page, autourl=False, partial=False)  # type: ignore[untyped-decorator]
 def _dashboard(request: Any) -> None:
     url = DashboardConsumer.reverse()

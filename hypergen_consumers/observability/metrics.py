@@ -37,13 +37,17 @@ class _Families:
             f"{prefix}frames", "Frames handled, by outcome: ok or the error code.", ["consumer", "handler", "outcome"]
         )
         self.handler_seconds = histogram(
-            f"{prefix}handler_seconds", "Time from a frame's checks to its handler's output sent.",
-            ["consumer", "handler"], buckets=HANDLER_BUCKETS,
+            f"{prefix}handler_seconds",
+            "Time from a frame's checks to its handler's output sent.",
+            ["consumer", "handler"],
+            buckets=HANDLER_BUCKETS,
         )
         self.group_frames = counter(f"{prefix}group_frames", "Handler outputs sent to a group.", ["consumer"])
         self.closes = counter(f"{prefix}closes", "Connections closed, by close code.", ["consumer", "code"])
         self.layer_outages = counter(f"{prefix}layer_outages", "Channel layer outages seen by this process.")
-        self.resyncs = counter(f"{prefix}resyncs", "Pages told to resync (away longer than the replay window).", ["consumer"])
+        self.resyncs = counter(
+            f"{prefix}resyncs", "Pages told to resync (away longer than the replay window).", ["consumer"]
+        )
 
 
 _families: _Families | None = None

@@ -53,7 +53,14 @@ def frame(connection: Any, handler: str, outcome: str, seconds: float | None) ->
     """A frame's outcome: ``"ok"`` or the error code the sender got; ``handler`` is ``""`` if none was found."""
     meters_for(type(connection)).frame(handler, outcome, seconds)
     if signals.frame_handled.receivers:
-        _send(signals.frame_handled, type(connection), connection=connection, handler=handler, outcome=outcome, seconds=seconds)
+        _send(
+            signals.frame_handled,
+            type(connection),
+            connection=connection,
+            handler=handler,
+            outcome=outcome,
+            seconds=seconds,
+        )
 
 
 def group_frame(connection: Any) -> None:
