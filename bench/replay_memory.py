@@ -28,7 +28,7 @@ from processes import redis_server  # noqa: E402
 async def measure(url: str, groups: int, frames: int, frame_bytes: int) -> dict:
     from redis import asyncio as aioredis
 
-    from hypergen_consumers.replay import RedisWindow
+    from hypergen_consumers.delivery.replay import RedisWindow
 
     window = RedisWindow({"address": url})
     KEY_PREFIX = window._keys  # noqa: N806  # <layer prefix>:hc:replay:

@@ -328,8 +328,8 @@ def handler_cost(runs: dict) -> None:
     from hypergen.liveview import dumps, loads
 
     from benchsite.consumers import OursAsync, morph, template
-    from hypergen_consumers.lifecycle import build_request
-    from hypergen_consumers.rendering import render_sync
+    from hypergen_consumers.connection.lifecycle import build_request
+    from hypergen_consumers.connection.rendering import render_sync
 
     request = build_request({"type": "websocket", "path": "/", "headers": []})
     options = dict(request=request, target_id="t", user_plugins=(), matched_perms=frozenset(), owner="bench")

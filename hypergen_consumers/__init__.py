@@ -2,10 +2,11 @@
 
 from hypergen.liveview import NO_PERM_REQUIRED
 
-from .callback_checks import CallbackProblem
-from .consumer import HypergenConsumer
-from .decorators import consumer
-from .errors import (
+from hypergen_consumers.consumer import HypergenConsumer
+from hypergen_consumers.declaring.callback_checks import CallbackProblem
+from hypergen_consumers.declaring.handlers import handler
+from hypergen_consumers.decorators import consumer
+from hypergen_consumers.errors import (
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
     HANDLER_TIMEOUT,
@@ -22,10 +23,9 @@ from .errors import (
     Rejected,
     ReservedGroupName,
 )
-from .handlers import handler
-from .messaging import aconsumer_command, agroup_send, consumer_command, group_send
-from .routing import autoconsumers, not_found_route
-from .users import auser_command, user_command
+from hypergen_consumers.layers.messaging import aconsumer_command, agroup_send, consumer_command, group_send
+from hypergen_consumers.layers.users import auser_command, user_command
+from hypergen_consumers.routing.routes import autoconsumers, not_found_route
 
 __all__ = [
     "HypergenConsumer",

@@ -12,12 +12,10 @@ class HypergenConsumersConfig(AppConfig):  # type: ignore[misc]  # Django ships 
     def ready(self) -> None:
         """Register the system checks; patch other libraries' internals now, not at import,
         each only if its shape checks out."""
-        from . import (  # noqa: F401 - checks and pool_check register system checks
-            _compat,
-            authority,
-            checks,
-            pool_check,
-        )
+        from hypergen_consumers import _compat
+        from hypergen_consumers.auth import authority
+        from hypergen_consumers.declaring import checks  # noqa: F401 - registers the system checks
+        from hypergen_consumers.layers import pool_check  # noqa: F401 - registers its system check
 
         _compat.apply_all()
         authority.connect_signals()

@@ -18,16 +18,26 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
-from . import group_owners, messaging, presence, presence_updates, registry, replay, routing
-from .callback_checks import build_callback
-from .checked_sends import check_push
-from .client_script import ensure_client_script
-from .configuration import configure, unwrap_group_rule
-from .connection import ConnectionMixin
-from .errors import ReservedGroupName
-from .groups import RESERVED_PREFIXES, default_group_name, is_reserved_group_name, safe_group_name
-from .handlers import UNSET, HandlerSpec
-from .targeting import TargetingMixin
+from hypergen_consumers.connection.mixin import ConnectionMixin
+from hypergen_consumers.connection.targeting import TargetingMixin
+from hypergen_consumers.declaring.callback_checks import build_callback
+from hypergen_consumers.declaring.checked_sends import check_push
+from hypergen_consumers.declaring.client_script import ensure_client_script
+from hypergen_consumers.declaring.configuration import configure, unwrap_group_rule
+from hypergen_consumers.declaring.handlers import UNSET, HandlerSpec
+from hypergen_consumers.delivery import replay
+from hypergen_consumers.errors import ReservedGroupName
+from hypergen_consumers.layers import messaging
+from hypergen_consumers.presence import tracking as presence
+from hypergen_consumers.presence import updates as presence_updates
+from hypergen_consumers.routing import group_owners, registry
+from hypergen_consumers.routing import routes as routing
+from hypergen_consumers.routing.groups import (
+    RESERVED_PREFIXES,
+    default_group_name,
+    is_reserved_group_name,
+    safe_group_name,
+)
 
 __all__ = ["HypergenConsumer", "HypergenConsumerMeta"]
 

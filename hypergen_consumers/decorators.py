@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, overload
 
-from .configuration import CONFIG_ATTRIBUTES
-from .consumer import HypergenConsumer, HypergenConsumerMeta
-from .handlers import handler
+from hypergen_consumers.consumer import HypergenConsumer, HypergenConsumerMeta
+from hypergen_consumers.declaring.configuration import CONFIG_ATTRIBUTES
+from hypergen_consumers.declaring.handlers import handler
 
 __all__ = ["consumer"]
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from .testing import ConsumerClients
+from hypergen_consumers.testing import ConsumerClients
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from channels.testing import WebsocketCommunicator
 from django.urls import path
 from hypergen.liveview import dumps, loads
 
-from . import registry, routing
-from .errors import ERROR_COMMAND, ConsumerNotMounted
+from hypergen_consumers.errors import ERROR_COMMAND, ConsumerNotMounted
+from hypergen_consumers.routing import registry
+from hypergen_consumers.routing import routes as routing
 
 __all__ = ["ConsumerClient", "ConsumerClients", "ConnectionRefused", "frame"]
 

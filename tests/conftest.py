@@ -9,8 +9,8 @@ from hypergen.context import context
 # Registered at import, before any test's registry snapshot, as a real project's would be.
 import tests.consumers  # noqa: E402,F401
 import tests.routing  # noqa: E402,F401  (mounts them, as ASGI_APPLICATION would at start-up)
-from hypergen_consumers import group_owners
-from hypergen_consumers.mistake_log import mistakes
+from hypergen_consumers.routing import group_owners
+from hypergen_consumers.wire.mistake_log import mistakes
 from tests.support import registry_snapshot
 
 #: The browser tests' fixtures (chromium, the example on daphne, a proxy), named by the tests that use them.

@@ -11,7 +11,7 @@ from hypergen.imports import command, span
 from pydantic import Field
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.db_cleanup import cleanup_needed
+from hypergen_consumers.connection.db_cleanup import cleanup_needed
 
 
 class Echo(HypergenConsumer):

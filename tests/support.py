@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hypergen_consumers import registry
+from hypergen_consumers.routing import registry
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from hypergen_consumers.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
+from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
 from tests.servers import daphne
 
 pytestmark = pytest.mark.server
@@ -323,8 +323,9 @@ async def test_a_room_whose_last_position_was_evicted_while_its_frames_are_kept_
     room's replay_seconds does it). Evicting a room's last position while its frames are still
     kept makes a returning page look caught up: read_after answers "no history", the page is
     moved to the empty position, and the frames it missed are neither replayed nor resynced."""
-    from hypergen_consumers import aconsumer_command, replay
-    from hypergen_consumers.catchup import RESYNC_COMMAND
+    from hypergen_consumers import aconsumer_command
+    from hypergen_consumers.delivery import replay
+    from hypergen_consumers.delivery.catchup import RESYNC_COMMAND
     from tests.test_delivery_streams import define_room, frames_until_quiet, open_socket, positions_in, receive
 
     monkeypatch.setattr(replay, "MEMORY_LAST_POSITIONS", bound)
@@ -352,8 +353,9 @@ async def test_a_page_waiting_for_a_catch_up_slot_gets_missed_then_live_frames_i
     """Both slots are taken; a page resumes three runs behind and waits; meanwhile the room
     gets live frames and runs. Once a slot frees: the three runs, then the live ones, in
     stream order, each once, positions strictly increasing."""
-    from hypergen_consumers import aconsumer_command, agroup_send, catchup
-    from hypergen_consumers.replay import position_key
+    from hypergen_consumers import aconsumer_command, agroup_send
+    from hypergen_consumers.delivery import catchup
+    from hypergen_consumers.delivery.replay import position_key
     from tests.test_delivery_streams import frames_until_quiet, open_socket, positions_in, receive
     from tests.test_resume_storm import define_room
 

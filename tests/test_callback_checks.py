@@ -13,7 +13,7 @@ from hypergen.template import hypergen
 from pydantic import Field
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, consumer, handler
-from hypergen_consumers.callback_checks import CallbackProblem
+from hypergen_consumers.declaring.callback_checks import CallbackProblem
 
 THIS_MODULE = sys.modules[__name__]
 
@@ -173,7 +173,7 @@ def test_manage_py_check_finds_bad_callbacks_in_the_projects_source(tmp_path, mo
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
 
-    from hypergen_consumers.checks import check_callbacks
+    from hypergen_consumers.declaring.checks import check_callbacks
 
     package = tmp_path / "callback_lint_demo"
     package.mkdir()

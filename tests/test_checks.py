@@ -3,7 +3,7 @@
 from django.core import checks
 from django.test import override_settings
 
-from hypergen_consumers.checks import check_context_middleware
+from hypergen_consumers.declaring.checks import check_context_middleware
 
 
 def test_a_project_with_the_context_middleware_passes():

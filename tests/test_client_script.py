@@ -73,7 +73,7 @@ def test_under_debug_the_client_script_is_marked_for_the_dev_overlay():
 
 @override_settings(ROOT_URLCONF=urls, DEBUG=True)
 def test_under_debug_a_page_that_loads_the_client_itself_gets_its_tag_marked_once():
-    from hypergen_consumers.client_script import ClientScriptPlugin
+    from hypergen_consumers.declaring.client_script import ClientScriptPlugin
 
     page = "<head>" + HYPERGEN_JS + "</head><body>" + CLIENT_JS + "</body>"
     marked = ClientScriptPlugin().process_html(page)

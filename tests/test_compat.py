@@ -21,7 +21,7 @@ from hypergen.imports import NO_PERM_REQUIRED, command, li, span, ul
 from hypergen.template import TemplatePlugin
 from pyrsistent import PMap
 
-from hypergen_consumers import HypergenConsumer, _compat, db_cleanup, handler
+from hypergen_consumers import HypergenConsumer, _compat, handler
 from hypergen_consumers._compat import (
     CompatWarning,
     apply_all,
@@ -32,7 +32,8 @@ from hypergen_consumers._compat import (
     pmap,
     rendering_state,
 )
-from hypergen_consumers.db_cleanup import cleanup_needed
+from hypergen_consumers.connection import db_cleanup
+from hypergen_consumers.connection.db_cleanup import cleanup_needed
 from hypergen_consumers.testing import ConsumerClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ from django.conf import settings
 settings.configure(INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "hypergen"])
 django.setup()
 import hypergen.context
-import hypergen_consumers, hypergen_consumers.imports, hypergen_consumers.testing, hypergen_consumers.rendering
+import hypergen_consumers, hypergen_consumers.imports, hypergen_consumers.testing, hypergen_consumers.connection.rendering
 from hypergen_consumers._compat import pmap, rendering_state, django_db
 print(json.dumps([type(hypergen.context.context).__module__, pmap.is_active(), rendering_state.is_active(),
                   django_db.is_active()]))

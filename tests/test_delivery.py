@@ -11,8 +11,8 @@ from hypergen.imports import command, span
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
-from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
-from hypergen_consumers.frame_ids import ACK_COMMAND
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, ConsumerClient, _application
 
 

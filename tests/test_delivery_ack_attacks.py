@@ -11,7 +11,7 @@ import uuid
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.frame_ids import ACK_COMMAND
+from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
 from tests.test_delivery_replies import define_room, frame, open_socket, receive
 
 

@@ -13,7 +13,8 @@ import pytest
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from hypergen_consumers import aconsumer_command, recovery
+from hypergen_consumers import aconsumer_command
+from hypergen_consumers.delivery import recovery
 from tests.servers import free_port, redis_server
 from tests.test_delivery_streams import define_room, open_socket, positions_in, receive
 

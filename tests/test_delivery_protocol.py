@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
-from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
-from hypergen_consumers.frame_ids import ACK_COMMAND
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 
 _rooms = itertools.count()

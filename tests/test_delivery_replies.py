@@ -15,10 +15,11 @@ from django.test import override_settings
 from hypergen.imports import command
 from hypergen.liveview import loads
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, replies
-from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
-from hypergen_consumers.frame_ids import ACK_COMMAND
-from hypergen_consumers.replay import window_for
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.delivery import replies
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
+from hypergen_consumers.delivery.replay import window_for
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis
 
@@ -73,7 +74,7 @@ def frame(frame_id, *args):
 
 
 def store_key(consumer_class, socket_id):
-    from hypergen_consumers.keys import socket_digest
+    from hypergen_consumers.layers.keys import socket_digest
 
     return socket_digest(consumer_class.__name__, "", socket_id)  # No session in these tests.
 
@@ -151,7 +152,7 @@ async def test_a_reply_too_large_to_keep_makes_its_copy_resync_instead():
 
 @override_settings(HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES=2000)
 async def test_a_reply_up_to_the_room_kept_for_its_ack_carries_the_ack_and_one_byte_more_is_refused():
-    from hypergen_consumers.outgoing import TAIL_BYTES
+    from hypergen_consumers.wire.outgoing import TAIL_BYTES
 
     Room, runs, _ = define_room()
     socket = await open_socket(Room, uuid.uuid4().hex)

@@ -23,7 +23,7 @@ from hypergen_consumers import (
     auser_command,
     handler,
 )
-from hypergen_consumers.catchup import POSITION_COMMAND, RESYNC_COMMAND
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis
 

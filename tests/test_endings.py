@@ -7,7 +7,8 @@ import pytest
 from channels.layers import get_channel_layer
 from hypergen.imports import command
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, local_groups, recovery
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.delivery import local_groups, recovery
 from hypergen_consumers.testing import ConsumerClient
 from tests.support import wait_for
 

@@ -7,7 +7,7 @@ from collections import deque
 import pytest
 
 from hypergen_consumers.errors import INVALID_FRAME, Rejected
-from hypergen_consumers.frame_decoding import MAX_DEPTH, MAX_RANGE_LENGTH, decode_frame, nesting_depth
+from hypergen_consumers.wire.frame_decoding import MAX_DEPTH, MAX_RANGE_LENGTH, decode_frame, nesting_depth
 
 
 def tagged(kind, value):

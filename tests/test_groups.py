@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.groups import default_group_name, is_valid_group_name, safe_group_name
+from hypergen_consumers.routing.groups import default_group_name, is_valid_group_name, safe_group_name
 from hypergen_consumers.testing import ConsumerClient
 
 channels_rule = BaseChannelLayer()
@@ -61,7 +61,7 @@ def test_readable_names_where_possible_and_hashes_where_not():
 
 
 def test_the_same_name_in_another_process():
-    code = "from hypergen_consumers.groups import default_group_name as g; print(g('a.B', {'room': 'ünï cödé ' * 20}))"
+    code = "from hypergen_consumers.routing.groups import default_group_name as g; print(g('a.B', {'room': 'ünï cödé ' * 20}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == default_group_name("a.B", {"room": "ünï cödé " * 20})
 

@@ -9,14 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from hypergen.imports import command, span
 
-from hypergen_consumers import (
-    NO_PERM_REQUIRED,
-    RATE_LIMITED,
-    HypergenConsumer,
-    agroup_send,
-    consumer,
-    handler,
-)
+from hypergen_consumers import NO_PERM_REQUIRED, RATE_LIMITED, HypergenConsumer, agroup_send, consumer, handler
 from hypergen_consumers.testing import ConsumerClient
 
 

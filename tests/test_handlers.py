@@ -365,7 +365,7 @@ async def test_broadcasts_arrive_in_the_same_order_everywhere():
 
 
 async def test_a_broadcast_to_1000_receivers_is_rendered_once_and_encoded_once_per_message(monkeypatch):
-    from hypergen_consumers import pipeline
+    from hypergen_consumers.connection import pipeline
 
     encodes, renders = [], []
     real_encode = pipeline.encode

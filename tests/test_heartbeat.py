@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
+from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
 from hypergen_consumers.testing import ConsumerClient
 from tests.servers import daphne, read_log
 
@@ -119,7 +119,7 @@ def test_manage_py_check_warns_when_the_routes_do_not_end_with_not_found_route()
     from django.core import checks
 
     from hypergen_consumers import autoconsumers, not_found_route
-    from hypergen_consumers.checks import check_not_found_route
+    from hypergen_consumers.declaring.checks import check_not_found_route
 
     module = types.ModuleType("w003_consumers")
     sys.modules["w003_consumers"] = module

@@ -9,8 +9,9 @@ from channels.layers import get_channel_layer
 from django.core import checks
 from django.test import override_settings
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, local_groups
-from hypergen_consumers.pool_check import check_redis_pool_size
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.delivery import local_groups
+from hypergen_consumers.layers.pool_check import check_redis_pool_size
 from hypergen_consumers.testing import ConsumerClient
 from tests.servers import redis_server
 
@@ -71,7 +72,7 @@ def test_a_pool_too_small_for_the_package_is_warned_about_at_start_up():
 
 async def test_a_layer_call_that_hangs_is_cancelled_at_the_timeout_and_others_go_on():
     """A pooled connection to a restarted Redis can hang instead of failing: bounded() gives up."""
-    from hypergen_consumers.layers import bounded
+    from hypergen_consumers.layers.calls import bounded
 
     cancelled = asyncio.Event()
 

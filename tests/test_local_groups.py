@@ -11,9 +11,10 @@ from channels.testing import WebsocketCommunicator
 from hypergen.imports import command
 from hypergen.liveview import loads
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, local_groups
-from hypergen_consumers.catchup import POSITION_COMMAND
-from hypergen_consumers.replay import position_key
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers.delivery import local_groups
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND
+from hypergen_consumers.delivery.replay import position_key
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis, wait_for
 

@@ -19,10 +19,10 @@ from hypergen_consumers import (
     aconsumer_command,
     agroup_send,
     consumer_command,
-    group_owners,
     group_send,
     handler,
 )
+from hypergen_consumers.routing import group_owners
 from hypergen_consumers.testing import ConsumerClient
 
 

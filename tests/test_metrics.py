@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 from websockets.asyncio.client import connect
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, recovery, signals
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, signals
+from hypergen_consumers.delivery import recovery
 from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
 from tests.servers import daphne, run_script
 from tests.test_authority import expect_close, logged_in_session

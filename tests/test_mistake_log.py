@@ -9,8 +9,8 @@ from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers.errors import INVALID_FRAME, RATE_LIMITED, UNKNOWN_HANDLER
-from hypergen_consumers.mistake_log import mistakes
 from hypergen_consumers.testing import ConsumerClient
+from hypergen_consumers.wire.mistake_log import mistakes
 
 
 class FakeClock:
@@ -83,7 +83,7 @@ def test_the_budget_refills_with_time():
 
 
 async def test_the_count_of_a_flood_followed_by_silence_is_logged_once_the_budget_has_room(caplog):
-    from hypergen_consumers.mistake_log import MistakeLog
+    from hypergen_consumers.wire.mistake_log import MistakeLog
 
     budget = MistakeLog(lines=2, seconds=0.1)
     with caplog.at_level(logging.WARNING, logger="hypergen_consumers"):

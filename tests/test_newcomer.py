@@ -20,11 +20,11 @@ from hypergen_consumers import (
     agroup_send,
     autoconsumers,
     consumer,
-    group_owners,
     group_send,
     handler,
 )
-from hypergen_consumers.callback_checks import CallbackProblem, source_problems
+from hypergen_consumers.declaring.callback_checks import CallbackProblem, source_problems
+from hypergen_consumers.routing import group_owners
 from hypergen_consumers.testing import ConsumerClient
 from tests.support import memory_or_redis
 

@@ -18,9 +18,9 @@ from hypergen.imports import command
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
-from hypergen_consumers.catchup import POSITION_COMMAND
-from hypergen_consumers.frame_ids import ACK_COMMAND
-from hypergen_consumers.replay import position_key
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND
+from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
+from hypergen_consumers.delivery.replay import position_key
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.servers import redis_server
 from tests.support import wait_for

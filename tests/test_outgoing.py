@@ -8,8 +8,8 @@ from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
 from hypergen_consumers.errors import FRAME_TOO_LARGE, VALIDATION_ERROR
-from hypergen_consumers.outgoing import check_frame_limits, error_frame, too_large
 from hypergen_consumers.testing import ConsumerClient
+from hypergen_consumers.wire.outgoing import check_frame_limits, error_frame, too_large
 
 
 def test_too_large_counts_utf8_bytes():

@@ -208,7 +208,7 @@ async def test_consumer_functions_take_presence_too():
 
 
 def test_the_default_heartbeat_drops_a_dead_process_within_30_seconds(settings):
-    from hypergen_consumers import presence_stores
+    from hypergen_consumers.presence import stores as presence_stores
 
     assert presence_stores.DEFAULT_EXPIRY_SECONDS + presence_stores.DEFAULT_HEARTBEAT_SECONDS <= 30
     settings.HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT = 10

@@ -8,7 +8,8 @@ from channels.layers import get_channel_layer
 from django.test import override_settings
 from hypergen.imports import command
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler, recovery
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
+from hypergen_consumers.delivery import recovery
 from hypergen_consumers.testing import ConsumerClient
 
 #: Python heap growth allowed over 1000 cycles after warm-up. Measured here: about 62 KB

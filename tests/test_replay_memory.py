@@ -14,8 +14,9 @@ import tracemalloc
 
 from channels.layers import get_channel_layer
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, replay
-from hypergen_consumers.replay import window_for
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers.delivery import replay
+from hypergen_consumers.delivery.replay import window_for
 from tests.test_delivery_streams import open_socket, positions_in, receive
 
 ROOMS = 100

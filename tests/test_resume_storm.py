@@ -15,8 +15,9 @@ import asyncio
 
 from hypergen.imports import command
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, catchup, handler
-from hypergen_consumers.catchup import RESYNC_COMMAND
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, handler
+from hypergen_consumers.delivery import catchup
+from hypergen_consumers.delivery.catchup import RESYNC_COMMAND
 from tests.test_delivery_streams import frames_until_quiet, open_socket, positions_in, receive
 
 

@@ -16,7 +16,7 @@ from hypergen.context import context
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, ConsumerNotMounted, HypergenConsumer, autoconsumers, consumer, handler
-from hypergen_consumers.routing import refuse_unmatched
+from hypergen_consumers.routing.routes import refuse_unmatched
 from hypergen_consumers.testing import ConsumerClient
 
 THIS_MODULE = sys.modules[__name__]
@@ -212,7 +212,7 @@ def test_manage_py_check_reports_a_consumer_shadowed_in_the_projects_router():
     from django.core.management.base import SystemCheckError
     from django.test import override_settings
 
-    from hypergen_consumers.checks import check_websocket_routes
+    from hypergen_consumers.declaring.checks import check_websocket_routes
 
     rooms, (room,) = shadowing_module("check_rooms", ["<slug:room_name>/"])
     counters, (increment,) = shadowing_module("check_counters", ["increment/"])

@@ -9,8 +9,8 @@ from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, auser_command, handler, user_command
 from hypergen_consumers.errors import ReservedGroupName
+from hypergen_consumers.layers.users import user_group_name
 from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
-from hypergen_consumers.users import user_group_name
 
 
 def define_consumers():
@@ -96,7 +96,7 @@ def test_user_command_checks_the_commands():
 
 
 def test_user_group_names_are_valid_for_any_pk():
-    from hypergen_consumers.groups import is_valid_group_name
+    from hypergen_consumers.routing.groups import is_valid_group_name
 
     for pk in (1, "a" * 200, "ünïcode pk", "a.b", "x-y"):
         name = user_group_name(pk)

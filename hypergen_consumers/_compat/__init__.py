@@ -24,7 +24,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import channels_consumer, channels_db, channels_redis_receive, django_db, hypergen_context, pmap, rendering_state
+from hypergen_consumers._compat import (
+    channels_consumer,
+    channels_db,
+    channels_redis_receive,
+    django_db,
+    hypergen_context,
+    pmap,
+    rendering_state,
+)
 
 __all__ = ["CompatWarning", "Patch", "PATCHES", "apply_all"]
 

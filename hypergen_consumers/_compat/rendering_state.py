@@ -24,7 +24,7 @@ from hypergen.context import context, contextlist
 from hypergen.hypergen import plugins_method_call
 from hypergen.template import COMMANDS, TemplatePlugin, hypergen
 
-from .pmap import fast_pmap
+from hypergen_consumers._compat.pmap import fast_pmap
 
 __all__ = ["FALLBACK", "apply", "check", "is_active", "rendering"]
 

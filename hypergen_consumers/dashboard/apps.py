@@ -11,6 +11,6 @@ class DashboardConfig(AppConfig):  # type: ignore[misc]  # Django ships no types
     verbose_name = "Hypergen consumers dashboard"
 
     def ready(self) -> None:
-        from . import collector
+        from hypergen_consumers.dashboard import collector
 
         collector.install()

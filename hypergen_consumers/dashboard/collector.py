@@ -20,8 +20,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import signals
-from ..layers import bounded
+from hypergen_consumers import signals
+from hypergen_consumers.layers.calls import bounded
 
 __all__ = [
     "DASHBOARD_GROUP",

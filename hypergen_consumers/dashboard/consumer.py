@@ -17,13 +17,13 @@ from channels.db import database_sync_to_async
 from hypergen.imports import NO_PERM_REQUIRED
 from pydantic import Field
 
-from .. import HypergenConsumer, aconsumer_command, handler
-from ..authority import SESSION_ENDED_EVENT
-from ..errors import INVALID_FRAME, CloseCode
-from ..layers import bounded
-from ..users import user_group_name
-from . import collector, render
-from .board import Board
+from hypergen_consumers import HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers.auth.authority import SESSION_ENDED_EVENT
+from hypergen_consumers.dashboard import collector, render
+from hypergen_consumers.dashboard.board import Board
+from hypergen_consumers.errors import INVALID_FRAME, CloseCode
+from hypergen_consumers.layers.calls import bounded
+from hypergen_consumers.layers.users import user_group_name
 
 __all__ = ["DashboardConsumer", "OPERATE_PERM", "NOTICE_COMMAND"]
 

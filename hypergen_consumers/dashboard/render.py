@@ -32,7 +32,7 @@ from hypergen.imports import (
     ul,
 )
 
-from .board import Board
+from hypergen_consumers.dashboard.board import Board
 
 __all__ = ["dashboard_body", "chart_points"]
 

@@ -1,7 +1,6 @@
 """The dashboard's socket: add ``*websocket_urlpatterns`` to the project's websocket routes."""
 
 from hypergen_consumers import autoconsumers
-
-from . import consumer
+from hypergen_consumers.dashboard import consumer
 
 websocket_urlpatterns = autoconsumers(consumer, namespace="hypergen_consumers")

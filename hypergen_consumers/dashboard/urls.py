@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from hypergen_consumers.dashboard import views
 
 app_name = "hypergen_consumers_dashboard"
 urlpatterns = [path("", views.dashboard, name="dashboard")]

@@ -31,8 +31,8 @@ from hypergen.imports import (
     title,
 )
 
-from .consumer import OPERATE_PERM, DashboardConsumer, is_staff
-from .style import CSS
+from hypergen_consumers.dashboard.consumer import OPERATE_PERM, DashboardConsumer, is_staff
+from hypergen_consumers.dashboard.style import CSS
 
 __all__ = ["dashboard"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import signals
-from .metrics import OK, count_layer_outage, meters_for
+from hypergen_consumers import signals
+from hypergen_consumers.observability.metrics import OK, count_layer_outage, meters_for
 
 __all__ = ["OK", "opened", "closing", "left", "frame", "group_frame", "layer_outage", "resync"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from hypergen_consumers.schema import asyncapi_document, describe
+from hypergen_consumers.declaring.schema import asyncapi_document, describe
 
 
 class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types.

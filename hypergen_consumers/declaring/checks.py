@@ -1,0 +1,151 @@
+"""Django system checks (``manage.py check``): what can be proved before the first connection.
+
+- ``hypergen_consumers.E001``: a consumer's URL is served by another consumer, because
+  the project's websocket router lists a wider route first (see ``route_order``).
+- ``hypergen_consumers.E002``: a liveview's callback names a handler that does not exist
+  or passes the wrong number of arguments (see ``callback_checks``).
+- ``hypergen_consumers.E003``: HYPERGEN_CONSUMERS_MAX_FRAME_BYTES is larger than what the
+  server accepts (registered in ``outgoing``).
+- ``hypergen_consumers.W002``: ``hypergen.context.context_middleware`` is not in MIDDLEWARE, so
+  every liveview fails with an AttributeError that does not say why.
+- ``hypergen_consumers.W003``: a websocket router that serves consumers does not end with
+  ``not_found_route()``, so a path it does not serve fails the handshake with an HTTP 500 that
+  a browser retries forever, instead of a 4404 close that client.js takes as final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from hypergen_consumers.routing import route_order
+
+__all__ = ["check_websocket_routes", "check_context_middleware", "check_not_found_route", "url_routers"]
+
+#: A path no project serves: a router that matches it ends with a catch-all (not_found_route()).
+_UNSERVED_PROBE = "hypergen-consumers-check/no/consumer/here/"
+
+CONTEXT_MIDDLEWARE = "hypergen.context.context_middleware"
+
+
+def url_routers(application: Any, seen: set[int] | None = None) -> Iterator[Any]:
+    """Every Channels URLRouter reachable from an ASGI application (through middleware)."""
+    seen = set() if seen is None else seen
+    if application is None or id(application) in seen:
+        return
+    seen.add(id(application))
+    routes = getattr(application, "routes", None)
+    if isinstance(routes, list):
+        yield application
+        for route in routes:
+            yield from url_routers(route.callback, seen)
+        return
+    mapping = getattr(application, "application_mapping", None)
+    if isinstance(mapping, dict):
+        for inner in mapping.values():
+            yield from url_routers(inner, seen)
+    for attribute in ("inner", "application", "app"):
+        yield from url_routers(getattr(application, attribute, None), seen)
+
+
+def _asgi_application() -> Any:
+    dotted = getattr(settings, "ASGI_APPLICATION", None)
+    if not dotted:
+        return None
+    module, _, name = dotted.rpartition(".")
+    return getattr(import_module(module), name, None)
+
+
+@checks.register(checks.Tags.urls)  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_websocket_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each mounted consumer's sample URL must reach that consumer in the project's router."""
+    errors: list[checks.CheckMessage] = []
+    for router in url_routers(_asgi_application()):
+        for route in router.routes:
+            consumer = getattr(route.callback, "consumer_class", None)
+            if consumer is None or not hasattr(consumer, "_handlers"):
+                continue
+            sample = route_order.sample_path(route)
+            shadow = route_order.first_consumer_for(router.routes, sample) if sample else None
+            if sample and shadow is not consumer:
+                where = f"the websocket URLRouter of {settings.ASGI_APPLICATION}"
+                errors.append(
+                    checks.Error(
+                        route_order.shadowing_message(consumer, shadow, sample, where),
+                        obj=consumer,
+                        id="hypergen_consumers.E001",
+                    )
+                )
+    return errors
+
+
+@checks.register(checks.Tags.urls)  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_not_found_route(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each websocket router that serves consumers ends with a route for every other path."""
+    warnings: list[checks.CheckMessage] = []
+    for router in url_routers(_asgi_application()):
+        serves_consumers = any(
+            hasattr(getattr(route.callback, "consumer_class", None), "_handlers") for route in router.routes
+        )
+        if serves_consumers and route_order.first_consumer_for(router.routes, _UNSERVED_PROBE) is None:
+            warnings.append(
+                checks.Warning(
+                    f"The websocket URLRouter of {settings.ASGI_APPLICATION} has no route for paths its "
+                    f"consumers do not serve: Channels fails such a handshake with an HTTP 500, which a "
+                    f"browser sees as a dropped connection and client.js retries forever.",
+                    hint="End the project's websocket routes with not_found_route() (from hypergen_consumers), "
+                    "e.g. websocket_urlpatterns = [*chat.routing.websocket_urlpatterns, not_found_route()]: "
+                    "such paths are then closed with 4404, which client.js does not retry.",
+                    id="hypergen_consumers.W003",
+                )
+            )
+    return warnings
+
+
+def _project_modules() -> Iterator[Any]:
+    """Imported modules of installed apps that are not installed packages (the project's own)."""
+    import sys
+
+    from django.apps import apps
+
+    prefixes = tuple(
+        f"{config.name}." for config in apps.get_app_configs() if config.name not in ("hypergen", "hypergen_consumers")
+    )
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None) or ""
+        if name.startswith(prefixes) and filename.endswith(".py") and "site-packages" not in filename:
+            yield module
+
+
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_callbacks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Callbacks in the project's source that name no handler or send the wrong number of args."""
+    from hypergen_consumers.declaring.callback_checks import source_problems
+
+    errors: list[checks.CheckMessage] = []
+    for module in _project_modules():
+        for line, consumer, problem in source_problems(module):
+            errors.append(
+                checks.Error(f"{module.__file__}:{line}: {problem}", obj=consumer, id="hypergen_consumers.E002")
+            )
+    return errors
+
+
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_context_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """hypergen's liveviews read the request from its context, which only its middleware sets."""
+    if CONTEXT_MIDDLEWARE in (getattr(settings, "MIDDLEWARE", None) or ()):
+        return []
+    return [
+        checks.Warning(
+            f"{CONTEXT_MIDDLEWARE!r} is not in MIDDLEWARE, so every hypergen liveview (and the pages "
+            f"that open consumers) fails with AttributeError: No such attribute: request.",
+            hint=f"Add {CONTEXT_MIDDLEWARE!r} to MIDDLEWARE, after Django's SessionMiddleware and "
+            f"AuthenticationMiddleware.",
+            id="hypergen_consumers.W002",
+        )
+    ]

@@ -1,0 +1,204 @@
+"""One subscription per process per group: the layer delivers a group's message to the process
+once, and the process hands it to its local members.
+
+Channels' way is one layer channel per connection in every group it joins, so a broadcast to
+500 members is 500 layer messages: 500 queue puts and wake-ups in memory; over channels-redis
+a ``ZRANGE`` returning 500 names and a payload listing them to every process, which its
+receive loop splits again into 500 local messages. Here a process joins each group once, with
+a channel of its own for that group (a :class:`Tap`); the tap's task receives each message
+once and puts it in each local member's inbox (``lifecycle``: the in-process queue that the
+connection reads beside the server and the layer). So a broadcast costs the layer one message
+per process, whatever the group's size, and each member still handles it in its own task, in
+turn with its other messages: positions, catch-up and ``broadcast="others"`` work per member
+as before (``catchup``), and a member that is slow to send holds up no one else.
+
+Order: a tap is the only reader of its channel and hands each message to every member before
+taking the next, so every member gets one group's messages in the layer's order; a member's
+inbox is first in, first out. A member whose inbox holds the layer's ``capacity`` already (a
+client not reading, under a server that makes ``send`` wait) misses what comes meanwhile, as
+a full layer channel would, and catches up from the replay window once it has read what waits.
+
+Membership ends with the connection however it ends (``lifecycle._leave_groups`` runs in a
+``finally``); the last local member's leaving takes the process out of the group. After a
+layer outage, ``recovery`` re-joins each tap to its group (taps are tracked like connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from functools import partial
+from typing import Any
+
+from hypergen_consumers.delivery import recovery
+from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
+
+__all__ = ["Tap", "GroupRelay", "relay_for", "join", "leave", "local_members"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+#: Our own events, which no member changes: all members share one dict. Any other event (a
+#: user's own ``group_send`` to an event method) is copied per member, as a layer would.
+_SHARED_EVENTS = frozenset({FRAME_EVENT, RUN_EVENT})
+
+
+class Tap:
+    """This process's one member of one group: a layer channel and the task that reads it."""
+
+    def __init__(self, relay: GroupRelay, group: str, channel: str) -> None:
+        self.relay = relay
+        self.group = group
+        self.channel_name = channel
+        self.channel_layer = relay.layer
+        self.members: dict[Any, None] = {}  # Insertion-ordered; a dict, so leaving is O(1).
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def _joined(self) -> list[str]:
+        """What recovery re-adds after an outage (as for a connection): this tap to its group."""
+        return [self.group]
+
+    def request_catch_up(self) -> bool:
+        """Recovery asks every member to catch up; the connections behind this tap do that themselves."""
+        return True
+
+    async def run(self) -> None:
+        """Receive each message of the group once and put it in every local member's inbox."""
+        layer, channel = self.relay.layer, self.channel_name
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "group %r: channel layer receive failed (%s: %s); retrying once the layer answers",
+                    self.group,
+                    type(exc).__name__,
+                    exc,
+                )
+                await recovery.wait_recovered(layer, recovery.mark_failed(layer))
+                continue
+            self.hand_out(message)
+
+    def hand_out(self, message: dict[str, Any]) -> None:
+        shared = message.get("type") in _SHARED_EVENTS
+        bound = self.relay.inbox_bound
+        for member in list(self.members):
+            inbox = member._inbox
+            if inbox is None:
+                continue
+            if bound is not None and inbox.qsize() >= bound:
+                self.relay.overflowed(member)
+                continue
+            inbox.put_nowait(message if shared else dict(message))
+
+
+class GroupRelay:
+    """This process's taps on one channel layer, one per group that has local members."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.loop = asyncio.get_running_loop()
+        self.taps: dict[str, Tap] = {}
+        self.locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        capacity = getattr(layer, "capacity", None)
+        #: Events a member's inbox may hold before it misses group messages (the layer's own bound).
+        self.inbox_bound: int | None = capacity if isinstance(capacity, int) and capacity > 0 else None
+
+    def _lock(self, group: str) -> tuple[asyncio.Lock, list[int]]:
+        entry = self.locks.get(group)
+        if entry is None:
+            entry = self.locks[group] = (asyncio.Lock(), [0])
+        return entry
+
+    async def join(self, group: str, member: Any) -> None:
+        """Add ``member`` to ``group``: the process joins the group first if it is its first local member."""
+        lock, users = self._lock(group)
+        users[0] += 1
+        try:
+            async with lock:
+                tap = self.taps.get(group)
+                if tap is None:
+                    channel = await self.layer.new_channel()
+                    await retried(partial(self.layer.group_add, group, channel), self.layer)
+                    tap = self.taps[group] = Tap(self, group, channel)
+                    tap.task = self.loop.create_task(tap.run())
+                    recovery.track(tap)
+                tap.members[member] = None  # Under the lock: a leave cannot discard the tap meanwhile.
+        finally:
+            self._release(group, users)
+
+    async def leave(self, group: str, member: Any) -> None:
+        """Take ``member`` out of ``group`` at once; the last one takes the process out of the group."""
+        tap = self.taps.get(group)
+        if tap is None or member not in tap.members:
+            return
+        del tap.members[member]
+        if tap.members:
+            return
+        lock, users = self._lock(group)
+        users[0] += 1
+        try:
+            async with lock:
+                if self.taps.get(group) is not tap or tap.members:
+                    return  # Someone joined meanwhile.
+                del self.taps[group]
+                recovery.untrack(tap)
+                if tap.task is not None:
+                    tap.task.cancel()
+                try:
+                    await retried(partial(self.layer.group_discard, group, tap.channel_name), self.layer)
+                except Exception as exc:
+                    # Owed: left after the next rejoin pass (recovery), not a day later by group_expiry.
+                    recovery.owe_discard(self.layer, group, tap.channel_name)
+                    logger.warning("could not take this process out of group %r yet (%s)", group, type(exc).__name__)
+        finally:
+            self._release(group, users)
+
+    def _release(self, group: str, users: list[int]) -> None:
+        users[0] -= 1
+        if users[0] == 0 and group not in self.taps:
+            self.locks.pop(group, None)
+
+    def overflowed(self, member: Any) -> None:
+        """``member``'s inbox is full: it misses this message, and catches up from the replay
+        window once it has read what waits (a catch-up request queued behind it, once)."""
+        member.request_catch_up()
+        if not getattr(member, "_inbox_overflowed", False):
+            member._inbox_overflowed = True
+            logger.warning(
+                "%s: %d messages wait for this connection (the layer's capacity); it misses group "
+                "messages until it reads again, then catches up from the replay window",
+                type(member).__name__,
+                self.inbox_bound,
+            )
+
+
+_relays: weakref.WeakKeyDictionary[Any, GroupRelay] = weakref.WeakKeyDictionary()
+
+
+def relay_for(layer: Any) -> GroupRelay:
+    """This process's relay for ``layer`` on the running event loop (a new loop starts afresh)."""
+    relay = _relays.get(layer)
+    if relay is None or relay.loop is not asyncio.get_running_loop():
+        relay = _relays[layer] = GroupRelay(layer)
+    return relay
+
+
+async def join(connection: Any, group: str) -> None:
+    await relay_for(connection.channel_layer).join(group, connection)
+
+
+async def leave(connection: Any, group: str) -> None:
+    relay = _relays.get(connection.channel_layer)
+    if relay is not None:
+        await relay.leave(group, connection)
+
+
+def local_members(layer: Any, group: str) -> list[Any]:
+    """The connections of this process in ``group`` (through the relay), in the order they joined."""
+    relay = _relays.get(layer)
+    tap = relay.taps.get(group) if relay is not None else None
+    return list(tap.members) if tap is not None else []

@@ -1,0 +1,7 @@
+"""The channel layer and Redis, as this package uses them (the deployment guide's chapters).
+
+``calls`` bounds every layer call and turns layer failures into one clear error; ``messaging``
+and ``users`` push from anywhere (views, tasks, handlers); ``redis_client`` builds the
+package's own Redis clients; ``keys`` names what is kept in Redis; ``pool_check`` is the system
+check on the channels-redis pool.
+"""

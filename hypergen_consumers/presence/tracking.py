@@ -1,0 +1,208 @@
+"""Who is connected to a consumer's group, across processes, and telling the group when it changes.
+
+``presence = True`` on a consumer makes each accepted connection add an entry to its
+group's presence (see ``presence_stores``) and remove it when it ends, whatever ended it.
+``ChatRoom.presence(...)`` reads the list from the store, so every process sees the same.
+
+``on_presence`` is where cost could explode: 1,000 clients reconnecting at once would
+render 1,000 x 1,000 times if every join re-rendered every member. Instead each process
+refreshes a group at most once per window and wakes its local connections; a connection
+still rendering a previous update renders once more, with the latest list, not once per
+change. The window grows with the group (``throttle x local connections / 100``), which
+caps presence renders at about ``100 / HYPERGEN_CONSUMERS_PRESENCE_THROTTLE`` per second
+per group and process, however fast people come and go.
+
+Processes learn of changes elsewhere through one channel per process (not per connection)
+that joins a companion group of each group it has connections in (see ``presence_hub``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+
+from hypergen_consumers.connection.executor import handler_timeout
+from hypergen_consumers.layers.calls import bounded_store
+from hypergen_consumers.presence.hub import Hub, build_presence, hub_for, throttle_seconds
+from hypergen_consumers.presence.stores import store_for
+
+__all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence", "throttle_seconds"]
+
+logger = logging.getLogger("hypergen_consumers")
+
+
+def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metas of ``new`` that ``old`` lacks, grouped by key (Phoenix's joins/leaves shape)."""
+    seen = {meta["id"] for item in old for meta in item["metas"]}
+    changed = []
+    for item in new:
+        metas = [meta for meta in item["metas"] if meta["id"] not in seen]
+        if metas:
+            changed.append({**item, "metas": metas})
+    return changed
+
+
+def _base_presence_meta() -> Any:
+    from hypergen_consumers.consumer import HypergenConsumer
+
+    return HypergenConsumer.presence_meta
+
+
+async def _meta(connection: Any) -> dict[str, Any]:
+    """The connection's presence meta: ``presence_meta``'s dict, and its id.
+
+    A ``def presence_meta`` runs in the handlers' worker pool with the handlers' timeout, not
+    on asgiref's one thread-sensitive thread: that thread loads the user of every handshake
+    (``AuthMiddleware``), so a slow hook there delayed every other consumer's handshakes
+    (measured: a 3 s hook, 2.8 s each). A hook that fails or times out keeps the connection
+    out of presence (``join`` logs it); the connection stays up.
+    """
+    base = {"id": connection._presence_id}
+    cls = type(connection)
+    if cls.presence_meta is _base_presence_meta():
+        return base  # Not overridden: no worker-thread hop per handshake.
+    hook = cls.presence_meta
+    what, timeout = f"{cls.__name__}.presence_meta", handler_timeout(cls.timeout)
+    if asyncio.iscoroutinefunction(hook):
+        extra = await connection._lane.run_async(what, timeout, hook(connection, connection.request))
+    else:
+        extra = await connection._lane.run_sync(what, timeout, hook, connection, connection.request)
+    return {**(extra or {}), **base}
+
+
+async def join(connection: Any) -> None:
+    """Add an accepted connection to its group's presence and tell the group.
+
+    A store that cannot be reached (Redis down) is logged and the connection stays up,
+    absent from presence, as it would be from a broadcast sent while Redis was down.
+    """
+    cls = type(connection)
+    if not cls._presence_enabled:
+        return
+    hub = hub_for(connection.channel_layer, cls.__name__, _wake)
+    try:
+        await _join(connection, hub)
+    except Exception:
+        logger.exception("%s: could not add a connection to presence of %r", cls.__name__, connection.group)
+
+
+async def _join(connection: Any, hub: Hub) -> None:
+    cls = type(connection)
+    user = connection.request.user
+    connection._presence_id = secrets.token_hex(8)
+    authenticated = bool(getattr(user, "is_authenticated", False))
+    entry = {
+        "id": connection._presence_id,
+        "key": f"user:{user.pk}" if authenticated else f"anon:{connection._presence_id}",
+        "user": user.get_username() if authenticated else None,
+        "meta": await _meta(connection),
+        "at": time.time(),
+    }
+    group = connection.group
+    await hub.start()
+    hub.local.setdefault(group, {})[connection._presence_id] = connection
+    connection._presence_hub = hub
+    if cls._on_presence is not None:
+        hub.watched.add(group)
+        connection._presence_seen = []
+        connection._presence_dirty = False
+        connection._presence_task = None
+    if cls._on_presence is not None:
+        await hub.subscribe(group)
+    connection._presence_entry = entry
+    await bounded_store(hub.store, hub.store.add(group, entry))
+    await hub.announce(group)
+
+
+async def leave(connection: Any) -> None:
+    """Remove a connection from presence (idempotent; runs however the connection ended)."""
+    hub = getattr(connection, "_presence_hub", None)
+    if hub is None:
+        return
+    connection._presence_hub = None
+    task = getattr(connection, "_presence_task", None)
+    if task is not None:
+        task.cancel()
+    group = connection.group
+    members = hub.local.get(group, {})
+    members.pop(connection._presence_id, None)
+    try:
+        if not members:
+            hub.local.pop(group, None)
+            hub.watched.discard(group)
+            hub.snapshots.pop(group, None)
+            await hub.unsubscribe(group)
+        await bounded_store(hub.store, hub.store.remove(group, connection._presence_id))
+        await hub.announce(group)
+    except Exception as exc:
+        hub.owe_removal(group, connection._presence_id)  # Removed when Redis answers (next heartbeat).
+        logger.warning(
+            "%s: could not remove a connection from presence of %r yet (%s); removing it when the store answers",
+            type(connection).__name__,
+            group,
+            type(exc).__name__,
+        )
+
+
+def _wake(connection: Any) -> None:
+    """Ask a connection to render presence; one pending render absorbs any number of wakes.
+
+    A connection joins presence before its accept is sent (so ``presence()`` lists it as soon
+    as its page hears "open"); a render woken in between would be sent before the accept,
+    which the server refuses, and its list would count as seen: the page would never get it.
+    So until ``opened`` it only notes that a render is due.
+    """
+    connection._presence_dirty = True
+    if connection._presence_task is None and getattr(connection, "_presence_open", False):
+        connection._presence_task = asyncio.ensure_future(_render(connection))
+
+
+def opened(connection: Any) -> None:
+    """The connection's accept went out: run the render that was woken before it, if any."""
+    connection._presence_open = True
+    if getattr(connection, "_presence_hub", None) is not None and getattr(connection, "_presence_dirty", False):
+        _wake(connection)
+
+
+async def _render(connection: Any) -> None:
+    try:
+        while connection._presence_dirty and connection._presence_hub is not None:
+            connection._presence_dirty = False
+            present = connection._presence_hub.snapshots.get(connection.group, [])
+            joins = _diff(connection._presence_seen, present)
+            leaves = _diff(present, connection._presence_seen)
+            changed = present != connection._presence_seen  # Joins, leaves or an updated meta.
+            connection._presence_seen = present
+            if changed:
+                async with connection.rejections():
+                    await connection._run(type(connection)._on_presence, [present, joins, leaves], to_group=False)
+    finally:
+        connection._presence_task = None
+
+
+async def apresence_list(cls: Any, group: str) -> list[dict[str, Any]]:
+    """``[{"key", "user", "metas"}]`` of ``group``, read from the store every process shares."""
+    from hypergen_consumers.layers.calls import require_layer
+
+    layer = require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()")
+    entries, _ = await store_for(layer, cls.__name__).entries(group)
+    return build_presence(entries)
+
+
+def presence_list(cls: Any, group: str) -> list[dict[str, Any]]:
+    """Sync twin of ``apresence_list`` for views and tasks (closes what it opened)."""
+    from hypergen_consumers.layers.calls import require_layer
+
+    async def read() -> list[dict[str, Any]]:
+        store = store_for(require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()"), cls.__name__)
+        try:
+            return build_presence((await store.entries(group))[0])
+        finally:
+            await store.aclose()
+
+    return async_to_sync(read)()
