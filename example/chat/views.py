@@ -404,7 +404,9 @@ def do_login(request, username, password, next_url=""):
     login(request, user)
     if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return HttpResponseRedirect(next_url)
-    return HttpResponseRedirect(staff.reverse())
+    # Without a next page: the staff room for those who may enter it, the lobby for everyone else
+    # (sending them to the staff room would only bounce them back to this page).
+    return HttpResponseRedirect(staff.reverse() if user.has_perm("auth.view_user") else "/")
 
 
 @liveview(perm="auth.view_user", base_template=base_template, login_url="/login/")
