@@ -51,7 +51,7 @@ FRAME_EVENT = "hypergen_consumers.frame"
 #: Run a named handler on the receiving connection (group_send).
 RUN_EVENT = "hypergen_consumers.run"
 #: Catch up from the replay window (sent to each connection after a layer outage).
-CATCHUP_EVENT = "hypergen_consumers.delivery.catchup"
+CATCHUP_EVENT = "hypergen_consumers.catchup"
 
 # Mistakes in our arguments, not an unreachable layer: let them through unchanged.
 _CALLER_ERRORS = (TypeError, ValueError, AssertionError)
