@@ -63,6 +63,9 @@ SILENT_RECHECK_FLOOR = 1.0
 _JITTER = 0.1  # Up to a tenth of the period later.
 #: Sent to a session's group: every connection of that session closes with 4401.
 SESSION_ENDED_EVENT = "hypergen_consumers.session_ended"
+#: Kept as it was before the move to auth/: processes of two versions (a rolling deploy) name a
+#: session's group alike, so a logout in one closes the sockets in the other.
+_SESSION_SALT = "hypergen_consumers.authority.session"
 
 
 def recheck_seconds() -> float:
@@ -72,7 +75,7 @@ def recheck_seconds() -> float:
 
 def session_group(session_key: str) -> str:
     """The group of every connection of one session (a keyed digest: the key stays secret)."""
-    digest: str = salted_hmac("hypergen_consumers.auth.authority.session", session_key, algorithm="sha256").hexdigest()
+    digest: str = salted_hmac(_SESSION_SALT, session_key, algorithm="sha256").hexdigest()
     return f"hc-session.{digest[:32]}"  # Keyed (SECRET_KEY), like every name the package puts in Redis.
 
 

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_LAYER_PREFIX", "layer_prefix", "key_prefix", "socket_digest"
 
 #: channels-redis's own default ``prefix``.
 DEFAULT_LAYER_PREFIX = "asgi"
-_SOCKET_SALT = "hypergen_consumers.layers.keys.socket"
+_SOCKET_SALT = "hypergen_consumers.keys.socket"  # As before the move to layers/: every version digests alike.
 
 
 def layer_prefix(layer: Any) -> str:
