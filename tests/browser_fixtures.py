@@ -75,9 +75,11 @@ def open_page(browser):
     """Open pages in fresh contexts; fail the test on any uncaught page error."""
     errors, contexts = [], []
 
-    def opener(url, wait_open=True):
+    def opener(url, wait_open=True, init_script=None):
         context = browser.new_context()
         contexts.append(context)
+        if init_script is not None:  # Runs before the page's own scripts (say, a heartbeat period).
+            context.add_init_script(init_script)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url)

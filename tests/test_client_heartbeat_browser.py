@@ -25,26 +25,14 @@ RECORD_CLOSES = """() => { window.closes = [];
 
 
 @pytest.fixture
-def open_page(browser):  # noqa: F811
-    """A page whose client.js beats every HEARTBEAT_MS; fails the test on any uncaught page error."""
-    errors, contexts = [], []
+def open_page(open_page):
+    """The suite's ``open_page``, with client.js beating every HEARTBEAT_MS (None: the default 30 s)."""
 
     def opener(url, heartbeat_ms=HEARTBEAT_MS, wait_open=True):
-        context = browser.new_context()
-        contexts.append(context)
-        if heartbeat_ms is not None:
-            context.add_init_script(f"window.hypergen_consumers_heartbeat_ms = {heartbeat_ms};")
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url)
-        if wait_open:
-            page.wait_for_function(ALL_OPEN)
-        return page
+        beat = None if heartbeat_ms is None else f"window.hypergen_consumers_heartbeat_ms = {heartbeat_ms};"
+        return open_page(url, wait_open=wait_open, init_script=beat)
 
-    yield opener
-    for context in contexts:
-        context.close()
-    assert errors == [], f"uncaught page errors: {errors}"
+    return opener
 
 
 def test_a_black_holed_path_shows_offline_within_a_heartbeat_and_recovers(proxy, server_port, open_page):
