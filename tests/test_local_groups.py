@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from hypergen.imports import command
 from hypergen.liveview import loads
 
-from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
 from hypergen_consumers.delivery import local_groups
 from hypergen_consumers.delivery.catchup import POSITION_COMMAND
 from hypergen_consumers.delivery.replay import position_key
@@ -109,3 +109,139 @@ async def test_a_member_that_stops_reading_holds_up_no_one_and_catches_up_after(
     assert keys == sorted(set(keys))
     for socket in (stuck, other):
         await socket.disconnect()
+
+
+# --- direct delivery: the tap writes a frame itself only to a member with nothing in turn ----
+
+
+def define_talking_room(**attributes):
+    class Talk(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "talk/<slug:room>/"
+        locals().update(attributes)
+
+        @handler
+        async def say(self, request, room: str, label: str):
+            command("n", label)
+
+        @handler(broadcast=False)
+        async def reply(self, request, room: str, label: str):
+            command("reply", label)
+
+    return Talk
+
+
+async def open_page(Room, room, *, plain=False):
+    application, route = _application(Room, None)
+    url = "/" + route.replace("<slug:room>", room) + ("" if plain else f"?hypergen_socket={uuid.uuid4().hex}")
+    communicator = WebsocketCommunicator(application, url, headers=DEFAULT_HEADERS)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def labels_until(communicator, last):
+    labels = []
+    while last not in labels:
+        frame = loads(await communicator.receive_from(5))
+        labels += [args[0] for name, *args in frame if name == "n"]
+    return labels
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "client.js"])
+async def test_a_frame_right_behind_a_handler_run_does_not_overtake_it(plain, monkeypatch):
+    """A run goes to each member's inbox (its handler runs there). A frame the layer hands over
+    right behind it (two messages in one receive, as a busy layer does) finds the member's task
+    not handling anything yet, but the run queued: it must wait its turn (a plain page has no
+    positions that would catch the overtaking)."""
+    Talk = define_talking_room()
+    group = Talk.group_name(room="behind")
+    page = await open_page(Talk, "behind", plain=plain)
+    if not plain:
+        await page.receive_from(2)  # Its positions.
+    layer, sent = get_channel_layer(), []
+
+    async def group_send(group, message):
+        sent.append(message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    for n in range(3):
+        await agroup_send(group, "say", f"run{n}")
+        await aconsumer_command(group, [["n", f"frame{n}"]])
+    monkeypatch.undo()
+    tap = local_groups.relay_for(layer).taps[group]
+    for message in sent:  # The layer's messages, handed out without a pause between them.
+        tap.hand_out(message)
+    expected = [label for n in range(3) for label in (f"run{n}", f"frame{n}")]
+    assert await labels_until(page, "frame2") == expected
+    await page.disconnect()
+
+
+async def test_no_frame_reaches_a_socket_before_its_handshake_is_answered():
+    """A connection is in its groups before ``connect()`` accepts it; a frame sent meanwhile
+    waits for the handshake's end (the connection's task is busy with it), then follows it."""
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def connect(self):
+        entered.set()
+        await gate.wait()
+        await self.accept()
+
+    Talk = define_talking_room(connect=connect)
+    group = Talk.group_name(room="handshake")
+    application, route = _application(Talk, None)
+    url = "/" + route.replace("<slug:room>", "handshake") + f"?hypergen_socket={uuid.uuid4().hex}"
+    page = WebsocketCommunicator(application, url, headers=DEFAULT_HEADERS)
+    connecting = asyncio.create_task(page.connect())
+    await asyncio.wait_for(entered.wait(), 5)
+    await aconsumer_command(group, [["n", "early"]])
+    gate.set()
+    connected, _ = await connecting
+    assert connected, "the handshake's answer came first"
+    frame = loads(await page.receive_from(2))
+    assert frame[0] == ["n", "early"] and frame[-1][0] == POSITION_COMMAND
+    await page.disconnect()
+
+
+async def test_a_socket_the_server_makes_wait_gets_the_next_frames_in_turn_and_holds_up_no_one():
+    """Under uvicorn a send writes the frame, then waits while the socket's buffer is full. The
+    tap must not wait there (the others go on), nor write the next frame meanwhile (websockets
+    allows one waiting write per socket), and the member's own reply waits its turn too."""
+    drained, connections = asyncio.Event(), []
+
+    async def on_connect(self, request, room):
+        connections.append(self)
+        if len(connections) > 1:
+            return
+        write, waiting = self.base_send, []
+
+        async def base_send(message):  # Writes at once, then waits like websockets' drain().
+            await write(message)
+            if not drained.is_set() and message["type"] == "websocket.send":
+                assert not waiting, "a second write while one waits for the socket"
+                waiting.append(message)
+                try:
+                    await drained.wait()
+                finally:
+                    waiting.clear()
+
+        self.base_send = base_send
+
+    Talk = define_talking_room(on_connect=on_connect)
+    group = Talk.group_name(room="drain")
+    slow = await open_page(Talk, "drain", plain=True)
+    other = await open_page(Talk, "drain", plain=True)
+    await wait_for(lambda: len(connections) == 2)
+    await aconsumer_command(group, [["n", "f0"]])
+    assert await labels_until(slow, "f0") == ["f0"]  # Written; now its write waits.
+    await slow.send_to(text_data='{"args": ["reply", "mine"], "meta": {}}')
+    for n in range(1, 10):
+        await aconsumer_command(group, [["n", f"f{n}"]])
+    assert await labels_until(other, "f9") == [f"f{n}" for n in range(10)], "no one waits for the slow socket"
+    drained.set()
+    seen = []
+    while "f9" not in seen or "mine" not in seen:
+        seen += [args[0] for _, *args in loads(await slow.receive_from(5))]
+    assert [label for label in seen if label != "mine"] == [f"f{n}" for n in range(1, 10)], "each once, in order"
+    for page in (slow, other):
+        await page.disconnect()

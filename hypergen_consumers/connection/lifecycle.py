@@ -89,10 +89,10 @@ class LifecycleMixin(ConnectionState):
             await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR})
             return
         self.channel_receive = self._receive_from_layer
-        self._inbox = asyncio.Queue()
+        inbox, turn = self._inbox, self._turn = asyncio.Queue(), local_groups.Turn()
         try:
-            receivers: list[Any] = [receive, self.channel_receive, self._inbox.get]
-            await channels_consumer.await_many_dispatch(receivers, self.dispatch)
+            receivers: list[Any] = [receive, self.channel_receive, partial(self._from_inbox, inbox, turn)]
+            await channels_consumer.await_many_dispatch(receivers, partial(self._dispatch_in_turn, turn))
         except StopConsumer:
             pass
         finally:
@@ -110,6 +110,20 @@ class LifecycleMixin(ConnectionState):
             await super().__call__(scope, receive, send)  # type: ignore[misc]  # Channels' __call__.
         finally:
             await asyncio.shield(self._leave_groups())
+
+    @staticmethod
+    async def _from_inbox(inbox: asyncio.Queue[dict[str, Any]], turn: local_groups.Turn) -> dict[str, Any]:
+        turn.taken = message = await inbox.get()
+        return message
+
+    async def _dispatch_in_turn(self, turn: local_groups.Turn, message: dict[str, Any]) -> None:
+        """``dispatch``, marked on the connection's ``Turn``: while it runs, and while its inbox
+        holds anything, a group's tap leaves its frames there instead of writing them itself."""
+        turn.handling = True
+        try:
+            await self.dispatch(message)
+        finally:
+            turn.handled(message)
 
     async def _receive_from_layer(self) -> dict[str, Any]:
         while True:
@@ -138,7 +152,7 @@ class LifecycleMixin(ConnectionState):
             return False
         if not self._catch_up_queued:
             self._catch_up_queued = True
-            inbox.put_nowait({"type": CATCHUP_EVENT})
+            local_groups.put_in_inbox(self, {"type": CATCHUP_EVENT})
         return True
 
     async def _wait_for_layer(self, failed_at: float) -> None:

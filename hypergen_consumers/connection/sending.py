@@ -141,6 +141,9 @@ class SendingMixin(ConnectionState):
             # not asked to (daphne would log "Attempt to send on a closed protocol" as an error).
             logger.debug("%s: not sent, the connection is closing", type(self).__name__)
             return
+        turn = self._turn
+        if turn is not None and turn.writing is not None and turn.writing is not asyncio.current_task():
+            await turn.writing  # A group frame the server made wait (local_groups) goes first.
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         buffer = getattr(self, "_send_buffer", None)
         if buffer is not None and buffer.over_limit():

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hypergen_consumers.connection.slow_readers import SendBuffer
     from hypergen_consumers.declaring.handlers import HandlerSpec
     from hypergen_consumers.delivery.frame_ids import PendingRecord
+    from hypergen_consumers.delivery.local_groups import Turn
     from hypergen_consumers.errors import ErrorCode
 
 __all__ = ["ConnectionState", "RUN_RECORDING"]
@@ -97,6 +98,8 @@ class ConnectionState:
     #: In-process messages to this connection (a catch-up after an outage), beside the server's
     #: and the layer's; None until the connection runs (``lifecycle``).
     _inbox: asyncio.Queue[dict[str, Any]] | None = None
+    #: Whether a group's tap may write to this connection's socket itself (``local_groups.Turn``).
+    _turn: Turn | None = None
     #: The groups this connection is in through the process's one member of each (``local_groups``).
     _relayed: list[str] = []
     #: Its inbox was full once (see ``local_groups``): said once in the log.

@@ -12,11 +12,24 @@ per process, whatever the group's size, and each member still handles it in its 
 turn with its other messages: positions, catch-up and ``broadcast="others"`` work per member
 as before (``catchup``), and a member that is slow to send holds up no one else.
 
+Direct delivery: an encoded frame (``FRAME_EVENT``: a broadcast, ``consumer_command``) is
+written by the tap itself to each member whose :class:`Turn` is free, that is, whose task is
+handling nothing, whose inbox holds nothing and whose socket has no write waiting, with the
+same checks the member's own task makes (``catchup.on_group_event``: the frame follows the
+member's position, ``broadcast="others"``): no queue, task wake-up or ``dispatch`` per member,
+and the text with its position is made once per stream index, not once per member. A member
+that is busy gets the frame in its inbox, in turn, as before; anything else (a handler run,
+a catch-up, a user's own event) always goes through the inbox. A write the server makes wait
+(uvicorn: the socket's buffer is full) finishes in a task of its own; until then the member
+takes its frames in turn and its own sends wait for it, so the tap waits for no one.
+
 Order: a tap is the only reader of its channel and hands each message to every member before
 taking the next, so every member gets one group's messages in the layer's order; a member's
-inbox is first in, first out. A member whose inbox holds the layer's ``capacity`` already (a
-client not reading, under a server that makes ``send`` wait) misses what comes meanwhile, as
-a full layer channel would, and catches up from the replay window once it has read what waits.
+inbox is first in, first out, and the tap writes directly only to a member with nothing
+queued or running, so a direct frame never overtakes one in the inbox or a send of the
+member's own. A member whose inbox holds the layer's ``capacity`` already (a client not
+reading, under a server that makes ``send`` wait) misses what comes meanwhile, as a full
+layer channel would, and catches up from the replay window once it has read what waits.
 
 Membership ends with the connection however it ends (``lifecycle._leave_groups`` runs in a
 ``finally``); the last local member's leaving takes the process out of the group. After a
@@ -32,15 +45,134 @@ from functools import partial
 from typing import Any
 
 from hypergen_consumers.delivery import recovery
+from hypergen_consumers.delivery.catchup import streams_of
+from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
 
-__all__ = ["Tap", "GroupRelay", "relay_for", "join", "leave", "local_members"]
+__all__ = ["Tap", "Turn", "GroupRelay", "relay_for", "join", "leave", "local_members", "put_in_inbox"]
 
 logger = logging.getLogger("hypergen_consumers")
 
 #: Our own events, which no member changes: all members share one dict. Any other event (a
 #: user's own ``group_send`` to an event method) is copied per member, as a layer would.
 _SHARED_EVENTS = frozenset({FRAME_EVENT, RUN_EVENT})
+
+
+class Turn:
+    """Whether a tap may write a frame to one member's socket now (see "Direct delivery").
+
+    ``lifecycle`` marks the member's task while it handles a message (``handling``) and
+    counts what waits in its inbox (``queued``: put, and not handled to its end yet).
+    """
+
+    __slots__ = ("handling", "queued", "taken", "writing", "off")
+
+    def __init__(self) -> None:
+        self.handling = False
+        self.queued = 0
+        #: The inbox message the member's task took and has not finished handling.
+        self.taken: dict[str, Any] | None = None
+        #: A direct write the server made wait; the member's own sends wait for it (``sending``).
+        self.writing: asyncio.Task[None] | None = None
+        #: A direct write failed (the socket is going): the member's own task takes the rest.
+        self.off = False
+
+    def free(self) -> bool:
+        return not self.handling and not self.queued and self.writing is None and not self.off
+
+    def handled(self, message: dict[str, Any]) -> None:
+        """The member's task finished handling ``message`` (from any of its sources)."""
+        self.handling = False
+        if message is self.taken:
+            self.taken = None
+            self.queued -= 1
+
+
+def put_in_inbox(member: Any, message: dict[str, Any]) -> None:
+    """Queue ``message`` for ``member``'s own task, in turn with what waits there."""
+    member._inbox.put_nowait(message)
+    turn = member._turn
+    if turn is not None:
+        turn.queued += 1
+
+
+def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int, str]) -> bool:
+    """Send the frame ``message`` to ``member`` from here, as its own task would (``sending``,
+    ``catchup.on_group_event``); False: the member's task takes it (``texts``: per stream index)."""
+    stream = None
+    if "position" in message:
+        group = message.get("group")
+        for candidate in streams_of(member):
+            if candidate.group == group:
+                stream = candidate
+                break
+    if stream is not None:
+        if message["prev"] != stream.position:
+            return False  # Missed or already sent: the member's task catches up or skips it.
+        socket = message.get("exclude_socket")
+        if message.get("exclude") == member.channel_name or (socket is not None and socket == member._socket_key):
+            text = positions_frame([stream])  # broadcast="others": skipped, but counted.
+        else:
+            text = texts.get(stream.index) or texts.setdefault(
+                stream.index, with_position(message["text"], message["position"], stream.index)
+            )
+        before, stream.position = stream.position, message["position"]
+    elif message.get("exclude") == member.channel_name:
+        return True  # broadcast="others": the sender does not get its own output.
+    else:
+        text, before = message["text"], None
+    sending = member.send(text_data=text)
+    try:
+        waited = sending.send(None)
+    except StopIteration:
+        return True  # Written (daphne's send never waits; uvicorn's waits only on a full buffer).
+    except Exception as exc:
+        sending.close()
+        if stream is not None:
+            stream.position = before  # The member's own task sends it (and meets the error itself).
+        turn.off = True
+        logger.debug("%s: a direct send failed (%s); its own task takes its frames", type(member).__name__, exc)
+        return False
+    turn.writing = task = asyncio.get_running_loop().create_task(_finish(_Resumed(sending, waited)))
+    task.add_done_callback(partial(_written, turn))
+    return True
+
+
+class _Resumed:
+    """A coroutine that was run up to its first wait, run on from there (by awaiting this)."""
+
+    __slots__ = ("coroutine", "waited")
+
+    def __init__(self, coroutine: Any, waited: Any) -> None:
+        self.coroutine, self.waited = coroutine, waited
+
+    def __await__(self) -> Any:
+        coroutine, waited = self.coroutine, self.waited
+        while True:
+            try:
+                sent = yield waited
+            except BaseException as exc:
+                try:
+                    waited = coroutine.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waited = coroutine.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _finish(resumed: _Resumed) -> None:
+    try:
+        await resumed
+    except Exception as exc:
+        logger.debug("a direct send failed (%s); the connection is ending", exc)
+
+
+def _written(turn: Turn, task: asyncio.Task[None]) -> None:
+    if turn.writing is task:
+        turn.writing = None
 
 
 class Tap:
@@ -83,16 +215,21 @@ class Tap:
             self.hand_out(message)
 
     def hand_out(self, message: dict[str, Any]) -> None:
-        shared = message.get("type") in _SHARED_EVENTS
+        kind = message.get("type")
+        shared, direct = kind in _SHARED_EVENTS, kind == FRAME_EVENT
+        texts: dict[int, str] = {}  # The frame with its position, once per stream index.
         bound = self.relay.inbox_bound
         for member in list(self.members):
             inbox = member._inbox
             if inbox is None:
                 continue
+            turn = member._turn
+            if direct and turn is not None and turn.free() and _write_now(member, turn, message, texts):
+                continue
             if bound is not None and inbox.qsize() >= bound:
                 self.relay.overflowed(member)
                 continue
-            inbox.put_nowait(message if shared else dict(message))
+            put_in_inbox(member, message if shared else dict(message))
 
 
 class GroupRelay:
