@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from processes import redis_server
-from run import BENCH, load, rotated, server
+from run import BENCH, EXTRA_PATH, load, rotated, server
 
 
 def rows(servers: list[str], before: str | None, pubsub: bool) -> list[tuple[str, str, str, str, int, str | None]]:
@@ -42,7 +42,7 @@ def rows(servers: list[str], before: str | None, pubsub: bool) -> list[tuple[str
 
 def run_row(row: tuple[str, str, str, str, int, str | None], redis_url: str, receivers: int, messages: int) -> float:
     _, kind, endpoint, layer, processes, root = row
-    env = {"PYTHONPATH": f"{BENCH}:{root}"} if root else None
+    env = {"PYTHONPATH": ":".join(filter(None, [str(BENCH), root, EXTRA_PATH]))} if root else None
     with contextlib.ExitStack() as stack:
         ports = [stack.enter_context(server(kind, layer, redis_url, env=env))[0] for _ in range(processes)]
         urls = [f"ws://127.0.0.1:{port}/ws/fanout/{endpoint}/" for port in ports]

@@ -36,7 +36,14 @@ from typing import Iterator
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 LOAD = BENCH / "load.py"
-ENV = {**os.environ, "PYTHONPATH": f"{BENCH}:{ROOT}", "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+#: PYTHONPATH as given comes last: packages installed aside for the benchmark (``pip install
+#: --target DIR uvicorn chanx ...`` and ``PYTHONPATH=DIR``) are found, this tree's package first.
+EXTRA_PATH = os.environ.get("PYTHONPATH", "")
+ENV = {
+    **os.environ,
+    "PYTHONPATH": ":".join(filter(None, [str(BENCH), str(ROOT), EXTRA_PATH])),
+    "DJANGO_SETTINGS_MODULE": "benchsite.settings",
+}
 
 sys.path.insert(0, str(BENCH))
 import report  # noqa: E402

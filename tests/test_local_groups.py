@@ -128,6 +128,10 @@ def define_talking_room(**attributes):
         async def reply(self, request, room: str, label: str):
             command("reply", label)
 
+        @handler(broadcast="others")
+        async def nudge(self, request, room: str, label: str):
+            command("n", label)
+
     return Talk
 
 
@@ -244,4 +248,30 @@ async def test_a_socket_the_server_makes_wait_gets_the_next_frames_in_turn_and_h
         seen += [args[0] for _, *args in loads(await slow.receive_from(5))]
     assert [label for label in seen if label != "mine"] == [f"f{n}" for n in range(1, 10)], "each once, in order"
     for page in (slow, other):
+        await page.disconnect()
+
+
+async def test_a_sender_whose_frame_arrives_once_it_is_idle_is_moved_to_its_position(monkeypatch):
+    """broadcast="others": the sender gets no frame of its own, but its position moves to the
+    frame's (as the others'), also when the frame finds it idle and is not queued for it."""
+    Talk = define_talking_room()
+    group = Talk.group_name(room="others")
+    sender, other = await open_page(Talk, "others"), await open_page(Talk, "others")
+    for page in (sender, other):
+        await page.receive_from(2)  # Its positions.
+    layer, sent = get_channel_layer(), []
+
+    async def group_send(group, message):
+        sent.append(message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    await sender.send_to(text_data='{"args": ["nudge", "hi"], "meta": {"id": 1}}')
+    await sender.receive_from(2)  # Its ack: the run is over, the sender is idle.
+    monkeypatch.undo()
+    [message] = sent
+    local_groups.relay_for(layer).taps[group].hand_out(message)
+    frame = loads(await other.receive_from(2))
+    assert frame[0] == ["n", "hi"] and frame[-1] == [POSITION_COMMAND, message["position"]]
+    assert loads(await sender.receive_from(2)) == [[POSITION_COMMAND, message["position"]]]
+    for page in (sender, other):
         await page.disconnect()

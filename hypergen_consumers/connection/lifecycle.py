@@ -89,7 +89,9 @@ class LifecycleMixin(ConnectionState):
             await send({"type": "websocket.close", "code": CloseCode.INTERNAL_ERROR})
             return
         self.channel_receive = self._receive_from_layer
-        inbox, turn = self._inbox, self._turn = asyncio.Queue(), local_groups.Turn()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        turn = local_groups.Turn()
+        self._inbox, self._turn = inbox, turn
         try:
             receivers: list[Any] = [receive, self.channel_receive, partial(self._from_inbox, inbox, turn)]
             await channels_consumer.await_many_dispatch(receivers, partial(self._dispatch_in_turn, turn))

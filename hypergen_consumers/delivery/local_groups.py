@@ -99,7 +99,7 @@ def put_in_inbox(member: Any, message: dict[str, Any]) -> None:
 def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int, str]) -> bool:
     """Send the frame ``message`` to ``member`` from here, as its own task would (``sending``,
     ``catchup.on_group_event``); False: the member's task takes it (``texts``: per stream index)."""
-    stream = None
+    stream, before = None, None
     if "position" in message:
         group = message.get("group")
         for candidate in streams_of(member):
@@ -109,18 +109,18 @@ def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int
     if stream is not None:
         if message["prev"] != stream.position:
             return False  # Missed or already sent: the member's task catches up or skips it.
+        before, stream.position = stream.position, message["position"]
         socket = message.get("exclude_socket")
         if message.get("exclude") == member.channel_name or (socket is not None and socket == member._socket_key):
             text = positions_frame([stream])  # broadcast="others": skipped, but counted.
         else:
             text = texts.get(stream.index) or texts.setdefault(
-                stream.index, with_position(message["text"], message["position"], stream.index)
+                stream.index, with_position(message["text"], stream.position, stream.index)
             )
-        before, stream.position = stream.position, message["position"]
     elif message.get("exclude") == member.channel_name:
         return True  # broadcast="others": the sender does not get its own output.
     else:
-        text, before = message["text"], None
+        text = message["text"]
     sending = member.send(text_data=text)
     try:
         waited = sending.send(None)
@@ -128,7 +128,7 @@ def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int
         return True  # Written (daphne's send never waits; uvicorn's waits only on a full buffer).
     except Exception as exc:
         sending.close()
-        if stream is not None:
+        if stream is not None and before is not None:
             stream.position = before  # The member's own task sends it (and meets the error itself).
         turn.off = True
         logger.debug("%s: a direct send failed (%s); its own task takes its frames", type(member).__name__, exc)
