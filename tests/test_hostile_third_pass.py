@@ -18,8 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hypergen_consumers import auser_command
+from hypergen_consumers.conf import DAPHNE_MAX_MESSAGE_BYTES
 from hypergen_consumers.wire.frame_decoding import MAX_RANGE_LENGTH
-from hypergen_consumers.wire.outgoing import DAPHNE_MAX_MESSAGE_BYTES
 from tests.servers import daphne, read_log, redis_server, run_script
 
 pytestmark = pytest.mark.server

@@ -208,11 +208,12 @@ async def test_consumer_functions_take_presence_too():
 
 
 def test_the_default_heartbeat_drops_a_dead_process_within_30_seconds(settings):
-    from hypergen_consumers.presence import stores as presence_stores
+    from hypergen_consumers import conf
 
-    assert presence_stores.DEFAULT_EXPIRY_SECONDS + presence_stores.DEFAULT_HEARTBEAT_SECONDS <= 30
+    defaults = conf.HypergenConsumersSettings()
+    assert defaults.presence_expiry + defaults.presence_heartbeat <= 30
     settings.HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT = 10
     settings.HYPERGEN_CONSUMERS_PRESENCE_EXPIRY = 10
     msg = "HYPERGEN_CONSUMERS_PRESENCE_EXPIRY (10) must be longer than HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT (10)"
     with pytest.raises(ImproperlyConfigured, match=re.escape(msg)):
-        presence_stores.expiry_seconds()
+        conf.current()

@@ -42,6 +42,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete
 from django.utils.crypto import salted_hmac
 
+from hypergen_consumers import conf
 from hypergen_consumers.auth.perms import check_user_perms
 from hypergen_consumers.connection.executor import worker_pool
 from hypergen_consumers.errors import CloseCode
@@ -49,15 +50,12 @@ from hypergen_consumers.errors import CloseCode
 __all__ = [
     "session_group",
     "SESSION_ENDED_EVENT",
-    "recheck_seconds",
     "end_session",
     "Authority",
-    "DEFAULT_AUTH_RECHECK_SECONDS",
 ]
 
 logger = logging.getLogger("hypergen_consumers")
 
-DEFAULT_AUTH_RECHECK_SECONDS = 5.0
 #: How often a silent socket is re-read when HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS is 0.
 SILENT_RECHECK_FLOOR = 1.0
 _JITTER = 0.1  # Up to a tenth of the period later.
@@ -66,11 +64,6 @@ SESSION_ENDED_EVENT = "hypergen_consumers.session_ended"
 #: Kept as it was before the move to auth/: processes of two versions (a rolling deploy) name a
 #: session's group alike, so a logout in one closes the sockets in the other.
 _SESSION_SALT = "hypergen_consumers.authority.session"
-
-
-def recheck_seconds() -> float:
-    """HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS: how stale a connection's user may get."""
-    return float(getattr(settings, "HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS", DEFAULT_AUTH_RECHECK_SECONDS))
 
 
 def session_group(session_key: str) -> str:
@@ -156,7 +149,7 @@ class Authority:
 
     async def _recheck_silent(self, consumer: Any) -> None:
         while not getattr(consumer, "_closing", False):
-            period = recheck_seconds() or SILENT_RECHECK_FLOOR
+            period = conf.current().auth_recheck_seconds or SILENT_RECHECK_FLOOR
             wait = self.checked_at + period - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait + random.uniform(0, period * _JITTER))
@@ -170,7 +163,7 @@ class Authority:
                 )
 
     def due(self) -> bool:
-        return self.watch and time.monotonic() - self.checked_at >= recheck_seconds()
+        return self.watch and time.monotonic() - self.checked_at >= conf.current().auth_recheck_seconds
 
     async def recheck(self, consumer: Any) -> CloseCode | None:
         """Re-read session and user; return the close code if the connection lost its authority."""

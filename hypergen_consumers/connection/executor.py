@@ -36,45 +36,31 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from channels.db import DatabaseSyncToAsync
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from hypergen_consumers import conf
 
 __all__ = [
     "SerialLane",
     "HandlerTimedOut",
     "worker_pool",
-    "worker_threads",
     "handler_timeout",
     "check_timeout",
-    "DEFAULT_WORKER_THREADS",
-    "DEFAULT_HANDLER_TIMEOUT",
 ]
 
 logger = logging.getLogger("hypergen_consumers")
 
 T = TypeVar("T")
-DEFAULT_WORKER_THREADS = 16
-DEFAULT_HANDLER_TIMEOUT = 30.0
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
-
-
-def worker_threads() -> int:
-    """HYPERGEN_CONSUMERS_WORKER_THREADS: threads that run ``def`` handlers and hooks."""
-    value = getattr(settings, "HYPERGEN_CONSUMERS_WORKER_THREADS", DEFAULT_WORKER_THREADS)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        msg = f"HYPERGEN_CONSUMERS_WORKER_THREADS must be a positive integer, not {value!r} (default {DEFAULT_WORKER_THREADS})."
-        raise ImproperlyConfigured(msg)
-    return value
 
 
 def handler_timeout(own: float | None) -> float | None:
     """The timeout of a run: its own (handler or class), else HYPERGEN_CONSUMERS_HANDLER_TIMEOUT."""
     if own is not None:
         return own
-    value = getattr(settings, "HYPERGEN_CONSUMERS_HANDLER_TIMEOUT", DEFAULT_HANDLER_TIMEOUT)
-    return float(value) if value else None
+    return conf.current().handler_timeout
 
 
 def check_timeout(where: str, value: Any) -> float | None:
@@ -93,7 +79,7 @@ def check_timeout(where: str, value: Any) -> float | None:
 def worker_pool() -> ThreadPoolExecutor:
     """The process's pool for ``def`` code (rebuilt if the setting changed, e.g. in tests)."""
     global _pool, _pool_size
-    size = worker_threads()
+    size = conf.current().worker_threads
     if _pool is None or _pool_size != size:
         old = _pool
         _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="hypergen_consumers")

@@ -20,11 +20,12 @@ from typing import Any
 
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
+from hypergen_consumers import conf
 from hypergen_consumers._compat import channels_consumer, channels_redis_receive
 from hypergen_consumers.auth.authority import Authority
 from hypergen_consumers.auth.perms import perms_ok
 from hypergen_consumers.connection.executor import handler_timeout
-from hypergen_consumers.connection.ratelimit import RateLimiter, rate_limit_setting
+from hypergen_consumers.connection.ratelimit import RateLimiter
 from hypergen_consumers.connection.slow_readers import find_send_buffer
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.delivery import catchup, frame_ids, local_groups, recovery
@@ -213,7 +214,7 @@ class LifecycleMixin(ConnectionState):
             return
         recovery.track(self)
         self._authority.start_watching(self)  # Also a socket that never sends loses lapsed rights.
-        per_second = rate_limit_setting()
+        per_second = conf.current().rate_limit
         self._rate_limiter = RateLimiter(per_second) if per_second else None
         await catchup.resume(self)
         if cls._on_connect is not None:

@@ -15,10 +15,10 @@ that order.
 from __future__ import annotations
 
 from hypergen_consumers.connection.lifecycle import LifecycleMixin, build_request
-from hypergen_consumers.connection.pipeline import DEFAULT_MAX_FRAME_BYTES, PipelineMixin, max_frame_bytes
+from hypergen_consumers.connection.pipeline import PipelineMixin
 from hypergen_consumers.connection.sending import SendingMixin
 
-__all__ = ["ConnectionMixin", "DEFAULT_MAX_FRAME_BYTES", "build_request", "max_frame_bytes"]
+__all__ = ["ConnectionMixin", "build_request"]
 
 
 class ConnectionMixin(LifecycleMixin, PipelineMixin, SendingMixin):

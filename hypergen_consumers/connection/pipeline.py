@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from hypergen.liveview import loads
 
+from hypergen_consumers import conf
 from hypergen_consumers.auth.perms import perms_ok
 from hypergen_consumers.connection.executor import HandlerTimedOut, handler_timeout
 from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat, keepalive
@@ -54,25 +55,17 @@ from hypergen_consumers.wire.outgoing import (
     TAIL_BYTES,
     encode,
     encoded_size,
-    server_max_message_bytes,
     too_large_to_deliver,
 )
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "PipelineMixin", "max_frame_bytes"]
+__all__ = ["PipelineMixin"]
 
 logger = logging.getLogger("hypergen_consumers")
-
-DEFAULT_MAX_FRAME_BYTES = 256 * 1024
-
 
 #: The connection whose current run a ``group_send`` asked for (``from_server``), in the run's
 #: task and the worker thread of a ``def`` handler; every run sets it, so a task started
 #: during one run (a presence render) never inherits another run's answer.
 _SERVER_RUN: ContextVar[object | None] = ContextVar("hypergen_consumers_server_run", default=None)
-
-
-def max_frame_bytes() -> int:
-    return int(getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES))
 
 
 def _unknown_handler_message(cls: type, name: Any) -> str:
@@ -121,7 +114,7 @@ class PipelineMixin(ConnectionState):
                 )
             if text_data is None:
                 raise Rejected(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
-            limit = max_frame_bytes()
+            limit = conf.current().max_frame_bytes
             if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
                 raise Rejected(
                     FRAME_TOO_LARGE, f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES)."
@@ -314,7 +307,7 @@ class PipelineMixin(ConnectionState):
             raise Rejected(
                 FRAME_TOO_LARGE,
                 f"{cls.__name__}.{spec.name}'s output is {encoded_size(text)} bytes; the server sends at most "
-                f"{server_max_message_bytes()} (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES), {TAIL_BYTES} of "
+                f"{conf.current().server_max_message_bytes} (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES), {TAIL_BYTES} of "
                 f"them kept for the frame's position. Nothing was sent: send less at a time.",
             )
         if to_group == OTHERS:

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
-
-__all__ = ["RateLimiter", "rate_limit_setting"]
-
-
-def rate_limit_setting() -> float | None:
-    value = getattr(settings, "HYPERGEN_CONSUMERS_RATE_LIMIT", None)
-    return float(value) if value else None
+__all__ = ["RateLimiter"]
 
 
 class RateLimiter:

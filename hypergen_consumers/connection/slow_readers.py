@@ -20,16 +20,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.conf import settings
+from hypergen_consumers import conf
 
-__all__ = ["DEFAULT_MAX_QUEUED_BYTES", "max_queued_bytes", "SendBuffer", "find_send_buffer"]
-
-DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
-
-
-def max_queued_bytes() -> int:
-    """HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES: unsent bytes one connection may hold; 0 turns the bound off."""
-    return int(getattr(settings, "HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES", DEFAULT_MAX_QUEUED_BYTES))
+__all__ = ["SendBuffer", "find_send_buffer"]
 
 
 class SendBuffer:
@@ -62,7 +55,7 @@ def _has_buffer_shape(transport: Any) -> bool:
 
 def find_send_buffer(receive: Any) -> SendBuffer | None:
     """The send buffer of the daphne connection whose app got ``receive``; None anywhere else."""
-    limit = max_queued_bytes()
+    limit = conf.current().max_queued_bytes
     reactor = sys.modules.get("twisted.internet.reactor")
     queue = getattr(receive, "__self__", None)
     if limit <= 0 or reactor is None or queue is None or not hasattr(reactor, "getReaders"):

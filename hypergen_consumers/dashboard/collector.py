@@ -3,8 +3,9 @@
 Receivers of ``hypergen_consumers.signals`` (connected when the dashboard app is installed)
 keep per-consumer counts, recent handler times and a bounded log of events. A task on the
 event loop (started by the first connection) sends a snapshot of it to the dashboard's group
-through the channel layer every ``interval()`` seconds, so every dashboard page, in every
-process, sees every process; a process that stops publishing drops off the pages.
+through the channel layer every ``HYPERGEN_CONSUMERS_DASHBOARD_INTERVAL`` seconds, so every
+dashboard page, in every process, sees every process; a process that stops publishing drops
+off the pages.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import weakref
 from collections import Counter, deque
 from typing import Any
 
-from django.conf import settings
-
-from hypergen_consumers import signals
+from hypergen_consumers import conf, signals
 from hypergen_consumers.layers.calls import bounded
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "Collector",
     "install",
     "uninstall",
-    "interval",
     "publish_now",
 ]
 
@@ -43,11 +41,6 @@ SNAPSHOT_EVENT = "hypergen_consumers.dashboard"
 MAX_CONNECTIONS_LISTED = 200
 MAX_EVENTS_PER_SNAPSHOT = 50
 HANDLER_TIMES_KEPT = 512
-
-
-def interval() -> float:
-    """Seconds between two snapshots of a process (``HYPERGEN_CONSUMERS_DASHBOARD_INTERVAL``)."""
-    return float(getattr(settings, "HYPERGEN_CONSUMERS_DASHBOARD_INTERVAL", 1.5))
 
 
 def _user_of(connection: Any) -> tuple[str | None, Any]:
@@ -187,7 +180,7 @@ class Collector:
     async def _publish_forever(self) -> None:
         while True:
             await publish_now(self)
-            await asyncio.sleep(interval())
+            await asyncio.sleep(conf.current().dashboard_interval)
 
 
 async def publish_now(collector: Collector | None = None) -> None:

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from hypergen.imports import NO_PERM_REQUIRED
 from pydantic import Field
 
-from hypergen_consumers import HypergenConsumer, aconsumer_command, handler
+from hypergen_consumers import HypergenConsumer, aconsumer_command, conf, handler
 from hypergen_consumers.auth.authority import SESSION_ENDED_EVENT
 from hypergen_consumers.dashboard import collector, render
 from hypergen_consumers.dashboard.board import Board
@@ -61,7 +61,7 @@ class DashboardConsumer(HypergenConsumer):
         await super().websocket_connect(message)
 
     async def on_connect(self, request: Any) -> None:  # type: ignore[override]  # (no URL kwargs)
-        self.board = Board(collector.interval())
+        self.board = Board(conf.current().dashboard_interval)
         await bounded(self.channel_layer.group_add(collector.DASHBOARD_GROUP, self.channel_name), self.channel_layer)
         self._joined.append(collector.DASHBOARD_GROUP)  # Left on disconnect, rejoined after an outage.
         await collector.publish_now()  # This process at once: the page fills in without waiting.

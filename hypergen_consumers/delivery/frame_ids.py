@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hypergen_consumers.connection.executor import DEFAULT_HANDLER_TIMEOUT, handler_timeout
+from hypergen_consumers.conf import DEFAULT_HANDLER_TIMEOUT
+from hypergen_consumers.connection.executor import handler_timeout
 from hypergen_consumers.connection.state import RUN_RECORDING
 from hypergen_consumers.delivery import recovery, replies
 from hypergen_consumers.delivery.catchup import resync

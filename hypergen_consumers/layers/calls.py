@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from hypergen_consumers import conf
 from hypergen_consumers.errors import ChannelLayerUnavailable
 
 __all__ = [
@@ -35,13 +35,9 @@ __all__ = [
     "require_layer",
     "bounded",
     "retried",
-    "layer_concurrency",
-    "DEFAULT_LAYER_CONCURRENCY",
 ]
 
 T = TypeVar("T")
-DEFAULT_LAYER_TIMEOUT = 5.0
-DEFAULT_LAYER_CONCURRENCY = 50
 #: Attempts of a call that must happen (joining or leaving a group), with a short backoff.
 LAYER_ATTEMPTS = 4
 _FIRST_RETRY_DELAY = 0.05
@@ -85,18 +81,6 @@ async def layer_errors(operation: str, group: str) -> AsyncIterator[None]:
         raise ChannelLayerUnavailable(msg) from exc
 
 
-def layer_concurrency() -> int:
-    """HYPERGEN_CONSUMERS_LAYER_CONCURRENCY: layer calls in flight at once, per process."""
-    value = getattr(settings, "HYPERGEN_CONSUMERS_LAYER_CONCURRENCY", DEFAULT_LAYER_CONCURRENCY)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        msg = (
-            f"HYPERGEN_CONSUMERS_LAYER_CONCURRENCY must be a positive integer below the Redis pool's "
-            f"max_connections, not {value!r} (default {DEFAULT_LAYER_CONCURRENCY})."
-        )
-        raise ImproperlyConfigured(msg)
-    return value
-
-
 # One semaphore per event loop (an asyncio.Semaphore belongs to the loop it first waits on).
 _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
@@ -105,7 +89,7 @@ _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asy
 
 def _semaphore() -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
-    size = layer_concurrency()
+    size = conf.current().layer_concurrency
     entry = _semaphores.get(loop)
     if entry is None or entry[0] != size:
         entry = (size, asyncio.Semaphore(size))
@@ -131,7 +115,7 @@ async def bounded(operation: Awaitable[T], layer: Any = None) -> T:
     The wait for a turn is not part of the timeout: a burst queues, it does not fail. The
     in-memory layer holds no connections and skips the count (queueing would only slow it).
     """
-    timeout = float(getattr(settings, "HYPERGEN_CONSUMERS_LAYER_TIMEOUT", DEFAULT_LAYER_TIMEOUT))
+    timeout = conf.current().layer_timeout
     if not _pooled(layer):
         return await _within(operation, timeout)
     try:

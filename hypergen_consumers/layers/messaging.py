@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 
+from hypergen_consumers import conf
 from hypergen_consumers.declaring.checked_sends import check_handler_name
 from hypergen_consumers.delivery.catchup import stamp
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
@@ -21,7 +22,6 @@ from hypergen_consumers.wire.outgoing import (
     TAIL_BYTES,
     encode,
     encoded_size,
-    server_max_message_bytes,
     too_large_to_deliver,
 )
 
@@ -54,7 +54,7 @@ def encoded_commands(commands: list[Any], *, function: str) -> str:
     if too_large_to_deliver(text):
         msg = (
             f"{function}(): the commands are {encoded_size(text)} bytes, more than the "
-            f"{server_max_message_bytes() - TAIL_BYTES} the server can send to a connection with the frame's "
+            f"{conf.current().server_max_message_bytes - TAIL_BYTES} the server can send to a connection with the frame's "
             f"position (HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES less {TAIL_BYTES}). Send less at a time."
         )
         raise ValueError(msg)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Warning, register
 
-from hypergen_consumers.layers.calls import layer_concurrency
+from hypergen_consumers import conf
 
 __all__ = ["check_redis_pool_size", "POOL_HEADROOM"]
 
@@ -53,7 +53,8 @@ def check_redis_pool_size(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     """Warn (hypergen_consumers.W001) for a channels-redis pool smaller than the package needs."""
     messages: list[CheckMessage] = []
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
-    needed = layer_concurrency() + POOL_HEADROOM
+    concurrency = conf.current().layer_concurrency
+    needed = concurrency + POOL_HEADROOM
     for alias, config in layers.items():
         if not str(config.get("BACKEND", "")).startswith("channels_redis."):
             continue
@@ -64,7 +65,7 @@ def check_redis_pool_size(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             messages.append(
                 Warning(
                     f"CHANNEL_LAYERS[{alias!r}]: the Redis connection pool of {host!r} holds {size} "
-                    f"connections; hypergen_consumers makes up to {layer_concurrency()} layer calls at once "
+                    f"connections; hypergen_consumers makes up to {concurrency} layer calls at once "
                     f"(HYPERGEN_CONSUMERS_LAYER_CONCURRENCY) and channels-redis needs about {POOL_HEADROOM} "
                     f"more, so a burst (every client reconnecting or leaving at once) would fail.",
                     hint=(

@@ -17,34 +17,21 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
+from hypergen_consumers import conf
 from hypergen_consumers.delivery import recovery
 from hypergen_consumers.layers.calls import bounded
-from hypergen_consumers.presence.stores import MemoryStore, RedisStore, heartbeat_seconds, store_for
+from hypergen_consumers.presence.stores import MemoryStore, RedisStore, store_for
 from hypergen_consumers.routing.groups import digest
 
-__all__ = ["Hub", "hub_for", "build_presence", "throttle_seconds", "companion_group", "CHANGED_EVENT"]
+__all__ = ["Hub", "hub_for", "build_presence", "companion_group", "CHANGED_EVENT"]
 
 logger = logging.getLogger("hypergen_consumers")
 
-DEFAULT_THROTTLE_SECONDS = 0.1
 #: A window is ``throttle`` for up to this many local connections, and grows in proportion beyond.
 CONNECTIONS_PER_WINDOW = 100
 CHANGED_EVENT = "hypergen_consumers.presence_changed"
 COMPANION_PREFIX = "hc-presence-"
-
-
-def throttle_seconds() -> float:
-    seconds = float(getattr(settings, "HYPERGEN_CONSUMERS_PRESENCE_THROTTLE", DEFAULT_THROTTLE_SECONDS))
-    if seconds <= 0:
-        msg = (
-            f"HYPERGEN_CONSUMERS_PRESENCE_THROTTLE must be a positive number of seconds (it is how often a "
-            f"group re-renders presence at most), not {seconds!r}; the default is {DEFAULT_THROTTLE_SECONDS}."
-        )
-        raise ImproperlyConfigured(msg)
-    return seconds
 
 
 def companion_group(group: str) -> str:
@@ -142,7 +129,7 @@ class Hub:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(heartbeat_seconds())
+            await asyncio.sleep(conf.current().presence_heartbeat)
             groups = list(self.local)
             try:
                 if not await self.store.heartbeat(groups) or self.needs_restore:
@@ -158,7 +145,7 @@ class Hub:
                 for group in await self.store.changed([group for group in groups if group in self.watched]):
                     self.mark_dirty(group)
             except Exception:
-                logger.exception("presence heartbeat failed; retrying in %gs", heartbeat_seconds())
+                logger.exception("presence heartbeat failed; retrying in %gs", conf.current().presence_heartbeat)
 
     def owe_removal(self, group: str, entry_id: str) -> None:
         self.owed_removals.add((group, entry_id))
@@ -227,7 +214,9 @@ class Hub:
         """Re-read ``group`` once per window while it keeps changing; wake its local connections."""
         try:
             while group in self.dirty:
-                window = throttle_seconds() * max(1.0, len(self.local.get(group, ())) / CONNECTIONS_PER_WINDOW)
+                window = conf.current().presence_throttle * max(
+                    1.0, len(self.local.get(group, ())) / CONNECTIONS_PER_WINDOW
+                )
                 await asyncio.sleep(window)
                 self.dirty.discard(group)
                 entries, _ = await self.store.entries(group)

@@ -25,35 +25,15 @@ import weakref
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from hypergen_consumers import conf
 from hypergen_consumers.layers.redis_client import client_for
 
-__all__ = ["MemoryStore", "RedisStore", "store_for", "heartbeat_seconds", "expiry_seconds"]
+__all__ = ["MemoryStore", "RedisStore", "store_for"]
 
-DEFAULT_HEARTBEAT_SECONDS = 5.0
-#: A dead process leaves presence() within this, and its survivors' on_presence within one
-#: heartbeat more (20 s < the documented 30 s); three missed heartbeats, so a busy process is not dropped.
-DEFAULT_EXPIRY_SECONDS = 15.0
 #: Group hashes of rooms nobody visits again are collected after this long.
 GROUP_KEY_SECONDS = 24 * 3600
-
-
-def heartbeat_seconds() -> float:
-    return float(getattr(settings, "HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT", DEFAULT_HEARTBEAT_SECONDS))
-
-
-def expiry_seconds() -> float:
-    expiry = float(getattr(settings, "HYPERGEN_CONSUMERS_PRESENCE_EXPIRY", DEFAULT_EXPIRY_SECONDS))
-    if expiry <= heartbeat_seconds():
-        msg = (
-            f"HYPERGEN_CONSUMERS_PRESENCE_EXPIRY ({expiry:g}) must be longer than "
-            f"HYPERGEN_CONSUMERS_PRESENCE_HEARTBEAT ({heartbeat_seconds():g}), or live processes "
-            f"would vanish from presence between heartbeats; e.g. 2.5 times as long."
-        )
-        raise ImproperlyConfigured(msg)
-    return expiry
 
 
 class MemoryStore:
@@ -143,7 +123,7 @@ class RedisStore:
         """
         now = time.monotonic()
         async with self._client().pipeline(transaction=False) as pipe:
-            pipe.set(self._process_key(self.process), "1", ex=max(1, round(expiry_seconds())), get=True)
+            pipe.set(self._process_key(self.process), "1", ex=max(1, round(conf.current().presence_expiry)), get=True)
             pipe.sadd(self._processes_key(), self.process)
             for group in groups:
                 if self._kept_until.get(group, 0.0) < now + GROUP_KEY_SECONDS - 3600:

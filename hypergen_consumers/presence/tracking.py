@@ -28,10 +28,10 @@ from asgiref.sync import async_to_sync
 
 from hypergen_consumers.connection.executor import handler_timeout
 from hypergen_consumers.layers.calls import bounded_store
-from hypergen_consumers.presence.hub import Hub, build_presence, hub_for, throttle_seconds
+from hypergen_consumers.presence.hub import Hub, build_presence, hub_for
 from hypergen_consumers.presence.stores import store_for
 
-__all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence", "throttle_seconds"]
+__all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence"]
 
 logger = logging.getLogger("hypergen_consumers")
 

@@ -18,17 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.core.checks import Error, register
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from hypergen.liveview import encoder
 
+from hypergen_consumers import conf
 from hypergen_consumers.errors import ErrorCode, error_command
 
 __all__ = [
-    "DAPHNE_MAX_MESSAGE_BYTES",
-    "server_max_message_bytes",
     "encoded_size",
     "too_large",
     "error_frame",
@@ -38,31 +34,7 @@ __all__ = [
     "too_large_to_deliver",
 ]
 
-#: daphne's default ``--websocket-max-message-size``, for incoming and outgoing messages.
-DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
 _TRIMMED_MESSAGE_CHARS = 1000
-
-
-_cached_limit: int | None = None
-
-
-def server_max_message_bytes() -> int:
-    """HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES: the largest message your server sends and receives.
-
-    Read once and kept (every send checks it, and Django's settings lookup costs more than
-    the check); a changed setting (``override_settings``) is read again.
-    """
-    global _cached_limit
-    if _cached_limit is None:
-        _cached_limit = int(getattr(settings, "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES", DAPHNE_MAX_MESSAGE_BYTES))
-    return _cached_limit
-
-
-@receiver(setting_changed)  # type: ignore[untyped-decorator]  # Django ships no types.
-def _forget_limit(setting: str, **kwargs: Any) -> None:
-    global _cached_limit
-    if setting == "HYPERGEN_CONSUMERS_SERVER_MAX_MESSAGE_BYTES":
-        _cached_limit = None
 
 
 def encoded_size(text: str) -> int:
@@ -77,7 +49,7 @@ def with_command(text: str, command: str) -> str:
 
 
 def too_large(text: str, limit: int | None = None) -> bool:
-    limit = server_max_message_bytes() if limit is None else limit
+    limit = conf.current().server_max_message_bytes if limit is None else limit
     if len(text) > limit:
         return True
     return len(text) * 4 > limit and encoded_size(text) > limit
@@ -110,7 +82,7 @@ TAIL_BYTES = 128
 
 def too_large_to_deliver(text: str) -> bool:
     """Whether ``text`` would be too large once its position or ack is appended (see TAIL_BYTES)."""
-    return too_large(text, server_max_message_bytes() - TAIL_BYTES)
+    return too_large(text, conf.current().server_max_message_bytes - TAIL_BYTES)
 
 
 def _encode(commands: list[Any]) -> str:
@@ -124,7 +96,7 @@ def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:
     there were in ``errors_total``; other extras (a DEBUG traceback) are dropped last.
     """
     text = _encode([error_command(code, message, **extra)])
-    limit = server_max_message_bytes()
+    limit = conf.current().server_max_message_bytes
     if not too_large(text, limit):
         return text
     message = message[:_TRIMMED_MESSAGE_CHARS]
@@ -142,9 +114,9 @@ def error_frame(code: ErrorCode | str, message: str, **extra: Any) -> str:
 @register()  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_frame_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """HYPERGEN_CONSUMERS_MAX_FRAME_BYTES must not exceed what the server accepts."""
-    incoming = getattr(settings, "HYPERGEN_CONSUMERS_MAX_FRAME_BYTES", None)
-    server = server_max_message_bytes()
-    if incoming is not None and int(incoming) > server:
+    values = conf.current()
+    incoming, server = values.max_frame_bytes, values.server_max_message_bytes
+    if "max_frame_bytes" in values.model_fields_set and incoming > server:
         return [
             Error(
                 f"HYPERGEN_CONSUMERS_MAX_FRAME_BYTES = {incoming} is larger than the {server} bytes the server "
