@@ -23,8 +23,9 @@ from hypergen_consumers.connection.targeting import TargetingMixin
 from hypergen_consumers.declaring.callback_checks import build_callback
 from hypergen_consumers.declaring.checked_sends import check_push
 from hypergen_consumers.declaring.client_script import ensure_client_script
-from hypergen_consumers.declaring.configuration import configure, unwrap_group_rule
-from hypergen_consumers.declaring.handlers import UNSET, HandlerSpec
+from hypergen_consumers.declaring.configuration import configure
+from hypergen_consumers.declaring.handlers import HandlerSpec
+from hypergen_consumers.declaring.options import OPTIONS
 from hypergen_consumers.delivery import replay
 from hypergen_consumers.errors import ReservedGroupName
 from hypergen_consumers.layers import messaging
@@ -69,21 +70,16 @@ class HypergenConsumerMeta(type):
         if localns is None:
             localns = sys._getframe(1).f_locals
         if not any(isinstance(base, HypergenConsumerMeta) for base in bases):
-            return super().__new__(mcs, name, bases, namespace, **kwargs)  # HypergenConsumer itself.
-        # A subclass's group_name is its rule; the class keeps the group_name() lookup.
-        group_rule = namespace.pop("group_name", UNSET)
-        # Likewise ``presence = True`` is a switch; the class keeps the presence() lookup.
-        presence_switch = namespace.pop("presence", UNSET)
+            for option in OPTIONS:  # HypergenConsumer itself: the options' defaults.
+                namespace.setdefault(option.stored_as or option.name, option.default)
+            return super().__new__(mcs, name, bases, namespace, **kwargs)
+        # ``group_name = ...`` and ``presence = True`` are switches; the class keeps its
+        # group_name() and presence() lookups.
+        switches = {o.name: namespace.pop(o.name) for o in OPTIONS if o.stored_as and o.name in namespace}
         cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
-        if group_rule is not UNSET:
-            cls._group_rule = unwrap_group_rule(cls, group_rule)
-        if presence_switch is not UNSET:
-            if not isinstance(presence_switch, bool):
-                msg = f"{name}.presence must be True or False, not {presence_switch!r}."
-                raise ImproperlyConfigured(msg)
-            cls._presence_enabled = presence_switch
         cls._abstract = bool(namespace.get("abstract", False))
-        configure(cls, namespace, dict(localns) if localns is not None else {})
+        root = next(klass for klass in reversed(cls.__mro__) if isinstance(klass, HypergenConsumerMeta))
+        configure(cls, root, namespace, switches, dict(localns) if localns is not None else {})
         if not cls._abstract:
             registry.register(cls)
         created: type = cls
@@ -107,48 +103,35 @@ class HypergenConsumer(
     consumer's group, or to the sender only with ``broadcast=False``.
     """
 
-    #: Required permission(s) to connect, as in ``@liveview``; NO_PERM_REQUIRED to opt out.
-    perm: ClassVar[Any] = None
-    #: With several ``perm``\\s: True means any one of them suffices.
-    any_perm: ClassVar[bool] = False
-    #: Route relative to ``ws/<namespace>/``; default ``<snake_case_of_class_name>/``.
-    path: ClassVar[str | None] = None
-    #: Element id that a handler's rendered HTML is morphed into.
-    target_id: ClassVar[str | None] = None
-    #: A hypergen base template; its ``target_id`` is used when ``target_id`` is not set.
-    base_template: ClassVar[Any] = None
-    #: True: handler output goes to the whole group; False: to the sender only;
-    #: "others": to the group but the sender.
-    broadcast: ClassVar[bool | str] = True
-    #: Extra hypergen plugins used while handlers render.
-    user_plugins: ClassVar[Any] = ()
-    #: False keeps the consumer out of ``autoconsumers()`` (mount it yourself with as_asgi()).
-    autourl: ClassVar[bool] = True
-    #: Seconds a handler or hook may run (``handler_timeout`` past it); None: the setting
-    #: HYPERGEN_CONSUMERS_HANDLER_TIMEOUT (30 s). ``@handler(timeout=...)`` overrides it.
-    timeout: ClassVar[float | None] = None
-    #: Element id that ``on_presence``'s HTML is morphed into; None: ``target_id``.
-    presence_target_id: ClassVar[str | None] = None
-    #: Calls per connection each handler allows (``"5/s"``, ``"100/m"``); past it the sender
-    #: gets ``rate_limited`` for that handler. None: no limit. ``@handler(rate=...)`` overrides it.
-    rate: ClassVar[str | None] = None
+    # The class options, for the type checker: their defaults, docs and checks are one table,
+    # declaring/options.py's OPTIONS (the metaclass sets the defaults on this class).
+    perm: ClassVar[Any]
+    any_perm: ClassVar[bool]
+    path: ClassVar[str]
+    target_id: ClassVar[str | None]
+    base_template: ClassVar[Any]
+    broadcast: ClassVar[bool | str]
+    user_plugins: ClassVar[tuple[Any, ...]]
+    autourl: ClassVar[bool]
+    timeout: ClassVar[float | None]
+    presence_target_id: ClassVar[str | None]
+    rate: ClassVar[str | None]
+    replay_frames: ClassVar[int]
+    replay_seconds: ClassVar[float]
     #: Lets hypergen's ``callback(ChatRoom, ...)`` call ``ChatRoom.reverse()`` itself.
     supports_hypergen_callback: ClassVar[bool] = True
 
     group_name = _GroupNameLookup()
 
-    _group_rule: ClassVar[Callable[[Any], str] | None] = None
+    _group_rule: ClassVar[Callable[[Any], str] | None]  # The group_name option.
     _handlers: ClassVar[dict[str, HandlerSpec]] = {}
     _on_connect: ClassVar[HandlerSpec | None] = None
     _on_resync: ClassVar[HandlerSpec | None] = None
-    #: Frames of the group kept for pages that reconnect (0: no replay). See "Delivery guarantees".
-    replay_frames: ClassVar[int] = 200
-    #: ... and for how long, in seconds: older frames are trimmed even below replay_frames.
-    replay_seconds: ClassVar[float] = 120
     _on_disconnect: ClassVar[Callable[..., Any] | None] = None
+    _presence_meta: ClassVar[Callable[..., Any] | None] = None
     _on_presence: ClassVar[HandlerSpec | None] = None
     #: ``presence = True`` on a subclass (the metaclass stores it here, so the class keeps presence()).
-    _presence_enabled: ClassVar[bool] = False
+    _presence_enabled: ClassVar[bool]
     _abstract: ClassVar[bool] = True
     #: Set by @consumer: the name of the function that is the class's one handler and takes
     #: the client's args directly. None for class consumers, whose first arg names the handler.

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from hypergen_consumers.consumer import HypergenConsumer, HypergenConsumerMeta
-from hypergen_consumers.declaring.configuration import CONFIG_ATTRIBUTES
 from hypergen_consumers.declaring.handlers import handler
+from hypergen_consumers.declaring.options import OPTION_NAMES
 
 __all__ = ["consumer"]
 
@@ -41,17 +41,15 @@ def consumer(**options: Any) -> Callable[[Callable[..., Any]], type[HypergenCons
 def consumer(func: Any = None, /, **options: Any) -> Any:
     """Turn ``f(consumer, request, ...)`` into a HypergenConsumer with ``f`` as its one handler.
 
-    Takes the class attributes as keyword arguments: ``perm`` (required), ``any_perm``,
-    ``path``, ``target_id``, ``base_template``, ``group_name``, ``broadcast``,
-    ``user_plugins``, ``autourl``, ``timeout``, ``presence``, ``presence_target_id``, ``rate``,
-    ``replay_frames``, ``replay_seconds``, ``groups``.
+    Takes the class options as keyword arguments (``perm`` is required; every option is in
+    the API reference's table, which is ``declaring.options.OPTIONS``).
     """
     for name in options:
         if name in _ACTION_ONLY:
             msg = f"@consumer does not take {name}=: {_ACTION_ONLY[name]}."
             raise TypeError(msg)
-        if name not in CONFIG_ATTRIBUTES:
-            msg = f"@consumer got an unexpected keyword argument {name!r}; it takes {', '.join(CONFIG_ATTRIBUTES)}."
+        if name not in OPTION_NAMES:
+            msg = f"@consumer got an unexpected keyword argument {name!r}; it takes {', '.join(OPTION_NAMES)}."
             raise TypeError(msg)
     localns = sys._getframe(1).f_locals
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.declaring.configuration import snake_case
+from hypergen_consumers.declaring.options import snake_case
 
 
 def raises_config(message):

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.urls import Resolver404
 
 from hypergen_consumers.declaring.url_kwarg_hints import url_kwarg_hint
+from hypergen_consumers.routing.registry import REGISTRY
 
 __all__ = ["CallbackProblem", "CallbackCheckPlugin", "build_callback", "callback_problem", "report"]
 
@@ -72,8 +73,6 @@ def report(problem: str) -> None:
 
 def consumer_for_url(url: Any) -> Any:
     """The mounted consumer class a ``ws://`` URL reaches, or None."""
-    from hypergen_consumers.routing.registry import REGISTRY
-
     if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
         return None
     path = urlsplit(url).path

@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from hypergen_consumers.declaring.callback_checks import source_problems
 from hypergen_consumers.routing import route_order
 
 __all__ = ["check_websocket_routes", "check_context_middleware", "check_not_found_route", "url_routers"]
@@ -124,8 +125,6 @@ def _project_modules() -> Iterator[Any]:
 @checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_callbacks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Callbacks in the project's source that name no handler or send the wrong number of args."""
-    from hypergen_consumers.declaring.callback_checks import source_problems
-
     errors: list[checks.CheckMessage] = []
     for module in _project_modules():
         for line, consumer, problem in source_problems(module):

@@ -17,6 +17,8 @@ from django.templatetags.static import static
 from hypergen.context import context
 from hypergen.liveview import LiveviewPlugin
 
+from hypergen_consumers.declaring.callback_checks import CallbackCheckPlugin
+
 __all__ = ["CLIENT_SCRIPT", "DEBUG_ATTRIBUTE", "ensure_client_script"]
 
 CLIENT_SCRIPT = "hypergen_consumers/client.js"
@@ -53,7 +55,5 @@ def ensure_client_script() -> None:
     if not isinstance(plugins, list) or not any(isinstance(p, LiveviewPlugin) for p in plugins):
         return
     if not any(isinstance(p, ClientScriptPlugin) for p in plugins):
-        from hypergen_consumers.declaring.callback_checks import CallbackCheckPlugin
-
         plugins.append(ClientScriptPlugin())
         plugins.append(CallbackCheckPlugin())  # Typos in callbacks show when the page renders.

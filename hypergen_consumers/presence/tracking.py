@@ -27,7 +27,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from hypergen_consumers.connection.executor import handler_timeout
-from hypergen_consumers.layers.calls import bounded_store
+from hypergen_consumers.layers.calls import bounded_store, require_layer
 from hypergen_consumers.presence.hub import Hub, build_presence, hub_for
 from hypergen_consumers.presence.stores import store_for
 
@@ -47,12 +47,6 @@ def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str
     return changed
 
 
-def _base_presence_meta() -> Any:
-    from hypergen_consumers.consumer import HypergenConsumer
-
-    return HypergenConsumer.presence_meta
-
-
 async def _meta(connection: Any) -> dict[str, Any]:
     """The connection's presence meta: ``presence_meta``'s dict, and its id.
 
@@ -64,9 +58,9 @@ async def _meta(connection: Any) -> dict[str, Any]:
     """
     base = {"id": connection._presence_id}
     cls = type(connection)
-    if cls.presence_meta is _base_presence_meta():
+    hook = cls._presence_meta  # Set at class creation when the class overrides presence_meta.
+    if hook is None:
         return base  # Not overridden: no worker-thread hop per handshake.
-    hook = cls.presence_meta
     what, timeout = f"{cls.__name__}.presence_meta", handler_timeout(cls.timeout)
     if asyncio.iscoroutinefunction(hook):
         extra = await connection._lane.run_async(what, timeout, hook(connection, connection.request))
@@ -187,8 +181,6 @@ async def _render(connection: Any) -> None:
 
 async def apresence_list(cls: Any, group: str) -> list[dict[str, Any]]:
     """``[{"key", "user", "metas"}]`` of ``group``, read from the store every process shares."""
-    from hypergen_consumers.layers.calls import require_layer
-
     layer = require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()")
     entries, _ = await store_for(layer, cls.__name__).entries(group)
     return build_presence(entries)
@@ -196,7 +188,6 @@ async def apresence_list(cls: Any, group: str) -> list[dict[str, Any]]:
 
 def presence_list(cls: Any, group: str) -> list[dict[str, Any]]:
     """Sync twin of ``apresence_list`` for views and tasks (closes what it opened)."""
-    from hypergen_consumers.layers.calls import require_layer
 
     async def read() -> list[dict[str, Any]]:
         store = store_for(require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()"), cls.__name__)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls.resolvers import URLResolver
 
@@ -98,8 +99,6 @@ def import_asgi_application() -> None:
     if _asgi_application_imported:
         return
     _asgi_application_imported = True
-    from django.conf import settings
-
     dotted = getattr(settings, "ASGI_APPLICATION", None)
     if dotted:
         import_module(dotted.rsplit(".", 1)[0])

@@ -21,8 +21,10 @@ from django.urls import URLPattern, path
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 from hypergen.context import context
 
+from hypergen_consumers.errors import CloseCode
 from hypergen_consumers.routing import route_order
 from hypergen_consumers.routing.registry import REGISTRY, Mount, label, mount_of
+from hypergen_consumers.wire.mistake_log import mistakes
 
 if TYPE_CHECKING:
     from hypergen_consumers.consumer import HypergenConsumer
@@ -160,9 +162,6 @@ def _first_pattern(resolver: URLResolver) -> Any:
 
 async def refuse_unmatched(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Accept, then close with 4404, so a browser sees why (a refused handshake is only 1006)."""
-    from hypergen_consumers.errors import CloseCode
-    from hypergen_consumers.wire.mistake_log import mistakes
-
     if scope["type"] != "websocket":
         msg = f"No route found for path {scope.get('path')!r}."
         raise ValueError(msg)
