@@ -6,7 +6,8 @@ the layer receive waits for the process's recovery probe, which re-joins the gro
 as the layer answers again. The handshake checks ``perm`` before anything joins a group, and
 however a connection ends (a disconnect, an exception, a cancelled task) it leaves its groups.
 A connection joins its own group and its class's ``groups`` through the process's one member
-of each (``local_groups``), which puts the group's messages in the connection's inbox.
+of each (``local_groups``), which writes the group's frames to the socket while the
+connection has nothing in turn (its ``Turn``), and otherwise puts them in its inbox.
 """
 
 from __future__ import annotations
