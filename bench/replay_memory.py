@@ -29,8 +29,9 @@ async def measure(url: str, groups: int, frames: int, frame_bytes: int) -> dict:
     from redis import asyncio as aioredis
 
     from hypergen_consumers.delivery.replay import RedisWindow
+    from hypergen_consumers.layers.redis_client import LoopClients
 
-    window = RedisWindow({"address": url})
+    window = RedisWindow(LoopClients({"address": url}))
     KEY_PREFIX = window._keys  # noqa: N806  # <layer prefix>:hc:replay:
     client = aioredis.Redis.from_url(url)
     text = json.dumps([["hypergen.append", "log", "x" * frame_bytes]])

@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from hypergen_consumers import aconsumer_command
 from hypergen_consumers.delivery import recovery
+from hypergen_consumers.layers.backend import backend_for
 from tests.servers import free_port, redis_server
 from tests.test_delivery_streams import define_room, open_socket, positions_in, receive
 
@@ -61,7 +62,7 @@ async def test_frames_sent_before_anyone_rejoined_are_caught_up_in_every_stream(
     await receive(idle), await receive(sender)
     layer = get_channel_layer()
     stop()
-    await until(lambda: recovery.is_down(layer), "the receive noticed the outage")
+    await until(lambda: backend_for(layer).health.is_down(), "the receive noticed the outage")
     start()
     await aconsumer_command(extra, [["said", "extra while forgotten"]])  # Kept in the window only:
     await aconsumer_command(Room.group_name(room="outage"), [["said", "own while forgotten"]])  # nobody is in a group.

@@ -19,7 +19,7 @@ from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
 from hypergen_consumers.delivery import replies
 from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.delivery.frame_ids import ACK_COMMAND
-from hypergen_consumers.delivery.replay import window_for
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis
 
@@ -174,7 +174,7 @@ layer = pytest.fixture(params=["memory", "redis"])(memory_or_redis)  # In memory
 def reply_store():
     from channels.layers import get_channel_layer
 
-    store = replies.store_for(window_for("default", get_channel_layer()))
+    store = backend_for(get_channel_layer()).replies
     assert isinstance(
         store, replies.RedisReplies if "Redis" in type(get_channel_layer()).__name__ else replies.MemoryReplies
     )

@@ -8,7 +8,8 @@ from channels.layers import get_channel_layer
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.delivery import local_groups, recovery
+from hypergen_consumers.delivery import local_groups
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.testing import ConsumerClient
 from tests.support import wait_for
 
@@ -49,7 +50,7 @@ async def connected_member(Member, connections):
     connection = connections[-1]
     group = Member.group_name(room="r1")
     assert is_member(connection, group) and is_member(connection, "member-extra")
-    assert connection in set(recovery.health_of(connection.channel_layer).members)
+    assert connection in set(backend_for(connection.channel_layer).health.members)
     return client, connection, group
 
 
@@ -57,7 +58,7 @@ def assert_left_everything(connection, group):
     for left in (group, "member-extra"):  # The last local member's leaving takes the process out too.
         assert connection not in local_groups.local_members(connection.channel_layer, left)
         assert member_channels(left) == set()
-    assert connection not in set(recovery.health_of(connection.channel_layer).members)
+    assert connection not in set(backend_for(connection.channel_layer).health.members)
 
 
 async def test_a_disconnect_leaves_every_group_and_the_registry():

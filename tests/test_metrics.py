@@ -17,7 +17,7 @@ from pydantic import Field
 from websockets.asyncio.client import connect
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler, signals
-from hypergen_consumers.delivery import recovery
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.testing import ConnectionRefused, ConsumerClient
 from tests.servers import daphne, run_script
 from tests.test_authority import expect_close, logged_in_session
@@ -140,9 +140,9 @@ async def test_a_layer_outage_is_counted_once(restartable_redis):  # noqa: F811
     async with ConsumerClient(cls), ConsumerClient(cls):
         layer = get_channel_layer()
         stop()
-        await until(lambda: recovery.is_down(layer), "a receive noticed the outage")
+        await until(lambda: backend_for(layer).health.is_down(), "a receive noticed the outage")
         start()
-        await until(lambda: not recovery.is_down(layer), "the probe recovered")
+        await until(lambda: not backend_for(layer).health.is_down(), "the probe recovered")
     assert value("hypergen_consumers_layer_outages_total") == before + 1
 
 

@@ -9,7 +9,7 @@ from django.test import override_settings
 from hypergen.imports import command
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, handler
-from hypergen_consumers.delivery import recovery
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.testing import ConsumerClient
 
 #: Python heap growth allowed over 1000 cycles after warm-up. Measured here: about 62 KB
@@ -59,7 +59,7 @@ async def test_a_thousand_disconnects_mid_handler_leave_no_group_member_and_no_g
         tracemalloc.stop()
     assert layer.groups == {}, "no stale channels in any group"
     assert layer.channels == {}, "no orphaned channel queues"
-    assert len(recovery.health_of(layer).members) == 0
+    assert len(backend_for(layer).health.members) == 0
     assert growth < LEAK_BOUND_BYTES, f"heap grew {growth} bytes over 1000 cycles"
 
 

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, handler
 from hypergen_consumers.delivery import replay
-from hypergen_consumers.delivery.replay import window_for
+from hypergen_consumers.layers.backend import backend_for
 from tests.test_delivery_streams import open_socket, positions_in, receive
 
 ROOMS = 100
@@ -61,7 +61,7 @@ def heap() -> int:
 async def test_a_hundred_new_rooms_after_silent_ones_cost_memory_for_the_new_ones_only(monkeypatch):
     clock = Clock(monkeypatch)
     room = define_room()
-    window = window_for("default", get_channel_layer())
+    window = backend_for(get_channel_layer()).window
     tracemalloc.start()
     try:
         before = heap()

@@ -20,8 +20,9 @@ connection pool's arguments. Without that shape the layer is left as it is (a
 from __future__ import annotations
 
 import inspect
-import weakref
 from typing import Any
+
+from hypergen_consumers.layers.kind import Kind, kind_of
 
 __all__ = ["FALLBACK", "apply", "check", "fit_blocking_read", "socket_timeout_of"]
 
@@ -31,7 +32,6 @@ FALLBACK = (
 )
 
 _active = False
-_fitted: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _layer_class() -> Any:
@@ -80,11 +80,10 @@ def socket_timeout_of(host: Any) -> float | None:
 
 
 def fit_blocking_read(layer: Any) -> None:
-    """Make ``layer``'s blocking read end well before its socket timeout (once per layer object)."""
-    layer_class = _layer_class()
-    if not _active or layer_class is None or not isinstance(layer, layer_class) or layer in _fitted:
+    """Make ``layer``'s blocking read end well before its socket timeout (its backend calls this
+    once per layer object, see ``layers.backend``; a second call changes nothing)."""
+    if not _active or kind_of(layer) is not Kind.REDIS:
         return
-    _fitted.add(layer)
     timeouts = [socket_timeout_of(host) for host in layer.hosts]
     shortest = min((timeout for timeout in timeouts if timeout is not None), default=None)
     if shortest is None:

@@ -7,8 +7,9 @@ module a socket would keep working after a logout in another tab, the session's 
 - **Push, for logout.** Each connection with a session joins that session's group
   (``hc-session.<keyed digest of the key>``: valid, reserved, and the key itself is never stored in
   Redis, see ``keys``). ``user_logged_out`` and the deletion of a database session (``flush()``,
-  ``delete()``, ``clearsessions``) send a close event to that group through the channel layer,
-  so the session's sockets in every process close with 4401 within a second.
+  ``delete()``, ``clearsessions``) send a close event to that group through the channel layer
+  (``backend.publish``, bounded like every layer call), so the session's sockets in every
+  process close with 4401 within a second.
 - **Pull, for everything else.** Before running a message, a connection whose user was
   authenticated at the handshake re-reads its session and user from the database (at most
   every ``HYPERGEN_CONSUMERS_AUTH_RECHECK_SECONDS``, default 5; 0 = before every message),
@@ -46,6 +47,7 @@ from hypergen_consumers import conf
 from hypergen_consumers.auth.perms import check_user_perms
 from hypergen_consumers.connection.executor import worker_pool
 from hypergen_consumers.errors import CloseCode
+from hypergen_consumers.layers.backend import backend_for
 
 __all__ = [
     "session_group",
@@ -82,7 +84,8 @@ def end_session(session_key: str | None) -> None:
     group = session_group(session_key)
 
     async def send() -> None:
-        await layer.group_send(group, {"type": SESSION_ENDED_EVENT})
+        # No replay: no page replays a session's group (see streams); its sockets close, none catches up.
+        await backend_for(layer).publish(group, {"type": SESSION_ENDED_EVENT}, who="end_session", replay=False)
 
     try:
         asyncio.get_running_loop()

@@ -22,15 +22,16 @@ from typing import Any
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
 from hypergen_consumers import conf
-from hypergen_consumers._compat import channels_consumer, channels_redis_receive
+from hypergen_consumers._compat import channels_consumer
 from hypergen_consumers.auth.authority import Authority
 from hypergen_consumers.auth.perms import perms_ok
 from hypergen_consumers.connection.executor import handler_timeout
 from hypergen_consumers.connection.ratelimit import RateLimiter
 from hypergen_consumers.connection.slow_readers import find_send_buffer
 from hypergen_consumers.connection.state import ConnectionState
-from hypergen_consumers.delivery import catchup, frame_ids, local_groups, recovery
+from hypergen_consumers.delivery import catchup, frame_ids, local_groups
 from hypergen_consumers.errors import CloseCode, ReservedGroupName
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import CATCHUP_EVENT, require_layer, retried
 from hypergen_consumers.layers.users import user_groups
 from hypergen_consumers.observability import observe
@@ -82,7 +83,7 @@ class LifecycleMixin(ConnectionState):
         self.base_send = send
         self._server_receive = receive
         self.channel_layer = require_layer(self.channel_layer_alias, who=type(self).__name__)
-        channels_redis_receive.fit_blocking_read(self.channel_layer)
+        backend_for(self.channel_layer)  # Made before the first receive: it fits channels-redis's blocking read.
         try:
             self.channel_name = await self.channel_layer.new_channel()
         except Exception:
@@ -143,7 +144,7 @@ class LifecycleMixin(ConnectionState):
                     type(exc).__name__,
                     exc,
                 )
-                await self._wait_for_layer(recovery.mark_failed(self.channel_layer))
+                await self._wait_for_layer(backend_for(self.channel_layer).health.mark_failed())
 
     def request_catch_up(self) -> bool:
         """After an outage (see ``recovery``): queue one catch-up from the replay windows in this
@@ -162,7 +163,7 @@ class LifecycleMixin(ConnectionState):
     async def _wait_for_layer(self, failed_at: float) -> None:
         """Wait until the layer answers and this process's connections are in their groups again
         (one probe for the whole process, see ``recovery``)."""
-        await recovery.wait_recovered(self.channel_layer, failed_at)
+        await backend_for(self.channel_layer).health.wait_recovered(failed_at)
 
     # --- connect / disconnect --------------------------------------------------------
 
@@ -213,7 +214,7 @@ class LifecycleMixin(ConnectionState):
         if not self._accepted:
             await self._leave_groups()
             return
-        recovery.track(self)
+        backend_for(self.channel_layer).health.track(self)
         self._authority.start_watching(self)  # Also a socket that never sends loses lapsed rights.
         per_second = conf.current().rate_limit
         self._rate_limiter = RateLimiter(per_second) if per_second else None
@@ -259,7 +260,7 @@ class LifecycleMixin(ConnectionState):
         for group in relayed:  # First: nothing below may keep a dead connection a member.
             await local_groups.leave(self, group)  # Out of the group at once; never raises.
         await frame_ids.flush_record(self)  # Its last reply's record, if it waited (frame_ids._record).
-        recovery.untrack(self)
+        backend_for(self.channel_layer).health.untrack(self)
         observe.left(self)
         authority = getattr(self, "_authority", None)
         if authority is not None:
@@ -271,7 +272,7 @@ class LifecycleMixin(ConnectionState):
             except Exception as exc:
                 # Owed: left once the layer answers (see recovery), or every broadcast to the
                 # group would go on reaching this dead channel until channels-redis's group_expiry.
-                recovery.owe_discard(self.channel_layer, group, self.channel_name)
+                backend_for(self.channel_layer).health.owe_discard(group, self.channel_name)
                 logger.warning(
                     "%s: could not leave group %r yet (%s); leaving it when the layer answers",
                     type(self).__name__,

@@ -34,7 +34,7 @@ from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.connection.targeting import OTHERS
 from hypergen_consumers.declaring.handlers import HandlerArgumentsInvalid, HandlerSpec
 from hypergen_consumers.declaring.url_kwarg_hints import url_kwarg_hint
-from hypergen_consumers.delivery import catchup, frame_ids, recovery
+from hypergen_consumers.delivery import catchup, frame_ids
 from hypergen_consumers.errors import (
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
@@ -48,6 +48,7 @@ from hypergen_consumers.errors import (
     CloseCode,
     Rejected,
 )
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.observability import observe
 from hypergen_consumers.wire.frame_decoding import decode_frame
 from hypergen_consumers.wire.mistake_log import mistakes
@@ -225,8 +226,8 @@ class PipelineMixin(ConnectionState):
         handler that answers the group is then refused before it runs, so the page can send the
         frame again and have it run once, after the outage. Handlers that answer only their
         sender need no layer, and run."""
-        layer = self.channel_layer
-        return not recovery.is_down(layer) or await recovery.ensure_recovered(layer)
+        health = backend_for(self.channel_layer).health
+        return not health.is_down() or await health.ensure_recovered()
 
     async def _run_checked(
         self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, from_server: bool = False

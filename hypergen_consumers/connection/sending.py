@@ -19,9 +19,10 @@ from hypergen_consumers._compat.channels_db import aclose_old_connections
 from hypergen_consumers.connection.db_cleanup import aclose_old_connections_if_any_open
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.connection.targeting import run_event_method
-from hypergen_consumers.delivery import catchup, recovery
+from hypergen_consumers.delivery import catchup
 from hypergen_consumers.errors import FRAME_TOO_LARGE, LAYER_UNAVAILABLE, ChannelLayerUnavailable, ErrorCode
-from hypergen_consumers.layers.calls import FRAME_EVENT, bounded, layer_errors
+from hypergen_consumers.layers.backend import backend_for
+from hypergen_consumers.layers.calls import FRAME_EVENT
 from hypergen_consumers.observability import observe
 from hypergen_consumers.wire.mistake_log import mistakes
 from hypergen_consumers.wire.outgoing import error_frame, too_large, with_command
@@ -45,20 +46,12 @@ class SendingMixin(ConnectionState):
             socket_key = getattr(self, "_socket_key", None)
             if socket_key is not None:
                 message["exclude_socket"] = socket_key  # The sender's page, also after a reconnect.
-        layer = self.channel_layer
+        backend = backend_for(self.channel_layer)
         try:
-            async with layer_errors("group_send", self.group):
-                if not await recovery.ensure_recovered(layer):
-                    raise ConnectionError("the channel layer is still down")
-                message = await catchup.stamp(layer, self.channel_layer_alias, self.group, message)
-                try:
-                    await bounded(layer.group_send(self.group, message), layer)
-                except Exception:
-                    # A pooled connection may have died with a restarted Redis: one fresh try.
-                    await bounded(layer.group_send(self.group, message), layer)
+            await backend.publish(self.group, message, who="group_send", recover=True)
             observe.group_frame(self)
         except ChannelLayerUnavailable as exc:
-            recovery.mark_failed(layer)
+            backend.health.mark_failed()
             await self.send_error(LAYER_UNAVAILABLE, f"Could not reach the other connections: {exc}", log=False)
 
     async def send_error(self, code: ErrorCode, message: str, *, log: bool = True, **extra: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from hypergen_consumers.connection.heartbeat import keepalive
-from hypergen_consumers.delivery.replay import Entry, newer, position_key, remember_group, window_for, window_settings
+from hypergen_consumers.delivery.replay import Entry, newer, position_key, remember_group, window_settings
 from hypergen_consumers.delivery.streams import (
     POSITION_COMMAND,
     Stream,
@@ -36,6 +36,7 @@ from hypergen_consumers.delivery.streams import (
     start_key,
     with_position,
 )
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, bounded_store
 from hypergen_consumers.layers.keys import socket_digest
 from hypergen_consumers.observability import observe
@@ -44,7 +45,6 @@ from hypergen_consumers.wire.outgoing import encode
 __all__ = [
     "POSITION_COMMAND",
     "RESYNC_COMMAND",
-    "stamp",
     "start",
     "resume",
     "catch_up",
@@ -59,23 +59,6 @@ RESYNC_COMMAND = "hypergen.websocket.resync"
 SOCKET_PARAM = "hypergen_socket"
 
 _SOCKET_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-# --- sending to a group ---------------------------------------------------------------
-
-
-async def stamp(layer: Any, alias: str, group: str, message: dict[str, Any]) -> dict[str, Any]:
-    """Store ``message`` in ``group``'s window (if it keeps one) and return it with its position.
-
-    Called before the layer's ``group_send``: a frame is in the window before anyone can
-    receive it, so a failure here is reported to the sender, never swallowed.
-    """
-    frames, seconds = window_settings(group)
-    if frames <= 0:
-        return message
-    window = window_for(alias, layer)
-    position, prev = await bounded_store(window, window.append(group, message, frames, seconds))
-    return {**message, "group": group, "position": position, "prev": prev}
 
 
 # --- connect and reconnect ------------------------------------------------------------
@@ -106,7 +89,7 @@ async def start(conn: Any) -> None:
     conn._replay, conn._streams = None, []
     if frames <= 0 or conn._socket_key is None:
         return  # Replay off, or a client that does not speak the protocol (not client.js).
-    window = window_for(conn.channel_layer_alias, conn.channel_layer)
+    window = backend_for(conn.channel_layer).window
     for index, group in enumerate(replayed_groups(conn)):
         frames, seconds = window_settings(group)
         given = given_position(query, index)

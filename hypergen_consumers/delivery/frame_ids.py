@@ -22,10 +22,11 @@ from typing import Any
 from hypergen_consumers.conf import DEFAULT_HANDLER_TIMEOUT
 from hypergen_consumers.connection.executor import handler_timeout
 from hypergen_consumers.connection.state import RUN_RECORDING
-from hypergen_consumers.delivery import recovery, replies
+from hypergen_consumers.delivery import replies
 from hypergen_consumers.delivery.catchup import resync
-from hypergen_consumers.delivery.replay import window_for, window_settings
+from hypergen_consumers.delivery.replay import window_settings
 from hypergen_consumers.errors import INVALID_FRAME, Rejected
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import bounded_store
 
 __all__ = ["ACK_COMMAND", "MAX_FRAME_ID", "RECORD_DELAY", "PendingRecord", "flush_record", "run_once"]
@@ -180,11 +181,10 @@ async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.Repl
     answered from here. The limit: a page whose answer was lost during the outage and that
     reconnects to another process may have that frame run there once more.
     """
-    layer = conn.channel_layer
-    window = window_for(conn.channel_layer_alias, layer)
-    shared, local = replies.store_for(window), replies.fallback_for(window)
+    backend = backend_for(conn.channel_layer)
+    shared, local = backend.replies, backend.fallback_replies
     key = conn._socket_key
-    if shared is not local and not recovery.is_down(layer) and not local.claimed(key, frame_id):
+    if shared is not local and not backend.health.is_down() and not local.claimed(key, frame_id):
         pending = _take_pending(conn)
         earlier = None
         if pending is not None and pending.store is shared and pending.key == key:
@@ -195,7 +195,7 @@ async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.Repl
             first, record = await bounded_store(shared, shared.claim(key, frame_id, seconds, earlier))
             return shared, first, record
         except Exception as exc:
-            recovery.mark_failed(layer)
+            backend.health.mark_failed()
             logger.info("%s: frame %d claimed in this process: %s", type(conn).__name__, frame_id, type(exc).__name__)
             if earlier is not None and pending is not None:
                 await _write(conn, pending)  # Tried once more on its own (logged if Redis is still down).

@@ -44,9 +44,9 @@ import weakref
 from functools import partial
 from typing import Any
 
-from hypergen_consumers.delivery import recovery
 from hypergen_consumers.delivery.catchup import streams_of
 from hypergen_consumers.delivery.streams import positions_frame, with_position
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
 
 __all__ = ["Tap", "Turn", "GroupRelay", "relay_for", "join", "leave", "local_members", "put_in_inbox"]
@@ -210,7 +210,8 @@ class Tap:
                     type(exc).__name__,
                     exc,
                 )
-                await recovery.wait_recovered(layer, recovery.mark_failed(layer))
+                health = backend_for(layer).health
+                await health.wait_recovered(health.mark_failed())
                 continue
             self.hand_out(message)
 
@@ -262,7 +263,7 @@ class GroupRelay:
                     await retried(partial(self.layer.group_add, group, channel), self.layer)
                     tap = self.taps[group] = Tap(self, group, channel)
                     tap.task = self.loop.create_task(tap.run())
-                    recovery.track(tap)
+                    backend_for(self.layer).health.track(tap)
                 tap.members[member] = None  # Under the lock: a leave cannot discard the tap meanwhile.
         finally:
             self._release(group, users)
@@ -282,14 +283,14 @@ class GroupRelay:
                 if self.taps.get(group) is not tap or tap.members:
                     return  # Someone joined meanwhile.
                 del self.taps[group]
-                recovery.untrack(tap)
+                backend_for(self.layer).health.untrack(tap)
                 if tap.task is not None:
                     tap.task.cancel()
                 try:
                     await retried(partial(self.layer.group_discard, group, tap.channel_name), self.layer)
                 except Exception as exc:
                     # Owed: left after the next rejoin pass (recovery), not a day later by group_expiry.
-                    recovery.owe_discard(self.layer, group, tap.channel_name)
+                    backend_for(self.layer).health.owe_discard(group, tap.channel_name)
                     logger.warning("could not take this process out of group %r yet (%s)", group, type(exc).__name__)
         finally:
             self._release(group, users)

@@ -8,7 +8,8 @@ process restarted) is seen, never papered over: past the window the page is told
 Two stores, one contract: :class:`MemoryWindow` (the in-memory layer: one process) and
 :class:`RedisWindow` (channels-redis, both layers: one stream per group in the layer's own
 Redis, ``XADD`` trimmed by length and by age, so any process can replay it).
-Positions are ``"<milliseconds>-<sequence>"`` in both, so they compare the same way.
+Positions are ``"<milliseconds>-<sequence>"`` in both, so they compare the same way. Each
+channel layer has one window, kept by its backend (``layers.backend``).
 """
 
 from __future__ import annotations
@@ -17,22 +18,18 @@ import collections
 import heapq
 import json
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
 from hypergen_consumers.layers.calls import FRAME_EVENT
-from hypergen_consumers.layers.keys import DEFAULT_LAYER_PREFIX, key_prefix, layer_prefix
-from hypergen_consumers.layers.redis_client import client_for
+from hypergen_consumers.layers.keys import DEFAULT_LAYER_PREFIX, key_prefix
+from hypergen_consumers.layers.redis_client import LoopClients
 
 __all__ = [
     "continues",
     "Entry",
     "MemoryWindow",
     "RedisWindow",
-    "window_for",
     "remember_group",
     "window_settings",
     "newer",
@@ -252,44 +249,19 @@ class RedisWindow:
 
     pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
 
-    def __init__(self, host: dict[str, Any], layer_prefix: str = DEFAULT_LAYER_PREFIX) -> None:
-        self._host = host
-        #: The layer's prefix: every key of this window and of its reply store lives under it.
-        self.layer_prefix = layer_prefix
+    def __init__(self, clients: LoopClients, layer_prefix: str = DEFAULT_LAYER_PREFIX) -> None:
+        self._clients = clients  # Shared with the layer's reply store (see layers.backend).
         self._keys = key_prefix(layer_prefix, "replay")
-        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-    def _client(self) -> Any:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        client: Any = self._clients.get(loop)
-        if client is None:
-            client = client_for(self._host)
-            client._hypergen_append = client.register_script(_APPEND)
-            client._hypergen_start = client.register_script(_START)
-            self._clients[loop] = client
-        return client
-
-    async def _retrying(self, operation: Any) -> Any:
-        """Run ``operation(client)``; once more on a connection error (a pooled connection may
-        have died with a restarted Redis, and redis-py only notices on use)."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        try:
-            return await operation(self._client())
-        except (RedisConnectionError, OSError):
-            return await operation(self._client())
 
     async def append(self, group: str, message: dict[str, Any], frames: int, seconds: float) -> tuple[str, str]:
         keys = [self._keys + group, self._keys + group + ":last"]
         field, value = _stored(message)
         args = [frames, seconds, value, LAST_POSITION_SECONDS, field]
-        position, prev = await self._retrying(lambda client: client._hypergen_append(keys=keys, args=args))
+        position, prev = await self._clients.script(_APPEND)(keys=keys, args=args)
         return _text(position), _text(prev)
 
     async def last(self, group: str) -> str:
-        return _text(await self._retrying(lambda client: client.get(self._keys + group + ":last")) or b"")
+        return _text(await self._clients.client().get(self._keys + group + ":last") or b"")
 
     async def read_after(self, group: str, position: str, seconds: float) -> tuple[list[Entry] | None, str]:
         """As MemoryWindow.read_after: the frames up to the last position read first."""
@@ -297,7 +269,7 @@ class RedisWindow:
         if position == last or not last:
             return [], last  # Caught up, or Redis lost its data (a restart without persistence).
         start = f"({position}" if position else "-"
-        raw = await self._retrying(lambda client: client.xrange(self._keys + group, min=start, max=last))
+        raw = await self._clients.client().xrange(self._keys + group, min=start, max=last)
         entries = [Entry(_text(position_), _text(fields[b"p"]), _message(fields)) for position_, fields in raw]
         if entries and entries[-1].position != last:
             return None, last
@@ -306,7 +278,7 @@ class RedisWindow:
     async def start(self, key: str, group: str, seconds: float) -> str:
         """Where socket ``key`` starts in ``group`` (see MemoryWindow.start), in every process."""
         keys, args = [self._keys + "start:" + key, self._keys + group + ":last"], [max(1, int(seconds))]
-        return _text(await self._retrying(lambda client: client._hypergen_start(keys=keys, args=args)))
+        return _text(await self._clients.script(_START)(keys=keys, args=args))
 
 
 def _stored(message: dict[str, Any]) -> tuple[str, str]:
@@ -332,26 +304,3 @@ def _message(fields: dict[bytes, bytes]) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# --- one window per layer -------------------------------------------------------------
-
-_windows: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def window_for(alias: str, layer: Any) -> Any:
-    """The window of the channel layer ``alias``: in Redis for channels-redis, else in memory.
-
-    Keyed by the layer object, so a layer Channels rebuilds (settings changed) starts afresh.
-    """
-    window = _windows.get(layer)
-    if window is None:
-        if type(layer).__module__.startswith("channels_redis"):
-            from channels_redis.utils import decode_hosts
-
-            hosts = settings.CHANNEL_LAYERS[alias].get("CONFIG", {}).get("hosts")
-            window = RedisWindow(decode_hosts(hosts)[0], layer_prefix(layer))
-        else:
-            window = MemoryWindow()
-        _windows[layer] = window
-    return window

@@ -19,6 +19,8 @@ it missed an answer, and reloads (or the consumer's ``on_resync`` re-renders).
 Two stores, one contract: :class:`MemoryReplies` (the in-memory layer) and
 :class:`RedisReplies` (channels-redis: one hash per socket in the layer's Redis, next to the
 replay streams, so a page that re-sends to another process gets its answer there too).
+Each channel layer has one store, and one in-process fallback, kept by its backend
+(``layers.backend``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from __future__ import annotations
 import collections
 import json
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hypergen_consumers.layers.keys import key_prefix
+from hypergen_consumers.layers.redis_client import LoopClients
 
 __all__ = [
     "PENDING",
@@ -39,8 +41,6 @@ __all__ = [
     "ReplyStore",
     "MemoryReplies",
     "RedisReplies",
-    "store_for",
-    "fallback_for",
     "encode_record",
 ]
 
@@ -254,78 +254,36 @@ return 1
 )
 
 
-def _script(client: Any, name: str, source: str) -> Any:
-    script = getattr(client, name, None)
-    if script is None:
-        script = client.register_script(source)
-        setattr(client, name, script)
-    return script
-
-
 class RedisReplies:
     """Claims and replies in the channel layer's Redis, through the replay window's clients."""
 
     pooled = True  # Its calls count against the process's share of Redis connections (layers.bounded).
 
-    def __init__(self, window: Any) -> None:
-        self._window = window
-        self._keys = key_prefix(window.layer_prefix, "replies")  # Under the layer's prefix.
+    def __init__(self, clients: LoopClients, layer_prefix: str) -> None:
+        self._clients = clients
+        self._keys = key_prefix(layer_prefix, "replies")  # Under the layer's prefix.
 
     async def claim(
         self, key: str, frame_id: int, seconds: float, earlier: tuple[int, str] | None = None
     ) -> tuple[bool, str]:
         keys = [self._keys + key]
         args = [frame_id, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET, *(earlier or ("", ""))]
-        run, record = await self._window._retrying(
-            lambda client: _script(client, "_hypergen_reply_claim", _CLAIM)(keys=keys, args=args)
-        )
+        run, record = await self._clients.script(_CLAIM)(keys=keys, args=args)
         return bool(int(run)), _text(record)
 
     async def recorded(self, key: str, frame_id: int) -> str:
-        return _text(await self._window._retrying(lambda client: client.hget(self._keys + key, str(frame_id))) or b"")
+        return _text(await self._clients.client().hget(self._keys + key, str(frame_id)) or b"")
 
     async def record(self, key: str, frame_id: int, record: str, seconds: float) -> None:
         keys = [self._keys + key]
         args = [frame_id, record, int(seconds * 1000), REPLY_IDS_PER_SOCKET, REPLY_BYTES_PER_SOCKET]
-        await self._window._retrying(
-            lambda client: _script(client, "_hypergen_reply_record", _RECORD)(keys=keys, args=args)
-        )
+        await self._clients.script(_RECORD)(keys=keys, args=args)
 
     async def size(self, key: str) -> tuple[int, int]:
-        ids, size = await self._window._retrying(
-            lambda client: (
-                client.pipeline(transaction=False).hlen(self._keys + key).hget(self._keys + key, "b").execute()
-            )
-        )
+        pipe = self._clients.client().pipeline(transaction=False)
+        ids, size = await pipe.hlen(self._keys + key).hget(self._keys + key, "b").execute()
         return max(0, int(ids) - 2), int(size or 0)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-_stores: weakref.WeakKeyDictionary[Any, ReplyStore] = weakref.WeakKeyDictionary()
-
-
-_fallbacks: weakref.WeakKeyDictionary[Any, MemoryReplies] = weakref.WeakKeyDictionary()
-
-
-def fallback_for(window: Any) -> MemoryReplies:
-    """The in-process store a frame is claimed in while the layer's Redis is down (see
-    ``frame_ids``); for the in-memory layer, its own store."""
-    store = store_for(window)
-    if isinstance(store, MemoryReplies):
-        return store
-    fallback = _fallbacks.get(window)
-    if fallback is None:
-        fallback = _fallbacks[window] = MemoryReplies()
-    return fallback
-
-
-def store_for(window: Any) -> ReplyStore:
-    """The reply store next to a replay window: in its Redis, or in this process."""
-    store = _stores.get(window)
-    if store is None:
-        store = RedisReplies(window) if hasattr(window, "_retrying") else MemoryReplies()
-        _stores[window] = store
-    return store

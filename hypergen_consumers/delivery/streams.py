@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypergen_consumers.delivery.replay import remember_group
+from hypergen_consumers.layers.users import user_groups
 from hypergen_consumers.wire.outgoing import encode, with_command
 
 __all__ = [
@@ -67,8 +68,6 @@ def replayed_groups(conn: Any) -> list[str]:
     The order is fixed by the class, so a stream's index means the same group on every
     reconnect of the page (the user's group comes last: a login adds it without moving the others).
     """
-    from hypergen_consumers.layers.users import user_groups  # users imports messaging, which imports catchup.
-
     extras = [group for group in getattr(conn, "groups", None) or [] if isinstance(group, str)]
     for group in extras:
         remember_group(group, type(conn))

@@ -1,6 +1,7 @@
 """Channel-layer event types, bounded layer calls, and the translation of layer failures into one clear error.
 
-Every layer call the package makes goes through :func:`bounded`: at most
+Every layer call the package makes goes through :func:`bounded` (every message to a group
+through ``backend.publish``, which bounds its call here): at most
 ``HYPERGEN_CONSUMERS_LAYER_CONCURRENCY`` (default 50) at once per process, each for at
 most ``HYPERGEN_CONSUMERS_LAYER_TIMEOUT`` seconds. Why the count: each concurrent call
 holds one connection of channels-redis's pool, and redis-py 8 caps a pool at 100
@@ -26,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hypergen_consumers import conf
 from hypergen_consumers.errors import ChannelLayerUnavailable
+from hypergen_consumers.layers.kind import kind_of
 
 __all__ = [
     "FRAME_EVENT",
@@ -99,11 +101,9 @@ def _semaphore() -> asyncio.Semaphore:
 
 def _pooled(layer: Any) -> bool:
     """Whether ``layer`` holds a pooled Redis connection per call in flight, so needs the count:
-    a channels-redis layer, or one of our Redis stores (``pooled = True``), whose pool redis-py 8
-    caps at 100 connections too (1,000 connections catching up at once overflowed it)."""
-    return layer is not None and (
-        getattr(layer, "pooled", False) or type(layer).__module__.startswith("channels_redis")
-    )
+    a channels-redis layer (``kind``), or one of our Redis stores (``pooled = True``), whose pool
+    redis-py 8 caps at 100 connections too (1,000 connections catching up at once overflowed it)."""
+    return layer is not None and (kind_of(layer).in_redis or getattr(layer, "pooled", False))
 
 
 async def bounded(operation: Awaitable[T], layer: Any = None) -> T:

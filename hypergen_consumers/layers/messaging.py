@@ -2,7 +2,8 @@
 
 ``group_send`` runs a handler on every connection of a group, each rendering for itself;
 ``consumer_command`` sends raw client commands, encoded once. Both go through the channel
-layer, so they reach connections in other processes when the layer is channels-redis.
+layer (``backend.publish``, as every sender), so they reach connections in other processes
+when the layer is channels-redis.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from channels import DEFAULT_CHANNEL_LAYER
 
 from hypergen_consumers import conf
 from hypergen_consumers.declaring.checked_sends import check_handler_name
-from hypergen_consumers.delivery.catchup import stamp
-from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, bounded, layer_errors, require_layer
+from hypergen_consumers.layers.backend import publish
+from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT
 from hypergen_consumers.routing import group_owners
 from hypergen_consumers.routing.groups import is_valid_group_name
 from hypergen_consumers.wire.outgoing import (
@@ -78,11 +79,7 @@ async def agroup_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_
     owner = group_owners.owner_of(group_name)
     if owner is not None:  # A typo in the handler's name raises here, not on every page.
         check_handler_name(owner, args, "group_send")
-    message = {"type": RUN_EVENT, "args": encode(list(args))}
-    channel_layer = require_layer(layer, who="group_send")
-    async with layer_errors("group_send", group_name):
-        message = await stamp(channel_layer, layer, group_name, message)
-        await bounded(channel_layer.group_send(group_name, message), channel_layer)
+    await publish(group_name, {"type": RUN_EVENT, "args": encode(list(args))}, who="group_send", alias=layer)
 
 
 async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:
@@ -93,11 +90,7 @@ async def aconsumer_command(group_name: str, commands: list[Any], *, layer: str 
     _check_group("consumer_command", group_name)
     _check_commands(commands)
     text = encoded_commands(commands, function="consumer_command")
-    message = {"type": FRAME_EVENT, "text": text}
-    channel_layer = require_layer(layer, who="consumer_command")
-    async with layer_errors("consumer_command", group_name):
-        message = await stamp(channel_layer, layer, group_name, message)
-        await bounded(channel_layer.group_send(group_name, message), channel_layer)
+    await publish(group_name, {"type": FRAME_EVENT, "text": text}, who="consumer_command", alias=layer)
 
 
 def group_send(group_name: str, *args: Any, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 
-from hypergen_consumers.delivery.catchup import stamp
-from hypergen_consumers.layers.calls import FRAME_EVENT, bounded, layer_errors, require_layer
+from hypergen_consumers.layers.backend import publish
+from hypergen_consumers.layers.calls import FRAME_EVENT
 from hypergen_consumers.layers.messaging import _check_commands, encoded_commands
 from hypergen_consumers.routing.groups import MAX_GROUP_NAME_LENGTH, digest
 
@@ -59,10 +59,7 @@ async def auser_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_
     group = user_group_name(user)
     _check_commands(commands, function="user_command")
     message = {"type": FRAME_EVENT, "text": encoded_commands(commands, function="user_command")}
-    channel_layer = require_layer(layer, who="user_command")
-    async with layer_errors("user_command", group):
-        message = await stamp(channel_layer, layer, group, message)  # Kept for the user's pages that reconnect.
-        await bounded(channel_layer.group_send(group, message), channel_layer)
+    await publish(group, message, who="user_command", alias=layer)  # Stamped: the user's pages that reconnect get it.
 
 
 def user_command(user: Any, commands: list[Any], *, layer: str = DEFAULT_CHANNEL_LAYER) -> None:

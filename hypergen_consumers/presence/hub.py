@@ -5,26 +5,27 @@ each has one job. A :class:`Hub` per channel layer keeps the process's local con
 group, writes one heartbeat for all of them (Redis), listens on one channel per process
 (not per connection) in a companion group of each group it has watchers in, and re-reads a
 changed group at most once per window before waking its local connections (see the
-``presence`` module's docstring for why the window grows with the group).
+``presence`` module's docstring for why the window grows with the group). The hub is part
+of its layer's backend (``layers.backend``), and tells other processes of a change with the
+backend's ``publish``, as every sender does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
-from typing import Any
-
-from channels.layers import InMemoryChannelLayer
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers import conf
-from hypergen_consumers.delivery import recovery
 from hypergen_consumers.layers.calls import bounded
-from hypergen_consumers.presence.stores import MemoryStore, RedisStore, store_for
+from hypergen_consumers.presence.stores import PresenceStore
 from hypergen_consumers.routing.groups import digest
 
-__all__ = ["Hub", "hub_for", "build_presence", "companion_group", "CHANGED_EVENT"]
+if TYPE_CHECKING:  # The backend owns the hub: the hub only needs its type.
+    from hypergen_consumers.layers.backend import LayerBackend
+
+__all__ = ["Hub", "build_presence", "companion_group", "CHANGED_EVENT"]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -78,8 +79,9 @@ class _Listener:
 class Hub:
     """This process's presence bookkeeping for one channel layer."""
 
-    def __init__(self, layer: Any, store: MemoryStore | RedisStore, wake: Callable[[Any], None]) -> None:
-        self.layer = layer
+    def __init__(self, backend: LayerBackend, store: PresenceStore, wake: Callable[[Any], None]) -> None:
+        self.backend = backend
+        self.layer = backend.layer
         self.store = store
         self.wake = wake  # Asks one local connection to render presence (see presence._wake).
         self.local: dict[str, dict[str, Any]] = {}  # group -> entry id -> connection
@@ -110,9 +112,8 @@ class Hub:
         await self.store.heartbeat([])
         if self.channel is None:
             self.channel = await self.layer.new_channel()
-            recovery.track(
-                _Listener(self)
-            )  # Its subscriptions are rejoined after an outage, like a connection's groups.
+            # Its subscriptions are rejoined after an outage, like a connection's groups.
+            self.backend.health.track(_Listener(self))
         self.tasks.append(asyncio.ensure_future(self._heartbeats()))
         self.tasks.append(asyncio.ensure_future(self._listen()))
 
@@ -189,19 +190,19 @@ class Hub:
                 raise
             except Exception:
                 logger.warning("presence listener: channel layer receive failed; retrying once the layer answers")
-                await recovery.wait_recovered(self.layer, recovery.mark_failed(self.layer))
+                health = self.backend.health
+                await health.wait_recovered(health.mark_failed())
                 continue
             if message.get("type") == CHANGED_EVENT and message.get("group") in self.local:
                 self.mark_dirty(message["group"])
 
     async def announce(self, group: str) -> None:
-        """Tell every process with connections in ``group`` that it changed."""
-        if isinstance(self.layer, InMemoryChannelLayer):
+        """Tell every process with connections in ``group`` that it changed (in one process: this one)."""
+        if not self.backend.kind.in_redis:
             self.mark_dirty(group)
             return
-        await bounded(
-            self.layer.group_send(companion_group(group), {"type": CHANGED_EVENT, "group": group}), self.layer
-        )
+        news = {"type": CHANGED_EVENT, "group": group}
+        await self.backend.publish(companion_group(group), news, who="presence", replay=False)
 
     def mark_dirty(self, group: str) -> None:
         if group not in self.watched:
@@ -227,14 +228,3 @@ class Hub:
             logger.exception("presence refresh of %r failed", group)
         finally:
             self.refreshing.pop(group, None)
-
-
-_hubs: weakref.WeakKeyDictionary[Any, Hub] = weakref.WeakKeyDictionary()
-
-
-def hub_for(layer: Any, owner: str, wake: Callable[[Any], None]) -> Hub:
-    """This process's hub for ``layer`` (one per layer, created on first use)."""
-    hub = _hubs.get(layer)
-    if hub is None:
-        hub = _hubs[layer] = Hub(layer, store_for(layer, owner), wake)
-    return hub

@@ -13,24 +13,22 @@ that another one died from the set of processes (one read for all), and that a r
 from its version counter (one read for all watched rooms), and only then reads those rooms.
 Before, each heartbeat re-read every room: 500 quiet one-member rooms cost 500 Redis
 commands/s (bench/scale.py, presence).
+
+Each channel layer has one store, kept by its backend (``layers.backend``), which decides
+which kind and where its Redis is.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
-import weakref
-from typing import Any
-
-from channels.layers import InMemoryChannelLayer
-from django.core.exceptions import ImproperlyConfigured
+from typing import Any, TypeAlias
 
 from hypergen_consumers import conf
-from hypergen_consumers.layers.redis_client import client_for
+from hypergen_consumers.layers.redis_client import LoopClients
 
-__all__ = ["MemoryStore", "RedisStore", "store_for"]
+__all__ = ["MemoryStore", "RedisStore", "PresenceStore"]
 
 #: Group hashes of rooms nobody visits again are collected after this long.
 GROUP_KEY_SECONDS = 24 * 3600
@@ -83,24 +81,18 @@ class RedisStore:
         self.host = host
         self.prefix = f"{prefix}:hc:presence"
         self.process = secrets.token_hex(6)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        #: Its own clients, not the replay window's: a sync presence() call closes its loop's.
+        self._clients = LoopClients(host)
         self._kept_until: dict[str, float] = {}  # group -> until when its hash's expiry was last pushed
         self._dead: dict[str, float] = {}  # process -> when this process first found it dead
         self._versions: dict[str, bytes | None] = {}  # group -> the version last seen
 
     def _client(self) -> Any:
-        """One client per event loop: redis-py connections belong to the loop that made them."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = client_for(self.host)
-        return client
+        return self._clients.client()
 
     async def aclose(self) -> None:
         """Close this loop's client (for short-lived loops, such as a sync presence() call)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose(close_connection_pool=True)
+        await self._clients.aclose()
 
     def _group_key(self, group: str) -> str:
         return f"{self.prefix}:g:{group}"
@@ -216,35 +208,5 @@ class RedisStore:
         return entries, bool(dead_fields)
 
 
-_stores: weakref.WeakKeyDictionary[Any, MemoryStore | RedisStore] = weakref.WeakKeyDictionary()
-
-
-def store_for(layer: Any, owner: str) -> MemoryStore | RedisStore:
-    """The presence store of ``layer`` (one per layer object, so one per process)."""
-    store = _stores.get(layer)
-    if store is None:
-        store = _make_store(layer, owner)
-        _stores[layer] = store
-    return store
-
-
-def _make_store(layer: Any, owner: str) -> MemoryStore | RedisStore:
-    if isinstance(layer, InMemoryChannelLayer):
-        return MemoryStore()
-    try:
-        from channels_redis.core import RedisChannelLayer
-        from channels_redis.pubsub import RedisPubSubChannelLayer
-    except ImportError:  # pragma: no cover - channels-redis is an optional extra
-        pass
-    else:
-        if isinstance(layer, RedisChannelLayer):
-            return RedisStore(layer.hosts[0], layer.prefix)
-        if isinstance(layer, RedisPubSubChannelLayer):
-            pubsub: Any = layer  # Its __getattr__ proxies to a shard, which confuses type checkers.
-            return RedisStore(pubsub._shards[0].host, pubsub.prefix)
-    msg = (
-        f"{owner}.presence = True needs channels' InMemoryChannelLayer or a channels_redis layer "
-        f"(RedisChannelLayer or RedisPubSubChannelLayer) to keep presence in; the channel layer is "
-        f"{type(layer).__name__}. Use one of those, or set presence = False."
-    )
-    raise ImproperlyConfigured(msg)
+#: A layer's presence store (see ``layers.backend``).
+PresenceStore: TypeAlias = MemoryStore | RedisStore

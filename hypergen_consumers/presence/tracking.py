@@ -27,9 +27,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from hypergen_consumers.connection.executor import handler_timeout
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import bounded_store, require_layer
-from hypergen_consumers.presence.hub import Hub, build_presence, hub_for
-from hypergen_consumers.presence.stores import store_for
+from hypergen_consumers.presence.hub import Hub, build_presence
 
 __all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence"]
 
@@ -78,7 +78,7 @@ async def join(connection: Any) -> None:
     cls = type(connection)
     if not cls._presence_enabled:
         return
-    hub = hub_for(connection.channel_layer, cls.__name__, _wake)
+    hub = backend_for(connection.channel_layer).hub(cls.__name__, _wake)
     try:
         await _join(connection, hub)
     except Exception:
@@ -182,7 +182,7 @@ async def _render(connection: Any) -> None:
 async def apresence_list(cls: Any, group: str) -> list[dict[str, Any]]:
     """``[{"key", "user", "metas"}]`` of ``group``, read from the store every process shares."""
     layer = require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()")
-    entries, _ = await store_for(layer, cls.__name__).entries(group)
+    entries, _ = await backend_for(layer).presence_store(cls.__name__).entries(group)
     return build_presence(entries)
 
 
@@ -190,7 +190,8 @@ def presence_list(cls: Any, group: str) -> list[dict[str, Any]]:
     """Sync twin of ``apresence_list`` for views and tasks (closes what it opened)."""
 
     async def read() -> list[dict[str, Any]]:
-        store = store_for(require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()"), cls.__name__)
+        layer = require_layer(cls.channel_layer_alias, who=f"{cls.__name__}.presence()")
+        store = backend_for(layer).presence_store(cls.__name__)
         try:
             return build_presence((await store.entries(group))[0])
         finally:
