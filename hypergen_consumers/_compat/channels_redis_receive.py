@@ -64,7 +64,7 @@ def apply() -> None:
 
 def socket_timeout_of(host: Any) -> float | None:
     """The socket timeout redis-py gives connections to ``host`` (a ``hosts`` entry), or None (none)."""
-    from channels_redis.utils import create_pool, decode_hosts
+    from channels_redis.utils import create_pool, decode_hosts  # Optional extra; a Redis host implies it.
 
     pool = create_pool(decode_hosts([host])[0])  # Builds no connection.
     if "socket_timeout" in pool.connection_kwargs:

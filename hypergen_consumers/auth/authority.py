@@ -31,6 +31,7 @@ import asyncio
 import logging
 import random
 import time
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,6 +40,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.db import DatabaseSyncToAsync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete
 from django.utils.crypto import salted_hmac
@@ -114,7 +116,7 @@ def _on_session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def connect_signals() -> None:
     """Called from AppConfig.ready(): logout and session deletion close that session's sockets."""
-    from django.apps import apps
+    from django.apps import apps  # Django's app registry and models: only once apps are ready.
 
     user_logged_out.connect(_on_logout, dispatch_uid="hypergen_consumers.auth.authority.logout")
     if apps.is_installed("django.contrib.sessions"):  # A project may use other session storage.
@@ -184,10 +186,6 @@ class Authority:
         return None
 
     def _reload(self, perm: Any, any_perm: bool) -> tuple[Any, bool, frozenset[str]]:
-        from importlib import import_module
-
-        from django.contrib import auth
-
         if not self.session_key:
             return None, False, frozenset()
         store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)

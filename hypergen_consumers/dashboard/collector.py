@@ -20,7 +20,7 @@ from collections import Counter, deque
 from typing import Any
 
 from hypergen_consumers import conf, signals
-from hypergen_consumers.layers.calls import bounded
+from hypergen_consumers.layers.backend import backend_for
 
 __all__ = [
     "DASHBOARD_GROUP",
@@ -192,9 +192,8 @@ async def publish_now(collector: Collector | None = None) -> None:
     if layer is None:
         return
     try:
-        await bounded(
-            layer.group_send(DASHBOARD_GROUP, {"type": SNAPSHOT_EVENT, "snapshot": collector.snapshot()}), layer
-        )
+        snapshot = {"type": SNAPSHOT_EVENT, "snapshot": collector.snapshot()}
+        await backend_for(layer).publish(DASHBOARD_GROUP, snapshot, who="dashboard", replay=False)
     except Exception as exc:  # Redis down: the next snapshot tries again.
         logger.debug("dashboard snapshot not sent: %s: %s", type(exc).__name__, exc)
 

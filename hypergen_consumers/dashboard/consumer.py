@@ -22,6 +22,7 @@ from hypergen_consumers.auth.authority import SESSION_ENDED_EVENT
 from hypergen_consumers.dashboard import collector, render
 from hypergen_consumers.dashboard.board import Board
 from hypergen_consumers.errors import INVALID_FRAME, CloseCode
+from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import bounded
 from hypergen_consumers.layers.users import user_group_name
 
@@ -107,7 +108,8 @@ class DashboardConsumer(HypergenConsumer):
         if entry is None:
             return
         group = user_group_name(user_id)
-        await bounded(self.channel_layer.group_send(group, {"type": SESSION_ENDED_EVENT}), self.channel_layer)
+        ended = {"type": SESSION_ENDED_EVENT}  # Not kept for replay: the user's pages close, none catches up.
+        await backend_for(self.channel_layer).publish(group, ended, who="close_user", replay=False)
         self._operation(request, f"closed every socket of {entry['user']}")
 
     @handler(perm=OPERATE_PERM)

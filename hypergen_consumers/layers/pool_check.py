@@ -28,7 +28,7 @@ _DEFAULT_ADDRESS = "redis://localhost:6379"
 
 def _redis_default_pool_size() -> int:
     """What redis-py gives a pool without ``max_connections`` (100 since redis-py 8)."""
-    import redis
+    import redis  # The optional [redis] extra: only asked about for a channels-redis layer.
 
     major = int(redis.__version__.split(".")[0])
     return 100 if major >= 8 else 2**31
