@@ -90,3 +90,27 @@ async def test_a_layer_call_that_hangs_is_cancelled_at_the_timeout_and_others_go
             await bounded(hangs())
         assert cancelled.is_set()  # The hanging operation itself was cancelled, not left running.
         assert await bounded(answers()) == "answered"
+
+
+async def test_the_logout_push_is_bounded_like_every_layer_call(monkeypatch, caplog):
+    """Every sender publishes the same way, so a logout's push to its session's sockets is
+    bounded too: a layer whose group_send hangs (a black-holed Redis) fails it within the layer
+    timeout, and the failure is logged, instead of a task that waits for ever."""
+    from hypergen_consumers.auth.authority import end_session
+
+    layer = get_channel_layer()
+    reached = asyncio.Event()
+
+    async def hangs(group, message):
+        reached.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(layer, "group_send", hangs)
+    with override_settings(HYPERGEN_CONSUMERS_LAYER_TIMEOUT=0.2):
+        end_session("a-session-key")  # From async code (an async view's alogout): a task of its own.
+        await asyncio.wait_for(reached.wait(), 2)
+        for _ in range(100):
+            if "could not close the sockets of an ended session" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+    assert "could not close the sockets of an ended session" in caplog.text
