@@ -18,7 +18,7 @@ from channels.layers import InMemoryChannelLayer
 
 from hypergen_consumers.layers.keys import DEFAULT_LAYER_PREFIX
 
-__all__ = ["Kind", "kind_of", "redis_place"]
+__all__ = ["Kind", "kind_of", "kind_of_class", "redis_place"]
 
 
 class Kind(enum.Enum):
@@ -43,17 +43,21 @@ def kind_of(layer: Any) -> Kind:
     """The kind of ``layer`` (``None``, for a call with no layer, is OTHER).
 
     Decided once per class and kept: ``bounded`` asks on every layer call."""
-    cls = type(layer)
-    kind = _kinds.get(cls)
-    if kind is None:
-        kind = _kinds[cls] = _kind_of_class(cls)
-    return kind
+    return kind_of_class(type(layer))
 
 
 _kinds: dict[type, Kind] = {}
 
 
-def _kind_of_class(cls: type) -> Kind:
+def kind_of_class(cls: type) -> Kind:
+    """The kind of the layers of class ``cls`` (also for a ``BACKEND`` setting, before any layer exists)."""
+    kind = _kinds.get(cls)
+    if kind is None:
+        kind = _kinds[cls] = _decide(cls)
+    return kind
+
+
+def _decide(cls: type) -> Kind:
     if issubclass(cls, InMemoryChannelLayer):
         return Kind.MEMORY
     try:  # channels-redis is an optional extra ([redis]): imported only when asked.

@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Warning, register
+from django.utils.module_loading import import_string
 
 from hypergen_consumers import conf
+from hypergen_consumers.layers.kind import kind_of_class
 
 __all__ = ["check_redis_pool_size", "POOL_HEADROOM"]
 
@@ -48,6 +50,15 @@ def _pool_size(host: Any) -> int:
     return _redis_default_pool_size()
 
 
+def _in_redis(backend: Any) -> bool:
+    """Whether the ``BACKEND`` setting names a layer in Redis (decided as for a layer, see ``kind``)."""
+    try:
+        cls = import_string(str(backend))
+    except ImportError:  # Misspelt, or channels-redis not installed: Channels says so itself.
+        return False
+    return isinstance(cls, type) and kind_of_class(cls).in_redis
+
+
 @register("hypergen_consumers")  # type: ignore[untyped-decorator]  # Django ships no types.
 def check_redis_pool_size(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn (hypergen_consumers.W001) for a channels-redis pool smaller than the package needs."""
@@ -56,7 +67,7 @@ def check_redis_pool_size(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     concurrency = conf.current().layer_concurrency
     needed = concurrency + POOL_HEADROOM
     for alias, config in layers.items():
-        if not str(config.get("BACKEND", "")).startswith("channels_redis."):
+        if not _in_redis(config.get("BACKEND")):
             continue
         for host in (config.get("CONFIG") or {}).get("hosts") or [_DEFAULT_ADDRESS]:
             size = _pool_size(host)
