@@ -151,7 +151,11 @@ _backends: weakref.WeakKeyDictionary[Any, LayerBackend] = weakref.WeakKeyDiction
 
 
 def backend_for(layer: Any) -> LayerBackend:
-    """The backend of the channel layer object ``layer`` (created on first use)."""
+    """The backend of the channel layer object ``layer`` (created on first use).
+
+    The backend holds its layer (its hub and outage probe call it), so an entry stays while
+    the process lives; Channels builds one layer per alias and process, and a new one only
+    when the settings change (tests), which then gets a backend of its own."""
     backend = _backends.get(layer)
     if backend is None:
         kind = kind_of(layer)
