@@ -275,3 +275,44 @@ async def test_a_sender_whose_frame_arrives_once_it_is_idle_is_moved_to_its_posi
     assert loads(await sender.receive_from(2)) == [[POSITION_COMMAND, message["position"]]]
     for page in (sender, other):
         await page.disconnect()
+
+
+async def test_a_frame_waits_for_a_send_of_another_task_that_the_server_makes_wait():
+    """A connection also sends from other tasks (a presence render runs in its own). While such
+    a send waits for the socket (uvicorn: its buffer full), nothing else writes to it, neither a
+    group's tap nor the connection's own task; what comes meanwhile follows, in order, once."""
+    drained, connections = asyncio.Event(), []
+
+    async def on_connect(self, request, room):
+        connections.append(self)
+        write, waiting = self.base_send, []
+
+        async def base_send(message):  # Writes at once, then waits like websockets' drain().
+            await write(message)
+            if not drained.is_set() and message["type"] == "websocket.send":
+                assert not waiting, "a second write while one waits for the socket"
+                waiting.append(message)
+                try:
+                    await drained.wait()
+                finally:
+                    waiting.clear()
+
+        self.base_send = base_send
+
+    Talk = define_talking_room(on_connect=on_connect)
+    group = Talk.group_name(room="render")
+    page = await open_page(Talk, "render", plain=True)
+    await wait_for(lambda: len(connections) == 1)
+    rendering = asyncio.create_task(connections[0].send(text_data='[["n","render"]]'))  # As presence does.
+    assert await labels_until(page, "render") == ["render"]  # Written; its send now waits.
+    for n in range(3):
+        await aconsumer_command(group, [["n", f"f{n}"]])
+    await page.send_to(text_data='{"args": ["reply", "mine"], "meta": {}}')
+    await wait_for(lambda: connections[0]._turn.handling)  # Its own task is at a send too.
+    drained.set()
+    await rendering
+    seen = []
+    while "f2" not in seen or "mine" not in seen:
+        seen += [args[0] for _, *args in loads(await page.receive_from(5))]
+    assert [label for label in seen if label != "mine"] == ["f0", "f1", "f2"], "each once, in order"
+    await page.disconnect()

@@ -135,9 +135,14 @@ class SendingMixin(ConnectionState):
             logger.debug("%s: not sent, the connection is closing", type(self).__name__)
             return
         turn = self._turn
-        if turn is not None and turn.writing is not None and turn.writing is not asyncio.current_task():
-            await turn.writing  # A group frame the server made wait (local_groups) goes first.
-        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        if turn is None:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        else:
+            # One send of this socket at a time, from any task (a presence render runs in its
+            # own; a group's tap writes too, see local_groups): uvicorn's websockets lets one
+            # send wait for a full buffer, and the next one waits behind it, in order.
+            async with turn.lock:
+                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         buffer = getattr(self, "_send_buffer", None)
         if buffer is not None and buffer.over_limit():
             self._send_buffer = None

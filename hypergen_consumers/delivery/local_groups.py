@@ -19,9 +19,10 @@ same checks the member's own task makes (``catchup.on_group_event``: the frame f
 member's position, ``broadcast="others"``): no queue, task wake-up or ``dispatch`` per member,
 and the text with its position is made once per stream index, not once per member. A member
 that is busy gets the frame in its inbox, in turn, as before; anything else (a handler run,
-a catch-up, a user's own event) always goes through the inbox. A write the server makes wait
-(uvicorn: the socket's buffer is full) finishes in a task of its own; until then the member
-takes its frames in turn and its own sends wait for it, so the tap waits for no one.
+a catch-up, a user's own event) always goes through the inbox. A socket's sends go one at a
+time, from whichever task (``Turn.lock``): a write the server makes wait (uvicorn: the
+socket's buffer is full) finishes in a task of its own, and until then the member takes its
+frames in turn, so the tap waits for no one and writes to no socket whose send waits.
 
 Order: a tap is the only reader of its channel and hands each message to every member before
 taking the next, so every member gets one group's messages in the layer's order; a member's
@@ -65,20 +66,23 @@ class Turn:
     counts what waits in its inbox (``queued``: put, and not handled to its end yet).
     """
 
-    __slots__ = ("handling", "queued", "taken", "writing", "off")
+    __slots__ = ("handling", "queued", "taken", "lock", "writing", "off")
 
     def __init__(self) -> None:
         self.handling = False
         self.queued = 0
+        #: Held by each send of the socket, from any task (``sending``): while one waits for
+        #: the socket, the next waits for it, and no tap writes.
+        self.lock = asyncio.Lock()
         #: The inbox message the member's task took and has not finished handling.
         self.taken: dict[str, Any] | None = None
-        #: A direct write the server made wait; the member's own sends wait for it (``sending``).
+        #: A direct write the server made wait, finishing in this task (it holds ``lock``).
         self.writing: asyncio.Task[None] | None = None
         #: A direct write failed (the socket is going): the member's own task takes the rest.
         self.off = False
 
     def free(self) -> bool:
-        return not self.handling and not self.queued and self.writing is None and not self.off
+        return not (self.handling or self.queued or self.lock.locked() or self.writing or self.off)
 
     def handled(self, message: dict[str, Any]) -> None:
         """The member's task finished handling ``message`` (from any of its sources)."""
