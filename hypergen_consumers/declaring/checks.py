@@ -11,6 +11,9 @@
 - ``hypergen_consumers.W003``: a websocket router that serves consumers does not end with
   ``not_found_route()``, so a path it does not serve fails the handshake with an HTTP 500 that
   a browser retries forever, instead of a 4404 close that client.js takes as final.
+- ``hypergen_consumers.W004``: a consumer's channel layer (``channel_layer_alias``, "default")
+  is not in CHANNEL_LAYERS, so its every handshake fails with an HTTP 500 that a browser
+  retries forever (the server log says why; ``manage.py check`` says it before anyone connects).
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ from django.core import checks
 
 from hypergen_consumers.declaring.callback_checks import source_problems
 from hypergen_consumers.routing import route_order
+from hypergen_consumers.routing.registry import REGISTRY
 
-__all__ = ["check_websocket_routes", "check_context_middleware", "check_not_found_route", "url_routers"]
+__all__ = [
+    "check_channel_layers",
+    "check_websocket_routes",
+    "check_context_middleware",
+    "check_not_found_route",
+    "url_routers",
+]
 
 #: A path no project serves: a router that matches it ends with a catch-all (not_found_route()).
 _UNSERVED_PROBE = "hypergen-consumers-check/no/consumer/here/"
@@ -148,3 +158,32 @@ def check_context_middleware(app_configs: Any = None, **kwargs: Any) -> list[che
             id="hypergen_consumers.W002",
         )
     ]
+
+
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every consumer needs its channel layer (its group lives there); Channels' default is none."""
+    configured = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    with REGISTRY.lock:
+        consumers = [cls for classes in REGISTRY.by_module.values() for cls in classes]
+    missing: dict[str, list[str]] = {}
+    for cls in consumers:
+        if cls.channel_layer_alias not in configured:
+            missing.setdefault(cls.channel_layer_alias, []).append(cls.__name__)
+    return [
+        checks.Warning(
+            f"CHANNEL_LAYERS has no {alias!r} layer, which {_some(names)} need: every "
+            f"handshake fails with an HTTP 500 and the browser retries forever.",
+            hint=f"Set CHANNEL_LAYERS = {{'{alias}': {{'BACKEND': 'channels.layers.InMemoryChannelLayer'}}}} "
+            f"(one process) or a channels_redis layer (several processes; docs: deployment).",
+            id="hypergen_consumers.W004",
+        )
+        for alias, names in sorted(missing.items())
+    ]
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """A few names, and how many more: a project may have dozens of consumers."""
+    names = sorted(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
