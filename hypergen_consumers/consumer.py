@@ -19,7 +19,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
 from hypergen_consumers.connection.mixin import ConnectionMixin
-from hypergen_consumers.connection.targeting import TargetingMixin
 from hypergen_consumers.declaring.callback_checks import build_callback
 from hypergen_consumers.declaring.checked_sends import check_push
 from hypergen_consumers.declaring.client_script import ensure_client_script
@@ -92,7 +91,6 @@ class HypergenConsumerMeta(type):
 
 class HypergenConsumer(
     ConnectionMixin,
-    TargetingMixin,
     AsyncJsonWebsocketConsumer,  # type: ignore[misc]
     metaclass=HypergenConsumerMeta,
 ):  # (Channels ships no types: its classes are Any.)

@@ -100,7 +100,9 @@ async def test_a_member_that_stops_reading_holds_up_no_one_and_catches_up_after(
         await aconsumer_command(group, [["n", n]])
     frames = await frames_until(other, sent - 1)  # Not held up by the member that does not read.
     assert [frame[0][1] for frame in frames] == list(range(sent))
-    assert connections[0]._inbox.qsize() <= capacity + 1, "bounded by the layer's capacity (and one catch-up request)"
+    assert connections[0]._hc.socket.inbox.qsize() <= capacity + 1, (
+        "bounded by the layer's capacity (and one catch-up request)"
+    )
     release.set()
     assert loads(await stuck.receive_from(2)) == [["released"]]
     caught_up = await frames_until(stuck, sent - 1)

@@ -72,9 +72,8 @@ async def test_a_resume_storm_runs_at_most_two_catch_ups_at_a_time(monkeypatch):
     """Twenty pages a few runs behind resume at once: each gets every run once, but never more
     than CATCH_UPS_RUNNING_AT_ONCE of them are replaying at the same moment."""
     running, most = 0, 0
-    real_deliver = catchup.deliver
 
-    async def counting_deliver(conn, position, message, stream=None):
+    async def counting_deliver(conn, position, message, stream):
         nonlocal running, most
         running += 1
         most = max(most, running)
@@ -93,7 +92,8 @@ async def test_a_resume_storm_runs_at_most_two_catch_ups_at_a_time(monkeypatch):
         await page.disconnect()
     for n in range(5):
         await agroup_send(room.group_name(room="storm"), "tick", n)
-    monkeypatch.setattr(catchup, "deliver", counting_deliver)
+    real_deliver = room._deliver  # What a catch-up does per missed frame (connection.group_frames).
+    monkeypatch.setattr(room, "_deliver", counting_deliver)
     pages = await asyncio.gather(
         *(open_socket(room, "storm", socket_id=f"storm-many-{n}", positions={0: positions[n]}) for n in range(20))
     )

@@ -31,9 +31,11 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import import_module
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
@@ -51,11 +53,15 @@ from hypergen_consumers.connection.executor import worker_pool
 from hypergen_consumers.errors import CloseCode
 from hypergen_consumers.layers.backend import backend_for
 
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import SocketState
+
 __all__ = [
     "session_group",
     "SESSION_ENDED_EVENT",
     "end_session",
     "Authority",
+    "Reread",
 ]
 
 logger = logging.getLogger("hypergen_consumers")
@@ -127,6 +133,16 @@ def connect_signals() -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Reread:
+    """What a re-read found: the fresh user (None: the session ended), the close code if the
+    connection lost its authority, and the consumer perms the user still holds."""
+
+    user: Any
+    code: CloseCode | None
+    matched: frozenset[str]
+
+
 class Authority:
     """One connection's view of its session and user, refreshed at most every N seconds."""
 
@@ -142,48 +158,44 @@ class Authority:
     def groups(self) -> list[str]:
         return [session_group(self.session_key)] if self.session_key else []
 
-    def start_watching(self, consumer: Any) -> None:
-        """Re-read on a timer while the connection is open (see the module docstring)."""
+    def start_watching(self, owner: str, socket: SocketState, holds: Callable[[], Awaitable[bool]]) -> None:
+        """Re-read on a timer while the connection is open (see the module docstring).
+
+        ``holds`` is the connection's own check (``pipeline``): it re-reads when due and closes
+        the socket if the authority lapsed; the timer only decides when to call it.
+        """
         if self.watch and self._timer is None:
-            self._timer = asyncio.ensure_future(self._recheck_silent(consumer))
+            self._timer = asyncio.ensure_future(self._recheck_silent(owner, socket, holds))
 
     def stop_watching(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
 
-    async def _recheck_silent(self, consumer: Any) -> None:
-        while not getattr(consumer, "_closing", False):
+    async def _recheck_silent(self, owner: str, socket: SocketState, holds: Callable[[], Awaitable[bool]]) -> None:
+        while not socket.closing:
             period = conf.current().auth_recheck_seconds or SILENT_RECHECK_FLOOR
             wait = self.checked_at + period - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait + random.uniform(0, period * _JITTER))
                 continue
             try:
-                await consumer._authority_holds()  # Closes with 4401 / 4403 when the authority lapsed.
+                await holds()  # Closes with 4401 / 4403 when the authority lapsed.
             except Exception as exc:  # The database is down: try again next period, keep the socket.
                 self.checked_at = time.monotonic()
-                logger.warning(
-                    "%s: could not re-read the session (%s: %s)", type(consumer).__name__, type(exc).__name__, exc
-                )
+                logger.warning("%s: could not re-read the session (%s: %s)", owner, type(exc).__name__, exc)
 
     def due(self) -> bool:
         return self.watch and time.monotonic() - self.checked_at >= conf.current().auth_recheck_seconds
 
-    async def recheck(self, consumer: Any) -> CloseCode | None:
-        """Re-read session and user; return the close code if the connection lost its authority."""
+    async def recheck(self, perm: Any, any_perm: bool) -> Reread:
+        """Re-read session and user against the consumer's ``perm``; the connection applies the result."""
         self.checked_at = time.monotonic()
         reload = DatabaseSyncToAsync(self._reload, thread_sensitive=False, executor=worker_pool())
-        cls = type(consumer)
-        user, allowed, matched = await reload(cls.perm, cls.any_perm)
+        user, allowed, matched = await reload(perm, any_perm)
         if user is None:
-            return CloseCode.SESSION_ENDED
-        consumer.request.user = user
-        consumer.scope["user"] = user
-        if not allowed:
-            return CloseCode.PERMISSION_DENIED
-        consumer.matched_perms = matched
-        return None
+            return Reread(None, CloseCode.SESSION_ENDED, frozenset())
+        return Reread(user, None if allowed else CloseCode.PERMISSION_DENIED, matched)
 
     def _reload(self, perm: Any, any_perm: bool) -> tuple[Any, bool, frozenset[str]]:
         if not self.session_key:

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import SocketState
 
 __all__ = ["HEARTBEAT_FRAME", "HEARTBEAT_PARAM", "HEARTBEAT_REPLY", "is_heartbeat", "keepalive"]
 
@@ -44,27 +48,30 @@ def is_heartbeat(content: dict[str, Any]) -> bool:
 # while one of its runs lasts. A timer, not a task, per run: nothing is paid for a quick run.
 
 
-def keepalive_period(conn: Any) -> float | None:
-    """Seconds between answers during a run, or None for a client that gave no heartbeat."""
-    cached: float | None | str = conn.__dict__.get("_keepalive_period", "unknown")
-    if cached != "unknown":
-        return cached  # type: ignore[return-value]
-    raw = conn.scope.get("query_string", b"")
+def keepalive_period(scope: dict[str, Any]) -> float | None:
+    """Seconds between answers during a run, or None for a client that gave no heartbeat
+    (read once, at the handshake, into ``SocketState.keepalive_period``)."""
+    raw = scope.get("query_string", b"")
     text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
     values = parse_qs(text).get(HEARTBEAT_PARAM, [])
-    period: float | None = None
     if values and values[-1].isdigit() and len(values[-1]) < 10 and int(values[-1]) > 0:
-        period = max(MIN_KEEPALIVE_SECONDS, int(values[-1]) / 2000)
-    conn.__dict__["_keepalive_period"] = period
-    return period
+        return max(MIN_KEEPALIVE_SECONDS, int(values[-1]) / 2000)
+    return None
+
+
+class UnrecordedSend(Protocol):
+    """The connection's send that bypasses a run's recording (``SendingMixin._send``)."""
+
+    def __call__(self, text_data: str, *, recorded: bool) -> Awaitable[None]: ...
 
 
 class Keepalive:
     """Sends the heartbeat's answer every ``period`` seconds until ``stop()``."""
 
-    def __init__(self, conn: Any, period: float) -> None:
-        conn.__dict__["_keepalive_running"] = True  # One at a time: a run inside a frame's wait.
-        self.conn = conn
+    def __init__(self, socket: SocketState, send: UnrecordedSend, period: float) -> None:
+        socket.keepalive_running = True  # One at a time: a run inside a frame's wait.
+        self.socket = socket
+        self.send = send
         self.period = period
         self.loop = asyncio.get_running_loop()
         self.sending: set[asyncio.Task[None]] = set()
@@ -79,15 +86,15 @@ class Keepalive:
     async def _send(self) -> None:
         try:
             # Not recorded with the run's reply (frame_ids): it is no part of the answer.
-            await self.conn._send(HEARTBEAT_REPLY, recorded=True)
+            await self.send(HEARTBEAT_REPLY, recorded=True)
         except Exception as exc:  # The socket went away: the run's own send will say so.
-            logger.debug("%s: keepalive not sent (%s)", type(self.conn).__name__, exc)
+            logger.debug("keepalive not sent (%s)", exc)
 
     def stop(self) -> None:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
-            self.conn.__dict__["_keepalive_running"] = False
+            self.socket.keepalive_running = False
 
 
 class _NoKeepalive:
@@ -98,9 +105,9 @@ class _NoKeepalive:
 _NO_KEEPALIVE = _NoKeepalive()
 
 
-def keepalive(conn: Any) -> Keepalive | _NoKeepalive:
-    """Start answering ``conn``'s heartbeat while a run lasts (if it gave one); ``stop()`` after."""
-    period = keepalive_period(conn)
-    if period is None or conn.__dict__.get("_keepalive_running", False):
+def keepalive(socket: SocketState, send: UnrecordedSend) -> Keepalive | _NoKeepalive:
+    """Start answering the heartbeat while a run lasts (if the client gave one); ``stop()`` after."""
+    period = socket.keepalive_period
+    if period is None or socket.keepalive_running:
         return _NO_KEEPALIVE
-    return Keepalive(conn, period)
+    return Keepalive(socket, send, period)

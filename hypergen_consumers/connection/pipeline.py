@@ -1,8 +1,8 @@
 """The frame pipeline: every handler run, whoever asked for it, takes one path.
 
-A client frame enters at ``receive`` (checked, decoded), then ``receive_json`` (its shape,
-its id for "nothing twice"); a ``group_send`` run enters at ``hypergen_consumers_run``;
-both meet in ``_dispatch_args`` (authority still holds? which handler?), then
+A client frame enters at ``client_frames`` (checked, decoded, its id claimed for "nothing
+twice"); a ``group_send`` run at ``group_frames`` (in stream order, with its position);
+both meet here in ``_dispatch_args`` (authority still holds? which handler?), then
 ``_run_checked`` (the handler's ``perm``) and ``_run`` (bind the arguments, render, encode
 once, send to the sender or the group). Hooks (``on_connect``) join at ``_run``. A mistake
 anywhere raises :class:`Rejected` with its error code; ``rejections()`` turns it into the
@@ -12,7 +12,6 @@ connection, so a connection's handlers run in order and its replies keep that or
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from collections.abc import AsyncIterator
@@ -23,23 +22,20 @@ from time import perf_counter
 from typing import Any
 
 from django.conf import settings
-from hypergen.liveview import loads
 
 from hypergen_consumers import conf
 from hypergen_consumers.auth.perms import perms_ok
 from hypergen_consumers.connection.executor import HandlerTimedOut, handler_timeout
-from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat, keepalive
+from hypergen_consumers.connection.heartbeat import keepalive
 from hypergen_consumers.connection.rendering import render_async, render_sync
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.connection.targeting import OTHERS
 from hypergen_consumers.declaring.handlers import HandlerArgumentsInvalid, HandlerSpec
 from hypergen_consumers.declaring.url_kwarg_hints import url_kwarg_hint
-from hypergen_consumers.delivery import catchup, frame_ids
 from hypergen_consumers.errors import (
     FRAME_TOO_LARGE,
     HANDLER_ERROR,
     HANDLER_TIMEOUT,
-    INVALID_FRAME,
     LAYER_UNAVAILABLE,
     PERMISSION_DENIED,
     RATE_LIMITED,
@@ -94,62 +90,6 @@ class PipelineMixin(ConnectionState):
         """
         return _SERVER_RUN.get() is self
 
-    # --- receiving ------------------------------------------------------------------
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """Check and decode one client frame, then hand it to ``receive_json``."""
-        if not getattr(self, "_accepted", False) or getattr(self, "_closing", False):
-            # A refused connection (accepted only to be closed with its code), or one the server
-            # is closing (4401, 4403), runs nothing more: a frame already on its way is dropped.
-            logger.debug("%s: dropped a frame from a refused or closing connection", type(self).__name__)
-            return
-        if text_data == HEARTBEAT_FRAME:
-            await self.send(text_data=HEARTBEAT_REPLY)  # Before the rate limit: a page's pulse is never refused.
-            return
-        async with self.rejections():
-            limiter = getattr(self, "_rate_limiter", None)
-            if limiter is not None and not limiter.allow():
-                raise Rejected(
-                    RATE_LIMITED,
-                    f"More than {limiter.per_second:g} messages per second (HYPERGEN_CONSUMERS_RATE_LIMIT).",
-                )
-            if text_data is None:
-                raise Rejected(INVALID_FRAME, "Binary frames are not supported; send JSON text.")
-            limit = conf.current().max_frame_bytes
-            if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
-                raise Rejected(
-                    FRAME_TOO_LARGE, f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES)."
-                )
-            try:
-                content = await self.decode_json(text_data)
-            except Rejected:
-                raise
-            except Exception as exc:
-                raise Rejected(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300]) from None
-            await self.receive_json(content, **kwargs)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Dispatch a decoded ``{"args": [...], "meta": {...}}`` frame to its handler."""
-        async with self.rejections():
-            if not (
-                isinstance(content, dict)
-                and isinstance(content.get("args"), list)
-                and isinstance(content.get("meta"), dict)
-            ):
-                raise Rejected(
-                    INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
-                )
-            if is_heartbeat(content):
-                await self.send(text_data=HEARTBEAT_REPLY)
-                return
-            beating = keepalive(self)  # Also while a re-sent frame waits for its first run to end.
-            try:
-                await frame_ids.run_once(
-                    self, content["meta"], partial(self._dispatch_args, content["args"], to_group=None)
-                )
-            finally:
-                beating.stop()
-
     @asynccontextmanager
     async def rejections(self) -> AsyncIterator[None]:
         """Turn a :class:`Rejected` raised inside into one error frame to this connection."""
@@ -158,27 +98,6 @@ class PipelineMixin(ConnectionState):
         except Rejected as exc:
             observe.frame(self, exc.handler, exc.code.value, exc.seconds)
             await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
-
-    async def hypergen_consumers_run(self, event: dict[str, Any]) -> None:
-        """Run a handler as if this connection's client had sent it (``group_send``); reply to it alone."""
-        if not await catchup.on_group_event(self, event):
-            await self._run_group_event(event)
-
-    async def _run_group_event(self, event: dict[str, Any], *, tail: str | None = None) -> bool:
-        """Run a ``group_send``'s handler for this connection. ``tail`` (an encoded command, the
-        run's position) is appended to what the run replies; False if nothing carried it (the
-        handler rendered nothing, or was skipped), so the caller sends it alone."""
-        self._reply_tail = None if tail is None else (asyncio.current_task(), tail)
-        try:
-            async with self.rejections():
-                try:
-                    args = loads(event["args"])
-                except Exception as exc:
-                    raise Rejected(INVALID_FRAME, f"group_send arguments could not be decoded: {exc}") from None
-                await self._dispatch_args(list(args), to_group=False, from_server=True)
-        finally:
-            unsent, self._reply_tail = self._reply_tail, None
-        return tail is not None and unsent is None
 
     # --- to the handler ---------------------------------------------------------------
 
@@ -199,7 +118,8 @@ class PipelineMixin(ConnectionState):
             args = args[1:]
         started = perf_counter()
         try:
-            if spec.rate is not None and not from_server and not self._handler_limits.allow(spec.name, spec.rate):
+            limits = self._hc.limits.handler_limits
+            if spec.rate is not None and not from_server and not limits.allow(spec.name, spec.rate):
                 raise Rejected(
                     RATE_LIMITED,
                     f"More than {spec.rate.describe()} to {cls.__name__}.{spec.name} (its rate {spec.rate.text!r}); "
@@ -281,13 +201,13 @@ class PipelineMixin(ConnectionState):
         positional = [self, self.request, *call_args]
         what, timeout = f"{cls.__name__}.{spec.name}", handler_timeout(spec.timeout)
         server_run = _SERVER_RUN.set(self if from_server else None)
-        beating = keepalive(self)  # A long run must not look like a dead path to the page.
+        beating = keepalive(self._hc.socket, self._send)  # A long run must not look like a dead path to the page.
         try:
             if spec.is_async:
                 run = render_async(spec.func, positional, call_kwargs, **options)
-                commands = await self._lane.run_async(what, timeout, run)
+                commands = await self._hc.limits.lane.run_async(what, timeout, run)
             else:
-                commands = await self._lane.run_sync(
+                commands = await self._hc.limits.lane.run_sync(
                     what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs
                 )
             text = encode(commands) if commands else None
@@ -322,25 +242,30 @@ class PipelineMixin(ConnectionState):
 
     async def _authority_holds(self) -> bool:
         """Re-read session and user when due (see ``authority``); close the socket if they lapsed."""
-        if getattr(self, "_closing", False):
+        if self._hc.socket.closing:
             return False
-        authority = getattr(self, "_authority", None)
+        authority = self._hc.authority
         if authority is not None and authority.due():
-            code = await authority.recheck(self)
-            if code is not None:
-                await self._close_for(code)
+            cls = type(self)
+            reread = await authority.recheck(cls.perm, cls.any_perm)
+            if reread.user is not None:
+                self.request.user = reread.user
+                self.scope["user"] = reread.user
+            if reread.code is not None:
+                await self._close_for(reread.code)
                 return False
+            self.matched_perms = reread.matched
         return True
 
     async def _close_for(self, code: CloseCode) -> None:
         logger.info("%s: closing with %d: %s", type(self).__name__, code, code.name.lower())
-        self._closing = True
+        self._hc.socket.closing = True
         observe.closing(self, code)
         await self.close(code=int(code))  # autobahn refuses an IntEnum member.
 
     async def hypergen_consumers_session_ended(self, event: dict[str, Any]) -> None:
         """The session logged out or was deleted (in any process): close with 4401."""
-        if not getattr(self, "_closing", False):
+        if not self._hc.socket.closing:
             await self._close_for(CloseCode.SESSION_ENDED)
 
     # --- JSON with hypergen's encoding ----------------------------------------------

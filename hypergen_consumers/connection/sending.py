@@ -1,35 +1,42 @@
-"""What a connection sends, and the channel-layer events it gets.
+"""What a connection sends: to its client, to its group, and ``send_commands``.
 
 Every frame to the client goes through ``send``, which refuses a frame the server could not
 send (it would close the socket) and closes a socket whose client stopped reading. Handler
 output for the group is encoded once and sent as one pre-encoded ``FRAME_EVENT`` through
-the channel layer; each receiving connection only forwards its text (``dispatch`` skips
-the database clean-up for it), so a broadcast is rendered once and encoded once.
+the channel layer; each receiving connection only forwards its text (``lifecycle.dispatch``
+skips the database clean-up for it), so a broadcast is rendered once and encoded once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
+from collections import deque
 from typing import Any
 
-from hypergen_consumers._compat import channels_consumer
-from hypergen_consumers._compat.channels_db import aclose_old_connections
-from hypergen_consumers.connection.db_cleanup import aclose_old_connections_if_any_open
+from asgiref.sync import async_to_sync
+
 from hypergen_consumers.connection.state import ConnectionState
-from hypergen_consumers.connection.targeting import run_event_method
-from hypergen_consumers.delivery import catchup
 from hypergen_consumers.errors import FRAME_TOO_LARGE, LAYER_UNAVAILABLE, ChannelLayerUnavailable, ErrorCode
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT
 from hypergen_consumers.observability import observe
 from hypergen_consumers.wire.mistake_log import mistakes
-from hypergen_consumers.wire.outgoing import error_frame, too_large, with_command
+from hypergen_consumers.wire.outgoing import encode, error_frame, too_large, with_command
 
 __all__ = ["SendingMixin"]
 
 logger = logging.getLogger("hypergen_consumers")
+
+
+def _check_commands(who: str, commands: Any) -> list[Any]:
+    if not (
+        isinstance(commands, (list, tuple, deque))
+        and all(isinstance(c, (list, tuple)) and c and isinstance(c[0], str) for c in commands)
+    ):
+        msg = f'{who} takes a list of hypergen commands, e.g. [["alert", 42]]; got {commands!r}'[:300]
+        raise ValueError(msg)
+    return [list(command) for command in commands]
 
 
 class SendingMixin(ConnectionState):
@@ -43,7 +50,7 @@ class SendingMixin(ConnectionState):
         message = {"type": FRAME_EVENT, "text": text}
         if exclude is not None:
             message["exclude"] = exclude
-            socket_key = getattr(self, "_socket_key", None)
+            socket_key = self._hc.delivery.socket_key
             if socket_key is not None:
                 message["exclude_socket"] = socket_key  # The sender's page, also after a reconnect.
         backend = backend_for(self.channel_layer)
@@ -63,34 +70,37 @@ class SendingMixin(ConnectionState):
     async def send_reply(self, text: str) -> None:
         """A handler's output to its sender, or an error frame: the last thing a run sends.
 
-        While a client frame with an id runs (``frame_ids.run_once``), the reply is recorded and
+        While a client frame with an id runs (``ClientFramesMixin._run_once``), the reply is recorded and
         held back: the run's ack goes out inside it, one frame down instead of two (measured:
         the second frame cost more than the rest of the delivery protocol together). Anything
         sent after it (nothing, in a handler run as it is today) sends it first, so order holds.
         """
-        recording = self._run_recording()
+        delivery = self._hc.delivery
+        recording = delivery.run_recording()
         if recording is None:
             await self.send(text_data=self._with_reply_tail(text))
             return
         await self.send_held_reply()
         recording.append(text)
-        self._held_reply = text
+        delivery.held_reply = text
 
     def _with_reply_tail(self, text: str) -> str:
         """``text`` with the tail a ``group_send`` run's reply carries (its position), once, in
         the run's own task (a presence render sending meanwhile is no part of the run)."""
-        held = self._reply_tail
+        delivery = self._hc.delivery
+        held = delivery.reply_tail
         if held is None or held[0] is not asyncio.current_task():
             return text
         carried = with_command(text, held[1])
         if too_large(carried):
             return text  # The caller sends the tail alone after it.
-        self._reply_tail = None
+        delivery.reply_tail = None
         return carried
 
     async def send_held_reply(self, ack: str | None = None) -> None:
         """Send the held reply, with ``ack`` (an encoded command) as its last command, or ``ack`` alone."""
-        held, self._held_reply = self._held_reply, None
+        delivery = self._hc.delivery
+        held, delivery.held_reply = delivery.held_reply, None
         if held is None:
             if ack is not None:
                 await self.send(text_data=f"[{ack}]")
@@ -107,7 +117,7 @@ class SendingMixin(ConnectionState):
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         """Channels' send, refusing a frame the server could not send (it would close the socket)."""
-        if self._held_reply is not None:
+        if self._hc.delivery.held_reply is not None:
             await self.send_held_reply()  # Nothing overtakes a reply.
         await self._send(text_data, bytes_data, close)
 
@@ -126,15 +136,17 @@ class SendingMixin(ConnectionState):
             text_data = error_frame(
                 FRAME_TOO_LARGE, "A frame for this connection was too large to send; it was dropped."
             )
-        recording = None if recorded else self._run_recording()
+        record = self._hc
+        recording = None if recorded else record.delivery.run_recording()
         if recording is not None and text_data is not None:
             recording.append(text_data)  # A reply to a client frame, kept for a re-sent copy (replies).
-        if getattr(self, "_closing", False):
+        socket = record.socket
+        if socket.closing:
             # Closed by the server (4401, 4403, ...): nothing more goes out, and the server is
             # not asked to (daphne would log "Attempt to send on a closed protocol" as an error).
             logger.debug("%s: not sent, the connection is closing", type(self).__name__)
             return
-        turn = self._turn
+        turn = socket.turn
         if turn is None:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         else:
@@ -143,9 +155,9 @@ class SendingMixin(ConnectionState):
             # send wait for a full buffer, and the next one waits behind it, in order.
             async with turn.lock:
                 await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
-        buffer = getattr(self, "_send_buffer", None)
+        buffer = socket.buffer
         if buffer is not None and buffer.over_limit():
-            self._send_buffer = None
+            socket.buffer = None
             logger.warning(
                 "%s: the client is not reading (%d bytes queued, HYPERGEN_CONSUMERS_MAX_QUEUED_BYTES = %d); "
                 "dropped the connection",
@@ -157,54 +169,30 @@ class SendingMixin(ConnectionState):
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Channels' close; after it nothing more is sent on this connection (see ``_send``)."""
-        self._closing = True
+        self._hc.socket.closing = True
         await super().close(code=code, reason=reason)  # Channels' close.
 
-    # --- channel layer events -------------------------------------------------------
+    # --- send_commands: to this connection alone, now (guide: "Who gets what") ---------
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch, with its per-message database clean-up only when it can do something.
+    async def asend_commands(self, commands: list[Any]) -> None:
+        """Send ``commands`` to this connection alone, now (from async code)."""
+        commands = _check_commands("asend_commands", commands)
+        if commands:
+            await self.send(text_data=encode(commands))
 
-        Channels hops to a worker thread to run ``close_old_connections`` before every message;
-        here that hop is made only while a database connection is open (see ``db_cleanup``).
-        A pre-encoded frame (a broadcast, the most common message under fan-out) only
-        forwards text and never touches the database, so it skips the clean-up entirely.
+    def send_commands(self, commands: list[Any]) -> None:
+        """Send ``commands`` to this connection alone, now, from sync code: a ``def`` handler,
+        hook or event method (they run in a worker thread).
+
+        They arrive before what the handler renders, which is sent when it returns.
         """
-        if not channels_consumer.dispatch_is_ours():
-            await self._channels_dispatch(message)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(self.asend_commands)(commands)
             return
-        if message["type"] == FRAME_EVENT:
-            await self.hypergen_consumers_frame(message)
-            return
-        handler = getattr(self, channels_consumer.get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await aclose_old_connections_if_any_open()
-        await run_event_method(handler, message, getattr(self, "request", None))
-
-    async def _channels_dispatch(self, message: dict[str, Any]) -> None:
-        """The fallback when Channels' ``dispatch`` changed (see ``_compat.channels_consumer``).
-
-        Channels' own dispatch (its clean-up hop before every message), except for a plain
-        ``def`` event method, which Channels' async dispatch cannot run: that one runs in a
-        worker thread as ``run_event_method`` promises, after the same clean-up.
-        """
-        handler = getattr(self, str(message.get("type", "")).replace(".", "_"), None)
-        if handler is not None and not inspect.iscoroutinefunction(handler):
-            await aclose_old_connections()
-            await run_event_method(handler, message, getattr(self, "request", None))
-            return
-        await super().dispatch(message)  # Channels' dispatch.
-
-    async def hypergen_consumers_frame(self, event: dict[str, Any]) -> None:
-        """An already encoded command list for this connection (a broadcast or consumer_command)."""
-        if await catchup.on_group_event(self, event):
-            return  # Positioned: sent in stream order (and not to an excluded sender) by catchup.
-        if event.get("exclude") == self.channel_name:
-            return  # broadcast="others": the sender does not get its own output.
-        await self.send(text_data=event["text"])
-
-    async def hypergen_consumers_catchup(self, event: dict[str, Any]) -> None:
-        """After a layer outage: send what the group said while this connection was out of it."""
-        self._catch_up_queued = False
-        await catchup.catch_up(self)
+        msg = (
+            f"{type(self).__name__}.send_commands() was called from async code; "
+            "use 'await self.asend_commands(commands)' there."
+        )
+        raise RuntimeError(msg)

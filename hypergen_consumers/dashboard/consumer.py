@@ -55,7 +55,6 @@ class DashboardConsumer(HypergenConsumer):
     async def websocket_connect(self, message: Any) -> None:
         """Refuse (4403) anyone but active staff before the handshake joins any group."""
         if not await database_sync_to_async(is_staff)(self.scope.get("user")):
-            self._joined, self._accepted = [], False
             logger.info("dashboard: refused a socket of a user who is not staff")
             await self.refuse(CloseCode.PERMISSION_DENIED)
             return
@@ -69,7 +68,8 @@ class DashboardConsumer(HypergenConsumer):
 
     async def hypergen_consumers_dashboard(self, event: dict[str, Any]) -> None:
         """A process's snapshot (from the dashboard group): take it and re-render this page."""
-        if not self._accepted or getattr(self, "_closing", False) or not hasattr(self, "board"):
+        socket = self._hc.socket
+        if not socket.accepted or socket.closing or not hasattr(self, "board"):
             return
         self.board.add(event["snapshot"])
         if not await self._authority_holds():

@@ -12,6 +12,10 @@ first, and skips what a catch-up already sent.
 A page is known by its socket id (``?hypergen_socket=<random>``, which client.js adds); a
 client without one gets plain frames, no positions. Frame ids up (run once, acks) are in
 ``frame_ids``.
+
+This module keeps the connection's positions (its ``DeliveryState``) and decides; it sends
+nothing and runs nothing. The connection's group-frame path (``connection.group_frames``)
+asks it what a frame or a catch-up comes to, and sends or runs that.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from hypergen_consumers.connection.heartbeat import keepalive
-from hypergen_consumers.delivery.replay import Entry, newer, position_key, remember_group, window_settings
+from hypergen_consumers.delivery.replay import Entry, position_key, remember_group, window_settings
 from hypergen_consumers.delivery.streams import (
     POSITION_COMMAND,
     Stream,
@@ -39,17 +43,23 @@ from hypergen_consumers.delivery.streams import (
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, bounded_store
 from hypergen_consumers.layers.keys import socket_digest
-from hypergen_consumers.observability import observe
 from hypergen_consumers.wire.outgoing import encode
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import DeliveryState, Member
 
 __all__ = [
     "POSITION_COMMAND",
     "RESYNC_COMMAND",
+    "CatchUp",
+    "Step",
     "start",
     "resume",
     "catch_up",
-    "resync",
-    "on_group_event",
+    "replay_slot",
+    "resync_frame",
+    "resync_positions",
+    "stream_of",
     "deliver",
 ]
 
@@ -70,71 +80,80 @@ def _query(scope: dict[str, Any]) -> dict[str, str]:
     return {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
 
 
-async def start(conn: Any) -> None:
+async def start(part: DeliveryState, member: Member) -> None:
     """Before joining the groups: where does this connection start in each stream?
 
     A new socket starts at each group's last position (read before joining, so a frame sent
     in between is caught up, not lost; remembered per socket id, in case the position never
     reaches the page); a reconnecting page at the positions it gives (see ``streams``).
     """
-    cls = type(conn)
-    query = _query(conn.scope)
+    cls = type(member)
+    query = _query(member.scope)
     key = query.get(SOCKET_PARAM, "")
-    session = conn.scope.get("session")
+    session = member.scope.get("session")
     session_key = getattr(session, "session_key", None) or ""
     # Known in the stores by a keyed digest: the session key never reaches Redis (see keys).
-    conn._socket_key = socket_digest(cls.__name__, session_key, key) if _SOCKET_ID.match(key) else None
-    remember_group(conn.group, cls)
-    frames, _ = window_settings(conn.group)
-    conn._replay, conn._streams = None, []
-    if frames <= 0 or conn._socket_key is None:
+    part.socket_key = socket_digest(cls.__name__, session_key, key) if _SOCKET_ID.match(key) else None
+    remember_group(member.group, cls)
+    frames, _ = window_settings(member.group)
+    part.streams = []
+    if frames <= 0 or part.socket_key is None:
         return  # Replay off, or a client that does not speak the protocol (not client.js).
-    window = backend_for(conn.channel_layer).window
-    for index, group in enumerate(replayed_groups(conn)):
+    window = backend_for(member.channel_layer).window
+    for index, group in enumerate(replayed_groups(member)):
         frames, seconds = window_settings(group)
         given = given_position(query, index)
         if given is None:  # A new page: where the stream is now (see above).
-            position = await bounded_store(window, window.start(start_key(conn._socket_key, index), group, seconds))
+            position = await bounded_store(window, window.start(start_key(part.socket_key, index), group, seconds))
         else:
             position = given
-        conn._streams.append(Stream(window, frames, seconds, position, given is not None, group, index))
-    conn._replay = conn._streams[0]
+        part.streams.append(Stream(window, frames, seconds, position, given is not None, group, index))
 
 
-async def resume(conn: Any) -> None:
-    """After accepting: send a reconnecting page what it missed, or a new page its positions."""
+async def resume(part: DeliveryState) -> tuple[list[Stream], list[Stream]]:
+    """After accepting: ``(streams the page is current in, streams it is behind in)``; the
+    connection tells it the first's positions and catches it up in the second."""
     behind: list[Stream] = []
     current: list[Stream] = []
-    for stream in streams_of(conn):
+    for stream in part.streams:
         caught_up = not stream.resumed and stream.position == await bounded_store(
             stream.window, stream.window.last(stream.group)
         )
         (current if caught_up else behind).append(stream)
-    if current:
-        await conn.send(text_data=positions_frame(current))
-    if behind:
-        await catch_up(conn, behind)
+    return current, behind
 
 
-async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
-    """Send every frame after the connection's positions; resync past a window.
+@dataclass(slots=True)
+class CatchUp:
+    """What a catch-up comes to: positions to correct, frames to deliver in order, streams lost."""
+
+    #: Streams with nothing to send whose position moved to the store's (tell the page).
+    moved: list[Stream] = field(default_factory=list)
+    #: Every missed frame, in order (merged by position across streams).
+    missed: list[tuple[Stream, Entry]] = field(default_factory=list)
+    #: How many of them are ``group_send`` runs (they render for this page: see ``replay_slot``).
+    runs: int = 0
+    #: Streams that cannot be caught up (past the window, or too many runs): they resync.
+    lost: list[Stream] = field(default_factory=list)
+
+
+async def catch_up(streams: list[Stream], owner: str) -> CatchUp:
+    """Every frame after the positions of ``streams``; resync past a window.
 
     Each stream's frames go in their order, once each; frames of several streams are merged
     by position (one clock per store: exact in memory, Redis's clock with channels-redis).
     """
+    plan = CatchUp()
     missed: list[tuple[tuple[int, int], int, Stream, Entry]] = []
-    lost: list[Stream] = []
-    for stream in streams_of(conn) if streams is None else streams:
+    for stream in streams:
         try:
             reading = stream.window.read_after(stream.group, stream.position, stream.seconds)
             entries, latest = await bounded_store(stream.window, reading)
         except Exception as exc:
-            logger.warning(
-                "%s: could not read the replay window (%s); retrying on the next frame", type(conn).__name__, exc
-            )
+            logger.warning("%s: could not read the replay window (%s); retrying on the next frame", owner, exc)
             continue
         if entries is None:
-            lost.append(stream)
+            plan.lost.append(stream)
         elif entries:
             missed.extend((position_key(entry.position), stream.index, stream, entry) for entry in entries)
         elif latest != stream.position:
@@ -142,35 +161,41 @@ async def catch_up(conn: Any, streams: list[Stream] | None = None) -> None:
             # restarted process, a clock that went back): move it to the store's, or live
             # frames would look older than it and be skipped.
             stream.position = latest
-            await conn.send(text_data=positions_frame([stream]))
+            plan.moved.append(stream)
     missed.sort(key=lambda item: (item[0], item[1]))
     runs = sum(entry.message["type"] != FRAME_EVENT for *_, entry in missed)
     if runs > REPLAY_RUNS_PER_CATCH_UP or (runs and _waiting[0] >= CATCH_UPS_WAITING_AT_MOST):
         # Too many handler runs to replay (each renders for this page), or too many pages
         # waiting to replay theirs already: their streams resync.
         heavy = {stream.index: stream for _, _, stream, entry in missed if entry.message["type"] != FRAME_EVENT}
-        lost += [stream for stream in heavy.values() if stream not in lost]
+        plan.lost += [stream for stream in heavy.values() if stream not in plan.lost]
         missed, runs = [item for item in missed if item[2].index not in heavy], 0
-    # A page waiting for a slot is silent (its heartbeat waits behind this catch-up): keep it
-    # alive, or client.js gives the socket up and queues again at the back.
-    beating = keepalive(conn) if runs else None
-    waiting = bool(runs)
-    _waiting[0] += waiting
+    plan.missed = [(stream, entry) for _, _, stream, entry in missed]
+    plan.runs = runs
+    return plan
+
+
+@asynccontextmanager
+async def replay_slot(runs: int) -> AsyncIterator[None]:
+    """Around delivering a catch-up: one of the process's few slots when it replays runs.
+
+    A catch-up that only forwards frames takes none. One that replays ``runs`` waits for a
+    slot (``CATCH_UPS_RUNNING_AT_ONCE``), counted among the waiting meanwhile (past
+    ``CATCH_UPS_WAITING_AT_MOST`` waiting, ``catch_up`` resyncs instead of queueing).
+    """
+    if not runs:
+        yield
+        return
+    _waiting[0] += 1
+    waiting = True
     try:
-        async with _replaying_runs() if runs else _nothing():
-            _waiting[0] -= waiting
+        async with _replaying_runs():
+            _waiting[0] -= 1
             waiting = False
-            for _, _, stream, entry in missed:
-                if _client_gone(conn):
-                    return  # Nobody to run the rest for (its disconnect waits behind this catch-up).
-                if newer(entry.position, stream.position):
-                    await deliver(conn, entry.position, entry.message, stream)
+            yield
     finally:
-        _waiting[0] -= waiting  # Cancelled while it still waited for a slot.
-        if beating is not None:
-            beating.stop()
-    if lost:
-        await resync(conn, lost)
+        if waiting:
+            _waiting[0] -= 1  # Cancelled while it still waited for a slot.
 
 
 #: A page that missed more ``group_send`` handler runs than this resyncs instead of having
@@ -189,17 +214,6 @@ CATCH_UPS_WAITING_AT_MOST = 50
 _waiting = [0]
 
 
-def _client_gone(conn: Any) -> bool:
-    """Whether the client's TCP connection is gone (daphne; see ``slow_readers``).
-
-    A connection handles one message at a time, so the disconnect of a page that left waits
-    behind its catch-up: without this, its replayed handlers all ran for nobody, holding one
-    of the process's catch-up slots.
-    """
-    buffer = conn._send_buffer
-    return buffer is not None and buffer.closed()
-
-
 def _replaying_runs() -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     slots = _run_slots.get(loop)
@@ -209,73 +223,56 @@ def _replaying_runs() -> asyncio.Semaphore:
     return slots
 
 
-@asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    yield
-
-
-async def resync(conn: Any, streams: list[Stream] | None = None) -> None:
-    """The page missed what cannot be sent again (away longer than a window, or a reply
-    no longer kept): tell it (reload by default) or re-render. ``streams``: all of them."""
-    streams = streams_of(conn) if streams is None else streams
-    hook = type(conn)._on_resync
-    observe.resync(conn)
+async def resync_positions(streams: list[Stream]) -> None:
+    """The page missed what cannot be sent again (away longer than a window, or a reply no
+    longer kept): move ``streams`` to where they are now. The connection then sends
+    ``resync_frame`` (reload, or re-render with ``on_resync``) and the new positions."""
     for stream in streams:
         stream.position = await bounded_store(stream.window, stream.window.last(stream.group))
-    await conn.send(text_data=encode([[RESYNC_COMMAND, {"reload": hook is None}]]))
-    if hook is not None:
-        async with conn.rejections():
-            await conn._run(hook, [], to_group=False)
-    if streams:
-        await conn.send(text_data=positions_frame(streams))
+
+
+def resync_frame(reload: bool) -> str:
+    """``hypergen:websocket:resync`` for the page: reload it, or (with ``on_resync``) not."""
+    return encode([[RESYNC_COMMAND, {"reload": reload}]])
 
 
 # --- live frames ----------------------------------------------------------------------
 
 
-def streams_of(conn: Any) -> list[Stream]:
-    """The streams a connection is replayed from (none without replay, or before it started)."""
-    streams: list[Stream] = getattr(conn, "_streams", [])
-    return streams
-
-
-def _stream_of(conn: Any, event: dict[str, Any]) -> Stream | None:
+def stream_of(part: DeliveryState, event: dict[str, Any]) -> Stream | None:
+    """The stream a positioned group frame belongs to; None for a frame to send as it is."""
+    if "position" not in event:
+        return None
     group = event.get("group")
-    for stream in streams_of(conn):
+    for stream in part.streams:
         if stream.group == group:
             return stream
     return None
 
 
-async def on_group_event(conn: Any, event: dict[str, Any]) -> bool:
-    """Deliver a positioned group frame in stream order; False if it is not one (send it as is)."""
-    stream = _stream_of(conn, event) if "position" in event else None
-    if stream is None:
-        return False
-    if event["prev"] == stream.position:
-        await deliver(conn, event["position"], event, stream)
-    elif newer(event["position"], stream.position):
-        await catch_up(conn, [stream])  # Something before it is missing: the stream has it.
-    return True  # Otherwise a catch-up already sent it.
-
-
-def _excluded(conn: Any, message: dict[str, Any]) -> bool:
+def _excluded(part: DeliveryState, channel_name: str, message: dict[str, Any]) -> bool:
     """``broadcast="others"``: the sender's connection, or the sender's page after a reconnect."""
     socket = message.get("exclude_socket")
-    return message.get("exclude") == conn.channel_name or (socket is not None and socket == conn._socket_key)
+    return message.get("exclude") == channel_name or (socket is not None and socket == part.socket_key)
 
 
-async def deliver(conn: Any, position: str, message: dict[str, Any], stream: Stream | None = None) -> None:
-    """Send one frame of ``stream`` (the own group's by default) and move the page's position there."""
-    if stream is None:
-        stream = streams_of(conn)[0]
+@dataclass(slots=True)
+class Step:
+    """One frame of a stream, delivered: send ``text``; or, for a ``group_send`` (``run``), run
+    it with ``tail`` (its position) appended to its reply, and send ``text`` only if nothing
+    carried the tail."""
+
+    text: str
+    run: dict[str, Any] | None = None
+    tail: str = ""
+
+
+def deliver(part: DeliveryState, channel_name: str, position: str, message: dict[str, Any], stream: Stream) -> Step:
+    """Move the page's position in ``stream`` to ``position``: what to send (or run) for it."""
     stream.position = position
-    if _excluded(conn, message):
-        await conn.send(text_data=positions_frame([stream]))  # Skipped, but counted.
-    elif message["type"] == FRAME_EVENT:
-        await conn.send(text_data=with_position(message["text"], position, stream.index))
-    else:
-        # The run's output carries the position as its last command: one frame per member, not two.
-        tail = encode_position(position, stream.index)
-        if not await conn._run_group_event(message, tail=tail):
-            await conn.send(text_data=positions_frame([stream]))  # It sent nothing to carry it.
+    if _excluded(part, channel_name, message):
+        return Step(positions_frame([stream]))  # Skipped, but counted.
+    if message["type"] == FRAME_EVENT:
+        return Step(with_position(message["text"], position, stream.index))
+    # The run's output carries the position as its last command: one frame per member, not two.
+    return Step(positions_frame([stream]), message, encode_position(position, stream.index))

@@ -7,6 +7,10 @@ before running it (in memory, or in the layer's Redis, so every process agrees),
 what the run sent to this connection alone (``replies``), and answers a re-sent id with that
 record instead of running it again. The ack is the last command of the run's last frame to
 the sender (``SendingMixin.send_reply``): one frame down per client frame, not two.
+
+This module decides and keeps the records; it sends nothing. The connection's client-frame
+path (``connection.client_frames``) claims an id here, runs the frame or sends the recorded
+answer this returns, then hands the run's reply back to be recorded.
 """
 
 from __future__ import annotations
@@ -15,21 +19,35 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers.conf import DEFAULT_HANDLER_TIMEOUT
-from hypergen_consumers.connection.executor import handler_timeout
-from hypergen_consumers.connection.state import RUN_RECORDING
+from hypergen_consumers.connection.state import RUN_RECORDING, DeliveryState
 from hypergen_consumers.delivery import replies
-from hypergen_consumers.delivery.catchup import resync
 from hypergen_consumers.delivery.replay import window_settings
 from hypergen_consumers.errors import INVALID_FRAME, Rejected
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import bounded_store
 
-__all__ = ["ACK_COMMAND", "MAX_FRAME_ID", "RECORD_DELAY", "PendingRecord", "flush_record", "run_once"]
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import Member
+
+__all__ = [
+    "ACK_COMMAND",
+    "MAX_FRAME_ID",
+    "RECORD_DELAY",
+    "Claim",
+    "PendingRecord",
+    "claim",
+    "flush_record",
+    "frame_id_of",
+    "record",
+    "recorded_reply",
+    "recording",
+]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -37,49 +55,79 @@ ACK_COMMAND = "hypergen.websocket.ack"
 MAX_FRAME_ID = 2**53
 
 
-async def run_once(conn: Any, meta: dict[str, Any], run: Callable[[], Awaitable[None]]) -> None:
-    """Run a client frame; with an id, at most once per socket, its reply recorded, then the ack.
+def frame_id_of(part: DeliveryState, meta: dict[str, Any]) -> int | None:
+    """The frame's id, or None: it has none, or the socket speaks no protocol (no socket id)."""
+    frame_id = meta.get("id")
+    if frame_id is None or part.socket_key is None:
+        return None
+    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
+        raise Rejected(
+            INVALID_FRAME,
+            f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.",
+        )
+    return frame_id
 
-    A duplicate id (client.js re-sends what was not acknowledged) does not run: it gets the
-    frames the first run sent to this connection alone, in order, then the ack (see
-    ``replies``). The ack comes last, so a page that has it has the reply too: it is the last
-    command of the run's last frame to the sender (its reply or error frame), or a frame of
-    its own when the run sent the sender nothing.
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A frame id, claimed: ``first`` means run it; otherwise ``record`` is what its run sent
+    (or ``replies.PENDING`` while that run still goes)."""
+
+    store: replies.ReplyStore
+    key: str
+    frame_id: int
+    first: bool
+    record: str
+    seconds: float
+
+    @property
+    def ack(self) -> str:
+        """The encoded ack command: the last command of what the sender gets for this frame."""
+        return f'["{ACK_COMMAND}",{self.frame_id}]'
+
+
+@contextmanager
+def recording(part: DeliveryState) -> Iterator[list[str]]:
+    """While a claimed frame runs: what the run sends to this connection alone is its reply.
+
+    Marked in a context variable too, so only this run's sends count (not a presence render
+    that sends meanwhile from a task of its own).
     """
-    frame_id = _frame_id(conn, meta)
-    if frame_id is None:
-        await run()
-        return
-    _, seconds = window_settings(conn.group)
-    seconds = max(seconds, 1.0)
-    store, first, record = await _claim(conn, frame_id, seconds)
-    ack = f'["{ACK_COMMAND}",{frame_id}]'
-    if not first:
-        await _answer_again(conn, store, frame_id, record)
-        await conn.send_held_reply(ack)
-        return
     sent: list[str] = []
-    conn._recording = sent
-    token = RUN_RECORDING.set(sent)  # Only this run's sends are its reply (not a presence render's).
+    part.recording = sent
+    token = RUN_RECORDING.set(sent)
     try:
-        async with conn.rejections():
-            try:
-                await run()
-            except Rejected as exc:
-                if exc.extra.get("retry"):
-                    exc.extra["id"] = frame_id  # Not run: client.js sends this frame again (see pipeline).
-                raise
+        yield sent
     finally:
         RUN_RECORDING.reset(token)
-        conn._recording = None
-    # The reply carries the ack (see SendingMixin.send_reply). Sent before it is recorded: a
-    # copy of the id re-sent meanwhile finds the claim pending and waits for the record.
-    # Recorded even when that send fails (uvicorn raises once the client is gone): the run
-    # is over, and its page, reconnecting, re-sends the id for exactly this answer.
-    try:
-        await conn.send_held_reply(ack)
-    finally:
-        await _record(conn, PendingRecord(store, conn._socket_key, frame_id, replies.encode_record(sent), seconds))
+        part.recording = None
+
+
+async def recorded_reply(part: DeliveryState, found: Claim, owner: str, timeout: float | None) -> list[str] | None:
+    """A frame this socket ran: the frames its run sent to the sender (the last carries the
+    ack), or None if they are no longer kept (the page resyncs).
+
+    Still running (the first copy went to a connection that is now silent), it is waited
+    for, up to the handler timeout.
+    """
+    record, key, store = found.record, found.key, found.store
+    deadline, delay = time.monotonic() + (timeout or DEFAULT_HANDLER_TIMEOUT) + 1.0, 0.05
+    while record == replies.PENDING and time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        record = await bounded_store(store, store.recorded(key, found.frame_id))
+    if record.startswith("["):
+        frames: list[str] = json.loads(record)
+        return frames
+    logger.info("%s: the reply to frame %d is not kept (%r); the page resyncs", owner, found.frame_id, record)
+    return None
+
+
+async def record(part: DeliveryState, found: Claim, sent: list[str], owner: str) -> None:
+    """Keep what the run of ``found`` sent, for a re-sent copy of its id (see ``_record``)."""
+    await _record(
+        part, PendingRecord(found.store, found.key, found.frame_id, replies.encode_record(sent), found.seconds), owner
+    )
 
 
 #: How long a reply's record in Redis may wait to ride on the socket's next claim (see ``_record``).
@@ -97,7 +145,7 @@ class PendingRecord:
     seconds: float
 
 
-async def _record(conn: Any, pending: PendingRecord) -> None:
+async def _record(part: DeliveryState, pending: PendingRecord, owner: str) -> None:
     """Write a run's reply record: at once in the process; in Redis, with the socket's next claim.
 
     Two Redis calls per client frame (claim before the run, record after) were most of what
@@ -109,33 +157,32 @@ async def _record(conn: Any, pending: PendingRecord) -> None:
     so "at most once" is untouched; only an answer lost with a crashed process is delayed
     the same way an answer lost mid-run already is.
     """
-    await flush_record(conn)  # At most one waits per connection.
+    await flush_record(part, owner)  # At most one waits per connection.
     if getattr(pending.store, "in_process", False):
-        await _write(conn, pending)
+        await _write(pending, owner)
         return
-    conn._pending_record = pending
-    conn._record_timer = asyncio.get_running_loop().call_later(
-        RECORD_DELAY, lambda: asyncio.ensure_future(flush_record(conn))
+    part.pending_record = pending
+    part.record_timer = asyncio.get_running_loop().call_later(
+        RECORD_DELAY, lambda: asyncio.ensure_future(flush_record(part, owner))
     )
 
 
-async def flush_record(conn: Any) -> None:
+async def flush_record(part: DeliveryState, owner: str) -> None:
     """Write the connection's waiting reply record now (its timer, a claim that failed, its end)."""
-    pending = _take_pending(conn)
+    pending = _take_pending(part)
     if pending is not None:
-        await _write(conn, pending)
+        await _write(pending, owner)
 
 
-def _take_pending(conn: Any) -> PendingRecord | None:
-    pending: PendingRecord | None = conn._pending_record
-    conn._pending_record = None
-    timer, conn._record_timer = conn._record_timer, None
+def _take_pending(part: DeliveryState) -> PendingRecord | None:
+    pending, part.pending_record = part.pending_record, None
+    timer, part.record_timer = part.record_timer, None
     if timer is not None:
         timer.cancel()
     return pending
 
 
-async def _write(conn: Any, pending: PendingRecord) -> None:
+async def _write(pending: PendingRecord, owner: str) -> None:
     """Write a reply record; if its store is down, keep trying in the background (once a
     second, for as long as the claim lives), or a copy of the id would find it pending for
     good and the page would be told to reload instead of getting its answer."""
@@ -146,7 +193,7 @@ async def _write(conn: Any, pending: PendingRecord) -> None:
     except Exception as exc:
         logger.warning(
             "%s: could not record the reply to frame %d yet (%s); trying again",
-            type(conn).__name__,
+            owner,
             pending.frame_id,
             exc,
         )
@@ -171,8 +218,8 @@ async def _keep_trying(pending: PendingRecord) -> None:
             continue
 
 
-async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.ReplyStore, bool, str]:
-    """Claim ``frame_id`` for this socket: ``(the store that holds the claim, run it?, its record)``.
+async def claim(part: DeliveryState, member: Member, frame_id: int, owner: str) -> Claim:
+    """Claim ``frame_id`` for this socket: run it, or answer it from its record.
 
     In the layer's Redis when it answers, so every process agrees. While this process knows
     the layer is down (or the claim fails), in this process instead: a frame whose handler
@@ -181,59 +228,28 @@ async def _claim(conn: Any, frame_id: int, seconds: float) -> tuple[replies.Repl
     answered from here. The limit: a page whose answer was lost during the outage and that
     reconnects to another process may have that frame run there once more.
     """
-    backend = backend_for(conn.channel_layer)
+    _, seconds = window_settings(member.group)
+    seconds = max(seconds, 1.0)
+    backend = backend_for(member.channel_layer)
     shared, local = backend.replies, backend.fallback_replies
-    key = conn._socket_key
+    key = part.socket_key
+    assert key is not None  # frame_id_of gives no id to a socket without one.
     if shared is not local and not backend.health.is_down() and not local.claimed(key, frame_id):
-        pending = _take_pending(conn)
+        pending = _take_pending(part)
         earlier = None
         if pending is not None and pending.store is shared and pending.key == key:
             earlier = (pending.frame_id, pending.record)  # Written by this same call (see _record).
         elif pending is not None:
-            await _write(conn, pending)
+            await _write(pending, owner)
         try:
-            first, record = await bounded_store(shared, shared.claim(key, frame_id, seconds, earlier))
-            return shared, first, record
+            first, found = await bounded_store(shared, shared.claim(key, frame_id, seconds, earlier))
+            return Claim(shared, key, frame_id, first, found, seconds)
         except Exception as exc:
             backend.health.mark_failed()
-            logger.info("%s: frame %d claimed in this process: %s", type(conn).__name__, frame_id, type(exc).__name__)
+            logger.info("%s: frame %d claimed in this process: %s", owner, frame_id, type(exc).__name__)
             if earlier is not None and pending is not None:
-                await _write(conn, pending)  # Tried once more on its own (logged if Redis is still down).
+                await _write(pending, owner)  # Tried once more on its own (logged if Redis is still down).
     else:
-        await flush_record(conn)
-    first, record = await local.claim(key, frame_id, seconds)
-    return local, first, record
-
-
-def _frame_id(conn: Any, meta: dict[str, Any]) -> int | None:
-    frame_id = meta.get("id")
-    if frame_id is None or conn._socket_key is None:
-        return None
-    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 < frame_id < MAX_FRAME_ID:
-        raise Rejected(
-            INVALID_FRAME,
-            f"meta.id must be a positive integer below 2**53 (client.js numbers frames); got {frame_id!r}.",
-        )
-    return frame_id
-
-
-async def _answer_again(conn: Any, store: replies.ReplyStore, frame_id: int, record: str) -> None:
-    """A frame this socket ran: send its recorded reply again; resync if it is not kept.
-
-    Still running (the first copy went to a connection that is now silent), it is waited
-    for, up to the handler timeout.
-    """
-    timeout = handler_timeout(type(conn).timeout) or DEFAULT_HANDLER_TIMEOUT
-    deadline, delay = time.monotonic() + timeout + 1.0, 0.05
-    while record == replies.PENDING and time.monotonic() < deadline:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
-        record = await bounded_store(store, store.recorded(conn._socket_key, frame_id))
-    if record.startswith("["):
-        *before, last = json.loads(record) or [None]
-        for text in before:
-            await conn.send(text_data=text)
-        conn._held_reply = last  # Carries the ack, as the first run's last frame did.
-        return
-    logger.info("%s: the reply to frame %d is not kept (%r); the page resyncs", type(conn).__name__, frame_id, record)
-    await resync(conn)
+        await flush_record(part, owner)
+    first, found = await local.claim(key, frame_id, seconds)
+    return Claim(local, key, frame_id, first, found, seconds)

@@ -15,7 +15,7 @@ as before (``catchup``), and a member that is slow to send holds up no one else.
 Direct delivery: an encoded frame (``FRAME_EVENT``: a broadcast, ``consumer_command``) is
 written by the tap itself to each member whose :class:`Turn` is free, that is, whose task is
 handling nothing, whose inbox holds nothing and whose socket has no write waiting, with the
-same checks the member's own task makes (``catchup.on_group_event``: the frame follows the
+same checks the member's own task makes (``group_frames``: the frame follows the
 member's position, ``broadcast="others"``): no queue, task wake-up or ``dispatch`` per member,
 and the text with its position is made once per stream index, not once per member. A member
 that is busy gets the frame in its inbox, in turn, as before; anything else (a handler run,
@@ -45,7 +45,6 @@ import weakref
 from functools import partial
 from typing import Any
 
-from hypergen_consumers.delivery.catchup import streams_of
 from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
@@ -94,19 +93,20 @@ class Turn:
 
 def put_in_inbox(member: Any, message: dict[str, Any]) -> None:
     """Queue ``message`` for ``member``'s own task, in turn with what waits there."""
-    member._inbox.put_nowait(message)
-    turn = member._turn
+    socket = member._hc.socket
+    socket.inbox.put_nowait(message)
+    turn = socket.turn
     if turn is not None:
         turn.queued += 1
 
 
 def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int, str]) -> bool:
     """Send the frame ``message`` to ``member`` from here, as its own task would (``sending``,
-    ``catchup.on_group_event``); False: the member's task takes it (``texts``: per stream index)."""
+    ``GroupFramesMixin._on_group_event``); False: the member's task takes it (``texts``: per stream index)."""
     stream, before = None, None
     if "position" in message:
         group = message.get("group")
-        for candidate in streams_of(member):
+        for candidate in member._hc.delivery.streams:
             if candidate.group == group:
                 stream = candidate
                 break
@@ -115,7 +115,9 @@ def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int
             return False  # Missed or already sent: the member's task catches up or skips it.
         before, stream.position = stream.position, message["position"]
         socket = message.get("exclude_socket")
-        if message.get("exclude") == member.channel_name or (socket is not None and socket == member._socket_key):
+        if message.get("exclude") == member.channel_name or (
+            socket is not None and socket == member._hc.delivery.socket_key
+        ):
             text = positions_frame([stream])  # broadcast="others": skipped, but counted.
         else:
             text = texts.get(stream.index) or texts.setdefault(
@@ -225,10 +227,11 @@ class Tap:
         texts: dict[int, str] = {}  # The frame with its position, once per stream index.
         bound = self.relay.inbox_bound
         for member in list(self.members):
-            inbox = member._inbox
+            socket = member._hc.socket
+            inbox = socket.inbox
             if inbox is None:
                 continue
-            turn = member._turn
+            turn = socket.turn
             if direct and turn is not None and turn.free() and _write_now(member, turn, message, texts):
                 continue
             if bound is not None and inbox.qsize() >= bound:
@@ -308,8 +311,8 @@ class GroupRelay:
         """``member``'s inbox is full: it misses this message, and catches up from the replay
         window once it has read what waits (a catch-up request queued behind it, once)."""
         member.request_catch_up()
-        if not getattr(member, "_inbox_overflowed", False):
-            member._inbox_overflowed = True
+        if not member._hc.socket.inbox_overflowed:
+            member._hc.socket.inbox_overflowed = True
             logger.warning(
                 "%s: %d messages wait for this connection (the layer's capacity); it misses group "
                 "messages until it reads again, then catches up from the replay window",

@@ -1,6 +1,6 @@
 """Sender-only replies, kept with the claim of the frame id that caused them.
 
-A client frame with an id runs at most once per socket (see ``frame_ids.run_once``). What it
+A client frame with an id runs at most once per socket (see ``ClientFramesMixin._run_once``). What it
 sends to the sender alone (a ``broadcast=False`` handler's output, ``send_commands``, an error
 frame) goes through no group, so the replay window never holds it: were it lost on the way
 down, the page would re-send the frame, the server would not run it again, and the answer

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers.delivery.replay import remember_group
 from hypergen_consumers.layers.users import user_groups
 from hypergen_consumers.wire.outgoing import encode, with_command
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import Member
 
 __all__ = [
     "Stream",
@@ -60,7 +63,7 @@ class Stream:
     index: int = 0
 
 
-def replayed_groups(conn: Any) -> list[str]:
+def replayed_groups(member: Member) -> list[str]:
     """``[own group, *extra groups, user group]``, each once, at most MAX_STREAMS.
 
     The extra groups take their window from the connection's class (as its own group does);
@@ -68,11 +71,12 @@ def replayed_groups(conn: Any) -> list[str]:
     The order is fixed by the class, so a stream's index means the same group on every
     reconnect of the page (the user's group comes last: a login adds it without moving the others).
     """
-    extras = [group for group in getattr(conn, "groups", None) or [] if isinstance(group, str)]
+
+    extras = [group for group in member.groups or [] if isinstance(group, str)]
     for group in extras:
-        remember_group(group, type(conn))
+        remember_group(group, type(member))
     groups: list[str] = []
-    for group in [conn.group, *extras, *user_groups(conn)]:
+    for group in [member.group, *extras, *user_groups(member)]:
         if group not in groups:
             groups.append(group)
     return groups[:MAX_STREAMS]

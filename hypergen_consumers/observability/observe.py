@@ -9,10 +9,13 @@ Called from: ``lifecycle`` (opened, closing, left), ``pipeline`` (frame), ``send
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers import signals
 from hypergen_consumers.observability.metrics import OK, count_layer_outage, meters_for
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import Recorded
 
 __all__ = ["OK", "opened", "closing", "left", "frame", "group_frame", "layer_outage", "resync"]
 
@@ -25,31 +28,36 @@ def _send(signal: Any, sender: Any, **kwargs: Any) -> None:
             logger.error("signal receiver %r raised %s: %s", receiver, type(result).__name__, result)
 
 
-def opened(connection: Any) -> None:
+def opened(connection: Recorded) -> None:
     """The connection was accepted."""
-    connection._observed_open = True
+    connection._hc.socket.observed_open = True
     meters_for(type(connection)).opened()
     if signals.connection_opened.receivers:
         _send(signals.connection_opened, type(connection), connection=connection)
 
 
-def closing(connection: Any, code: int | None) -> None:
+def closing(connection: Recorded, code: int | None) -> None:
     """The server closed the socket with ``code``, or the client did: the first one counts."""
-    if connection._observed_close is None and code is not None:
-        connection._observed_close = code = int(code)
+    if connection._hc.socket.observed_close is None and code is not None:
+        connection._hc.socket.observed_close = code = int(code)
         meters_for(type(connection)).closed(code)
 
 
-def left(connection: Any) -> None:
+def left(connection: Recorded) -> None:
     """The connection left its groups for good (called once or more; counted once)."""
-    if connection._observed_open:
-        connection._observed_open = False
+    if connection._hc.socket.observed_open:
+        connection._hc.socket.observed_open = False
         meters_for(type(connection)).left()
         if signals.connection_closed.receivers:
-            _send(signals.connection_closed, type(connection), connection=connection, code=connection._observed_close)
+            _send(
+                signals.connection_closed,
+                type(connection),
+                connection=connection,
+                code=connection._hc.socket.observed_close,
+            )
 
 
-def frame(connection: Any, handler: str, outcome: str, seconds: float | None) -> None:
+def frame(connection: Recorded, handler: str, outcome: str, seconds: float | None) -> None:
     """A frame's outcome: ``"ok"`` or the error code the sender got; ``handler`` is ``""`` if none was found."""
     meters_for(type(connection)).frame(handler, outcome, seconds)
     if signals.frame_handled.receivers:
@@ -63,7 +71,7 @@ def frame(connection: Any, handler: str, outcome: str, seconds: float | None) ->
         )
 
 
-def group_frame(connection: Any) -> None:
+def group_frame(connection: Recorded) -> None:
     """A handler's output went to the connection's group."""
     meters_for(type(connection)).group_frame()
     if signals.group_frame_sent.receivers:
@@ -77,7 +85,7 @@ def layer_outage(layer: Any) -> None:
         _send(signals.layer_outage, None, layer=layer)
 
 
-def resync(connection: Any) -> None:
+def resync(connection: Recorded) -> None:
     """A page was told to resync."""
     meters_for(type(connection)).resync()
     if signals.resync_sent.receivers:

@@ -172,7 +172,7 @@ class Hub:
         for group, members in list(self.local.items()):
             try:  # One group's failure does not leave the others out.
                 for connection in list(members.values()):
-                    await self.store.add(group, connection._presence_entry)
+                    await self.store.add(group, connection._hc.presence.entry)
                 if group in self.subscribed:
                     await bounded(self.layer.group_add(companion_group(group), self.channel), self.layer)
                 await self.announce(group)

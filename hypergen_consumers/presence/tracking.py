@@ -22,7 +22,8 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asgiref.sync import async_to_sync
 
@@ -31,9 +32,29 @@ from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import bounded_store, require_layer
 from hypergen_consumers.presence.hub import Hub, build_presence
 
-__all__ = ["join", "leave", "presence_list", "apresence_list", "build_presence"]
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import ConnectionRecord
+    from hypergen_consumers.declaring.handlers import HandlerSpec
+
+__all__ = ["PresenceMember", "join", "leave", "presence_list", "apresence_list", "build_presence"]
 
 logger = logging.getLogger("hypergen_consumers")
+
+
+class PresenceMember(Protocol):
+    """What presence needs from a connection: who and where it is, its record (its
+    ``presence`` part; ``limits.lane`` runs ``presence_meta``), and a run for ``on_presence``."""
+
+    _hc: ConnectionRecord
+
+    @property
+    def request(self) -> Any: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def channel_layer(self) -> Any: ...
+    def rejections(self) -> AbstractAsyncContextManager[None]: ...
+    async def _run(self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str) -> None: ...
 
 
 def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,7 +68,7 @@ def _diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str
     return changed
 
 
-async def _meta(connection: Any) -> dict[str, Any]:
+async def _meta(connection: PresenceMember) -> dict[str, Any]:
     """The connection's presence meta: ``presence_meta``'s dict, and its id.
 
     A ``def presence_meta`` runs in the handlers' worker pool with the handlers' timeout, not
@@ -56,26 +77,27 @@ async def _meta(connection: Any) -> dict[str, Any]:
     (measured: a 3 s hook, 2.8 s each). A hook that fails or times out keeps the connection
     out of presence (``join`` logs it); the connection stays up.
     """
-    base = {"id": connection._presence_id}
-    cls = type(connection)
+    base = {"id": connection._hc.presence.id}
+    cls: Any = type(connection)
     hook = cls._presence_meta  # Set at class creation when the class overrides presence_meta.
     if hook is None:
         return base  # Not overridden: no worker-thread hop per handshake.
     what, timeout = f"{cls.__name__}.presence_meta", handler_timeout(cls.timeout)
+    lane = connection._hc.limits.lane
     if asyncio.iscoroutinefunction(hook):
-        extra = await connection._lane.run_async(what, timeout, hook(connection, connection.request))
+        extra = await lane.run_async(what, timeout, hook(connection, connection.request))
     else:
-        extra = await connection._lane.run_sync(what, timeout, hook, connection, connection.request)
+        extra = await lane.run_sync(what, timeout, hook, connection, connection.request)
     return {**(extra or {}), **base}
 
 
-async def join(connection: Any) -> None:
+async def join(connection: PresenceMember) -> None:
     """Add an accepted connection to its group's presence and tell the group.
 
     A store that cannot be reached (Redis down) is logged and the connection stays up,
     absent from presence, as it would be from a broadcast sent while Redis was down.
     """
-    cls = type(connection)
+    cls: Any = type(connection)
     if not cls._presence_enabled:
         return
     hub = backend_for(connection.channel_layer).hub(cls.__name__, _wake)
@@ -85,56 +107,53 @@ async def join(connection: Any) -> None:
         logger.exception("%s: could not add a connection to presence of %r", cls.__name__, connection.group)
 
 
-async def _join(connection: Any, hub: Hub) -> None:
-    cls = type(connection)
+async def _join(connection: PresenceMember, hub: Hub) -> None:
+    cls: Any = type(connection)
+    part = connection._hc.presence
     user = connection.request.user
-    connection._presence_id = secrets.token_hex(8)
+    part.id = secrets.token_hex(8)
     authenticated = bool(getattr(user, "is_authenticated", False))
     entry = {
-        "id": connection._presence_id,
-        "key": f"user:{user.pk}" if authenticated else f"anon:{connection._presence_id}",
+        "id": part.id,
+        "key": f"user:{user.pk}" if authenticated else f"anon:{part.id}",
         "user": user.get_username() if authenticated else None,
         "meta": await _meta(connection),
         "at": time.time(),
     }
     group = connection.group
     await hub.start()
-    hub.local.setdefault(group, {})[connection._presence_id] = connection
-    connection._presence_hub = hub
+    hub.local.setdefault(group, {})[part.id] = connection
+    part.hub = hub
     if cls._on_presence is not None:
         hub.watched.add(group)
-        connection._presence_seen = []
-        connection._presence_dirty = False
-        connection._presence_task = None
-    if cls._on_presence is not None:
         await hub.subscribe(group)
-    connection._presence_entry = entry
+    part.entry = entry
     await bounded_store(hub.store, hub.store.add(group, entry))
     await hub.announce(group)
 
 
-async def leave(connection: Any) -> None:
+async def leave(connection: PresenceMember) -> None:
     """Remove a connection from presence (idempotent; runs however the connection ended)."""
-    hub = getattr(connection, "_presence_hub", None)
+    part = connection._hc.presence
+    hub = part.hub
     if hub is None:
         return
-    connection._presence_hub = None
-    task = getattr(connection, "_presence_task", None)
-    if task is not None:
-        task.cancel()
+    part.hub = None
+    if part.task is not None:
+        part.task.cancel()
     group = connection.group
     members = hub.local.get(group, {})
-    members.pop(connection._presence_id, None)
+    members.pop(part.id, None)
     try:
         if not members:
             hub.local.pop(group, None)
             hub.watched.discard(group)
             hub.snapshots.pop(group, None)
             await hub.unsubscribe(group)
-        await bounded_store(hub.store, hub.store.remove(group, connection._presence_id))
+        await bounded_store(hub.store, hub.store.remove(group, part.id))
         await hub.announce(group)
     except Exception as exc:
-        hub.owe_removal(group, connection._presence_id)  # Removed when Redis answers (next heartbeat).
+        hub.owe_removal(group, part.id)  # Removed when Redis answers (next heartbeat).
         logger.warning(
             "%s: could not remove a connection from presence of %r yet (%s); removing it when the store answers",
             type(connection).__name__,
@@ -143,7 +162,7 @@ async def leave(connection: Any) -> None:
         )
 
 
-def _wake(connection: Any) -> None:
+def _wake(connection: PresenceMember) -> None:
     """Ask a connection to render presence; one pending render absorbs any number of wakes.
 
     A connection joins presence before its accept is sent (so ``presence()`` lists it as soon
@@ -151,32 +170,36 @@ def _wake(connection: Any) -> None:
     which the server refuses, and its list would count as seen: the page would never get it.
     So until ``opened`` it only notes that a render is due.
     """
-    connection._presence_dirty = True
-    if connection._presence_task is None and getattr(connection, "_presence_open", False):
-        connection._presence_task = asyncio.ensure_future(_render(connection))
+    part = connection._hc.presence
+    part.dirty = True
+    if part.task is None and part.open:
+        part.task = asyncio.ensure_future(_render(connection))
 
 
-def opened(connection: Any) -> None:
+def opened(connection: PresenceMember) -> None:
     """The connection's accept went out: run the render that was woken before it, if any."""
-    connection._presence_open = True
-    if getattr(connection, "_presence_hub", None) is not None and getattr(connection, "_presence_dirty", False):
+    part = connection._hc.presence
+    part.open = True
+    if part.hub is not None and part.dirty:
         _wake(connection)
 
 
-async def _render(connection: Any) -> None:
+async def _render(connection: PresenceMember) -> None:
+    part = connection._hc.presence
+    hook: HandlerSpec = type(connection)._on_presence  # type: ignore[attr-defined]
     try:
-        while connection._presence_dirty and connection._presence_hub is not None:
-            connection._presence_dirty = False
-            present = connection._presence_hub.snapshots.get(connection.group, [])
-            joins = _diff(connection._presence_seen, present)
-            leaves = _diff(present, connection._presence_seen)
-            changed = present != connection._presence_seen  # Joins, leaves or an updated meta.
-            connection._presence_seen = present
+        while part.dirty and part.hub is not None:
+            part.dirty = False
+            present = part.hub.snapshots.get(connection.group, [])
+            joins = _diff(part.seen, present)
+            leaves = _diff(present, part.seen)
+            changed = present != part.seen  # Joins, leaves or an updated meta.
+            part.seen = present
             if changed:
                 async with connection.rejections():
-                    await connection._run(type(connection)._on_presence, [present, joins, leaves], to_group=False)
+                    await connection._run(hook, [present, joins, leaves], to_group=False)
     finally:
-        connection._presence_task = None
+        part.task = None
 
 
 async def apresence_list(cls: Any, group: str) -> list[dict[str, Any]]:

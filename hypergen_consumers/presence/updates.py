@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from hypergen_consumers.presence.tracking import PresenceMember
 
 __all__ = ["MAX_META_BYTES", "update"]
 
@@ -26,9 +29,9 @@ logger = logging.getLogger("hypergen_consumers")
 MAX_META_BYTES = 8 * 1024
 
 
-async def update(connection: Any, changes: dict[str, Any]) -> None:
+async def update(connection: PresenceMember, changes: dict[str, Any]) -> None:
     """Merge ``changes`` into this connection's presence meta, store it and tell the group."""
-    cls = type(connection)
+    cls: Any = type(connection)
     who = f"{cls.__name__}.update_presence()"
     if not cls._presence_enabled:
         msg = f"{who}: {cls.__name__} does not track presence: set presence = True on the class."
@@ -36,8 +39,8 @@ async def update(connection: Any, changes: dict[str, Any]) -> None:
     if "id" in changes:
         msg = f"{who}: 'id' is the connection's presence id and cannot be changed; use another key."
         raise ValueError(msg)
-    entry: dict[str, Any] | None = getattr(connection, "_presence_entry", None)
-    hub = getattr(connection, "_presence_hub", None)
+    part = connection._hc.presence
+    entry, hub = part.entry, part.hub
     if entry is None or hub is None:
         # Not in presence: not yet accepted, already gone, or the store was down at its join.
         logger.warning("%s: this connection is not in presence; the update was dropped", who)
@@ -54,11 +57,11 @@ async def update(connection: Any, changes: dict[str, Any]) -> None:
     if meta == entry["meta"]:
         return
     entry = {**entry, "meta": meta}
-    connection._presence_entry = entry  # What a heartbeat re-adds after Redis lost it.
+    part.entry = entry  # What a heartbeat re-adds after Redis lost it.
     group = connection.group
     try:
         await hub.store.add(group, entry)
-        if getattr(connection, "_presence_hub", None) is None:
+        if part.hub is None:
             # It left while the write was on its way: the write must not bring it back.
             await hub.store.remove(group, entry["id"])
         await hub.announce(group)
