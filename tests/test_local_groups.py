@@ -310,7 +310,7 @@ async def test_a_frame_waits_for_a_send_of_another_task_that_the_server_makes_wa
     for n in range(3):
         await aconsumer_command(group, [["n", f"f{n}"]])
     await page.send_to(text_data='{"args": ["reply", "mine"], "meta": {}}')
-    await wait_for(lambda: connections[0]._turn.handling)  # Its own task is at a send too.
+    await wait_for(lambda: connections[0]._hc.socket.turn.handling)  # Its own task is at a send too.
     drained.set()
     await rendering
     seen = []
