@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
 from hypergen_consumers.connection.mixin import ConnectionMixin
+from hypergen_consumers.connection.state import Member
 from hypergen_consumers.declaring.callback_checks import build_callback
 from hypergen_consumers.declaring.checked_sends import check_push
 from hypergen_consumers.declaring.client_script import ensure_client_script
@@ -304,7 +305,7 @@ class HypergenConsumer(
         return group
 
     @classmethod
-    def _group_for(cls, consumer: Any) -> str:
+    def _group_for(cls, consumer: Member) -> str:
         if cls._group_rule is not None:
             name = safe_group_name(cls._group_rule(consumer))
             if is_reserved_group_name(name):

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.signals import connection_created
 
 from hypergen_consumers._compat.channels_db import aclose_old_connections
 from hypergen_consumers._compat.django_db import owned_by_thread
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 __all__ = ["aclose_old_connections_if_any_open", "cleanup_needed"]
 
@@ -36,7 +39,7 @@ _tracked: weakref.WeakSet[Any] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def _track(sender: Any, connection: Any, **kwargs: Any) -> None:
+def _track(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     with _lock:
         _tracked.add(connection)
 

@@ -17,10 +17,13 @@ import socket
 import time
 import weakref
 from collections import Counter, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers import conf, signals
 from hypergen_consumers.layers.backend import backend_for
+
+if TYPE_CHECKING:
+    from hypergen_consumers.consumer import HypergenConsumer
 
 __all__ = [
     "DASHBOARD_GROUP",
@@ -43,7 +46,7 @@ MAX_EVENTS_PER_SNAPSHOT = 50
 HANDLER_TIMES_KEPT = 512
 
 
-def _user_of(connection: Any) -> tuple[str | None, Any]:
+def _user_of(connection: HypergenConsumer) -> tuple[str | None, Any]:
     user = getattr(getattr(connection, "request", None), "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None, None
@@ -94,19 +97,25 @@ class Collector:
 
     # --- signal receivers ---------------------------------------------------------------
 
-    def opened(self, sender: type, connection: Any, **kwargs: Any) -> None:
+    def opened(self, sender: type, connection: HypergenConsumer, **kwargs: Any) -> None:
         self.connections.add(connection)
         self.opened_at[connection] = time.time()
         self._stats(sender)
         self.event("connect", sender.__name__, getattr(connection, "group", ""), _user_of(connection)[0])
         self.start_publishing()
 
-    def closed(self, sender: type, connection: Any, code: int | None, **kwargs: Any) -> None:
+    def closed(self, sender: type, connection: HypergenConsumer, code: int | None, **kwargs: Any) -> None:
         self.connections.discard(connection)
         self.event("close", sender.__name__, f"code {code}", _user_of(connection)[0])
 
     def frame(
-        self, sender: type, connection: Any, handler: str, outcome: str, seconds: float | None, **kwargs: Any
+        self,
+        sender: type,
+        connection: HypergenConsumer,
+        handler: str,
+        outcome: str,
+        seconds: float | None,
+        **kwargs: Any,
     ) -> None:
         stats = self._stats(sender)
         stats.frames += 1

@@ -43,11 +43,14 @@ import asyncio
 import logging
 import weakref
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import Member
 
 __all__ = ["Tap", "Turn", "GroupRelay", "relay_for", "join", "leave", "local_members", "put_in_inbox"]
 
@@ -332,11 +335,11 @@ def relay_for(layer: Any) -> GroupRelay:
     return relay
 
 
-async def join(connection: Any, group: str) -> None:
+async def join(connection: Member, group: str) -> None:
     await relay_for(connection.channel_layer).join(group, connection)
 
 
-async def leave(connection: Any, group: str) -> None:
+async def leave(connection: Member, group: str) -> None:
     relay = _relays.get(connection.channel_layer)
     if relay is not None:
         await relay.leave(group, connection)

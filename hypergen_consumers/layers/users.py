@@ -8,7 +8,7 @@ returns one is refused (ReservedGroupName), so no consumer URL leads into a user
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
@@ -17,6 +17,9 @@ from hypergen_consumers.layers.backend import publish
 from hypergen_consumers.layers.calls import FRAME_EVENT
 from hypergen_consumers.layers.messaging import _check_commands, encoded_commands
 from hypergen_consumers.routing.groups import MAX_GROUP_NAME_LENGTH, digest
+
+if TYPE_CHECKING:
+    from hypergen_consumers.connection.state import Member
 
 __all__ = ["user_group_name", "user_groups", "user_command", "auser_command"]
 
@@ -40,7 +43,7 @@ def user_group_name(user_or_pk: Any) -> str:
     return USER_GROUP_PREFIX + digest("pk:" + text)
 
 
-def user_groups(connection: Any) -> list[str]:
+def user_groups(connection: Member) -> list[str]:
     """The extra groups a connection joins at connect: its user's group, if it has a user."""
     user = connection.request.user
     if not getattr(user, "is_authenticated", False):
