@@ -64,6 +64,25 @@ async def frames_until(communicator, last):
     return frames
 
 
+def wait_like_a_full_buffer(connection, drained):
+    """Make ``connection``'s socket write at once, then wait until ``drained`` is set, like
+    websockets' ``drain()`` under uvicorn when the client's buffer is full; a second write
+    while one waits fails the test (websockets allows one waiting write per socket)."""
+    write, waiting = connection.base_send, []
+
+    async def base_send(message):
+        await write(message)
+        if not drained.is_set() and message["type"] == "websocket.send":
+            assert not waiting, "a second write while one waits for the socket"
+            waiting.append(message)
+            try:
+                await drained.wait()
+            finally:
+                waiting.clear()
+
+    connection.base_send = base_send
+
+
 async def test_the_process_is_in_the_group_once_and_every_member_gets_each_frame(layer):
     connections = []
     Room = define_room(connections, asyncio.Event())
@@ -219,19 +238,7 @@ async def test_a_socket_the_server_makes_wait_gets_the_next_frames_in_turn_and_h
         connections.append(self)
         if len(connections) > 1:
             return
-        write, waiting = self.base_send, []
-
-        async def base_send(message):  # Writes at once, then waits like websockets' drain().
-            await write(message)
-            if not drained.is_set() and message["type"] == "websocket.send":
-                assert not waiting, "a second write while one waits for the socket"
-                waiting.append(message)
-                try:
-                    await drained.wait()
-                finally:
-                    waiting.clear()
-
-        self.base_send = base_send
+        wait_like_a_full_buffer(self, drained)
 
     Talk = define_talking_room(on_connect=on_connect)
     group = Talk.group_name(room="drain")
@@ -287,19 +294,7 @@ async def test_a_frame_waits_for_a_send_of_another_task_that_the_server_makes_wa
 
     async def on_connect(self, request, room):
         connections.append(self)
-        write, waiting = self.base_send, []
-
-        async def base_send(message):  # Writes at once, then waits like websockets' drain().
-            await write(message)
-            if not drained.is_set() and message["type"] == "websocket.send":
-                assert not waiting, "a second write while one waits for the socket"
-                waiting.append(message)
-                try:
-                    await drained.wait()
-                finally:
-                    waiting.clear()
-
-        self.base_send = base_send
+        wait_like_a_full_buffer(self, drained)
 
     Talk = define_talking_room(on_connect=on_connect)
     group = Talk.group_name(room="render")
