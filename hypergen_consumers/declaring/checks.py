@@ -14,16 +14,25 @@
 - ``hypergen_consumers.W004``: a consumer's channel layer (``channel_layer_alias``, "default")
   is not in CHANNEL_LAYERS, so its every handshake fails with an HTTP 500 that a browser
   retries forever (the server log says why; ``manage.py check`` says it before anyone connects).
+- ``hypergen_consumers.W005``: a consumer's or a handler's ``perm`` names a permission no
+  Permission row matches (a typo, an app label that does not exist), so every user but
+  superusers is refused at runtime. A database check: it runs only when ``databases`` is
+  passed (``manage.py check --database default``, ``migrate``, Django's test runner).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Collection, Iterator
 from importlib import import_module
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import DatabaseError
+from django.db import router as db_router
+from hypergen.liveview import NO_PERM_REQUIRED
 
 from hypergen_consumers.declaring.callback_checks import source_problems
 from hypergen_consumers.routing import route_order
@@ -31,6 +40,7 @@ from hypergen_consumers.routing.registry import REGISTRY
 
 __all__ = [
     "check_channel_layers",
+    "check_perms_exist",
     "check_websocket_routes",
     "check_context_middleware",
     "check_not_found_route",
@@ -180,6 +190,82 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.
         )
         for alias, names in sorted(missing.items())
     ]
+
+
+@checks.register(checks.Tags.database)  # type: ignore[untyped-decorator]  # Django ships no types.
+def check_perms_exist(
+    app_configs: Any = None, databases: Collection[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """A perm no Permission row matches refuses everyone but superusers, and nothing says why.
+
+    The rows are in the database, so this runs as Django's own database checks do: only when
+    ``databases`` is given (``manage.py check --database default``, ``migrate``, the test
+    runner), never in a plain ``manage.py check``, which must work without a database.
+    """
+    if databases is None or not apps.is_installed("django.contrib.auth"):
+        return []
+    permission = apps.get_model("auth", "Permission")
+    alias = db_router.db_for_read(permission)
+    if alias not in databases:
+        return []
+    try:
+        rows = permission.objects.using(alias).values_list("content_type__app_label", "codename")
+        known = {f"{label}.{codename}" for label, codename in rows}
+    except DatabaseError:  # No auth tables yet: migrate runs the checks before it creates them.
+        return []
+    # migrate runs the checks before it creates the rows of a new model's permissions.
+    known |= _declared_perms()
+    # The project's consumers: the package's own dashboard requires a perm no row matches on
+    # purpose (hypergen_consumers_dashboard.operate: superusers only), which is no mistake.
+    with REGISTRY.lock:
+        consumers = [cls for classes in REGISTRY.by_module.values() for cls in classes if not _from_this_package(cls)]
+    warnings: list[checks.CheckMessage] = []
+    for cls in sorted(consumers, key=lambda cls: (cls.__module__, cls.__qualname__)):
+        owners = [(f"consumer {cls.__name__}", cls.perm, cls.any_perm)]
+        owners += [(f"handler {cls.__name__}.{name}", spec.perm, spec.any_perm) for name, spec in cls._handlers.items()]
+        for owner, perm, any_perm in owners:
+            warnings += _unknown_perm_warnings(cls, owner, perm, any_perm, known)
+    return warnings
+
+
+def _from_this_package(cls: Any) -> bool:
+    return str(cls.__module__).startswith("hypergen_consumers.")
+
+
+def _declared_perms() -> set[str]:
+    """The permissions installed models declare (Meta.default_permissions and Meta.permissions)."""
+    declared: set[str] = set()
+    for model in apps.get_models():
+        opts = model._meta
+        declared.update(f"{opts.app_label}.{action}_{opts.model_name}" for action in opts.default_permissions)
+        declared.update(f"{opts.app_label}.{codename}" for codename, _ in opts.permissions)
+    return declared
+
+
+def _unknown_perm_warnings(cls: Any, owner: str, perm: Any, any_perm: bool, known: set[str]) -> list[checks.Warning]:
+    if perm is None or perm == NO_PERM_REQUIRED:  # A handler's None: the consumer's perm alone.
+        return []
+    perms = [perm] if isinstance(perm, str) else list(perm)
+    unknown = [p for p in perms if p not in known]
+    refused = "every user but superusers is refused"
+    if any_perm and len(unknown) < len(perms):
+        refused = "it never lets anyone in (the other perms still do)"
+    warnings = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        warnings.append(
+            checks.Warning(
+                f"The perm {name!r} of {owner} matches no Permission in the database, so {refused} at runtime.",
+                hint=f"Correct it{guess}: a perm is 'app_label.codename', as user.has_perm() takes it. "
+                f"For a permission of your own, add it to a model's Meta.permissions and run migrate. "
+                f"If an authentication backend grants it without a Permission row, add "
+                f"'hypergen_consumers.W005' to SILENCED_SYSTEM_CHECKS.",
+                obj=cls,
+                id="hypergen_consumers.W005",
+            )
+        )
+    return warnings
 
 
 def _some(names: list[str], shown: int = 3) -> str:
