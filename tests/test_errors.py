@@ -129,7 +129,7 @@ async def test_frames_over_the_size_limit_get_frame_too_large():
         await still_usable(client, calls)
 
 
-@pytest.mark.parametrize("name", ["nope", "helper", "__init__", "websocket_receive", "dispatch", None, 42])
+@pytest.mark.parametrize("name", ["nope", "helper", "__init__", "websocket_receive", "dispatch", 42])
 async def test_unknown_handler_names_run_nothing(name):
     calls = []
     async with ConsumerClient(make_room(calls)) as client:
@@ -153,11 +153,18 @@ async def test_a_long_unknown_handler_name_is_truncated_in_the_reply():
         await still_usable(client, calls)
 
 
-async def test_an_empty_args_list_names_no_handler():
+@pytest.mark.parametrize("text", ['{"args": [], "meta": {}}', '{"args": [null], "meta": {}}'])
+async def test_a_frame_that_names_no_handler_is_told_so_not_that_none_is_unknown(text):
+    """No handler is named: "Room has no handler None" read as if a handler were called None."""
     calls = []
     async with ConsumerClient(make_room(calls)) as client:
-        await client.send()
-        await client.expect_error(UNKNOWN_HANDLER)
+        await client.send_text(text)
+        payload = await client.expect_error(UNKNOWN_HANDLER)
+        assert payload["message"] == (
+            "The frame to Room named no handler: the first callback argument of a class consumer must "
+            "name the handler, e.g. callback(url, 'add', ...); its handlers are ['add', 'explode', 'moderate']."
+        )
+        assert calls == []
         await still_usable(client, calls)
 
 

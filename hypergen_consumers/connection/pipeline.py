@@ -69,6 +69,11 @@ def _unknown_handler_message(cls: type, name: Any) -> str:
     handlers = sorted(cls._handlers)  # type: ignore[attr-defined]
     shown = repr(name[:60] + "...") if isinstance(name, str) and len(name) > 60 else repr(name)[:80]
     example = handlers[0] if handlers else "handler_name"
+    if name is None:  # Empty args (or a null first one): "has no handler None" reads as a handler's name.
+        return (
+            f"The frame to {cls.__name__} named no handler: the first callback argument of a class consumer "
+            f"must name the handler, e.g. callback(url, {example!r}, ...); its handlers are {handlers}."
+        )
     return (
         f"{cls.__name__} has no handler {shown}; its handlers are {handlers}. The first callback "
         f"argument of a class consumer always names the handler: callback(url, {example!r}, ...)."
