@@ -3,12 +3,16 @@
 import io
 import json
 import sys
+import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import jsonschema
 import pytest
 from django.core.management import call_command
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, conlist, constr
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, autoconsumers, handler
 
@@ -53,6 +57,36 @@ def test_the_listing_shows_routes_groups_handlers_types_and_perms():
     assert "add(note: Note, pinned: bool)  -> group  url kwargs: team" in text
     assert "purge(older_than_days: int)  -> sender only  perm: 'auth.change_user'" in text
     assert "ws/tests/echo/<slug:room>/  tests.consumers.Echo" in text  # From ASGI_APPLICATION's routing.
+
+
+def test_the_listing_shows_each_arguments_limits_as_declared():
+    """A limit the server enforces is part of the call: without it the listing reads as any int."""
+
+    class Limits(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "limits/"
+
+        @handler
+        def pick(
+            self,
+            request,
+            n: Annotated[int, Field(ge=1, le=10)],
+            name: constr(max_length=20),
+            share: Annotated[float, Field(gt=0, lt=1, multiple_of=0.25)] = 0.5,
+            code: constr(min_length=2, pattern=r"^[a-z]+$") | None = None,
+            tags: conlist(str, max_length=3) = (),
+            plain: int = 0,
+            clock: Callable[[], float] = time.time,  # No JSON form: listed, without limits.
+        ): ...
+
+    autoconsumers(sys.modules[__name__], namespace="limits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Nothing on stderr for the default that has no JSON form.
+        text = run()
+    assert "pick(n: int (ge=1, le=10), name: str (max_length=20), share: float (gt=0, lt=1, multiple_of=0.25), " in text
+    assert (
+        " (min_length=2, pattern='^[a-z]+$'), tags: list (max_length=3), plain: int, clock: Callable)  -> group" in text
+    )
 
 
 def test_the_asyncapi_document_is_valid_asyncapi_3():

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypergen.liveview import NO_PERM_REQUIRED
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from hypergen_consumers.declaring.handlers import HandlerSpec
 from hypergen_consumers.errors import ERROR_CODES, ERROR_COMMAND
@@ -42,6 +42,46 @@ def _type_name(spec: HandlerSpec, param: str) -> str:
     return getattr(annotation, "__name__", None) or repr(annotation).replace("typing.", "")
 
 
+#: JSON Schema's limit keywords, by the name pydantic's ``Field()`` gives each (what the handler declared).
+_LIMITS = {
+    "minimum": "ge",
+    "exclusiveMinimum": "gt",
+    "maximum": "le",
+    "exclusiveMaximum": "lt",
+    "multipleOf": "multiple_of",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_length",
+    "maxItems": "max_length",
+    "minProperties": "min_length",
+    "maxProperties": "max_length",
+    "pattern": "pattern",
+}
+
+
+class _ListingSchema(GenerateJsonSchema):
+    """An argument of a type with no JSON form (a Callable) is listed without limits, the others with."""
+
+    ignored_warning_kinds = {"skipped-choice", "non-serializable-default"}  # A listing, not a document.
+
+    def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> JsonSchemaValue:
+        return {}
+
+
+def _argument_properties(spec: HandlerSpec) -> dict[str, Any]:
+    """Each argument's JSON schema: the limits the server enforces, however they were declared."""
+    schema = spec.model.model_json_schema(by_alias=True, schema_generator=_ListingSchema)
+    properties: dict[str, Any] = schema.get("properties", {})
+    return properties
+
+
+def _limits_text(schema: dict[str, Any]) -> str:
+    """`` (ge=1, le=10)`` from an argument's schema; an Optional argument's limits are in its anyOf."""
+    branches = [schema, *schema.get("anyOf", [])]
+    shown = [f"{name}={branch[key]!r}" for branch in branches for key, name in _LIMITS.items() if key in branch]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
 def _group_rule(cls: Any) -> str:
     if cls._group_rule is not None:
         return f"custom ({getattr(cls._group_rule, '__qualname__', repr(cls._group_rule))})"
@@ -59,7 +99,10 @@ def describe() -> str:
         )
         named = cls._function_handler is None  # A class consumer's frames always name the handler.
         for name, spec in cls._handlers.items():
-            params = ", ".join(f"{p}: {_type_name(spec, p)}" for p in spec.client_params)
+            schemas = _argument_properties(spec)
+            params = ", ".join(
+                f"{p}: {_type_name(spec, p)}{_limits_text(schemas.get(p, {}))}" for p in spec.client_params
+            )
             url = f"  url kwargs: {', '.join(spec.url_params)}" if spec.url_params else ""
             perm = f"  perm: {_perm_text(spec.perm, spec.any_perm)}" if spec.perm is not None else ""
             deliveries: dict[bool | str, str] = {True: "group", False: "sender only"}
