@@ -1,5 +1,7 @@
 """Module-level consumers served by tests/asgi.py to a real daphne process."""
 
+import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -207,3 +209,31 @@ class StatusBoard(HypergenConsumer):
     @handler(broadcast=False)
     async def set_status(self, request, room: str, status: str):
         await self.aupdate_presence(status=status)
+
+
+class Leaving(HypergenConsumer):
+    """For the shutdown test over Redis: a presence room whose application instance says on
+    stderr how it ended (by itself, or cancelled: daphne kills an instance that outlives its
+    socket by ``application_close_timeout``) and how long after the client's close."""
+
+    perm = NO_PERM_REQUIRED
+    path = "leaving/<slug:room>/"
+    presence = True
+    closed_at: float | None = None
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            print("instance cancelled", file=sys.stderr, flush=True)
+            raise
+        after = None if self.closed_at is None else time.monotonic() - self.closed_at
+        print(f"instance ended {after!r} s after websocket.disconnect", file=sys.stderr, flush=True)
+
+    async def websocket_disconnect(self, message):
+        self.closed_at = time.monotonic()
+        await super().websocket_disconnect(message)
+
+    @handler(broadcast=False)
+    async def who(self, request, room: str):
+        command("who", sum(len(item["metas"]) for item in await type(self).apresence(room=room)))

@@ -7,7 +7,9 @@ are covered.
 import asyncio
 import contextlib
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -80,6 +82,67 @@ async def test_a_burst_of_500_handshakes_all_join_the_group(redis_env):
             await sockets[0].send(frame("all here?"))
             replies = await asyncio.gather(*(receive(socket, timeout=20) for socket in sockets))
             assert all(reply[1] == ["hypergen.append", "log", "all here?"] for reply in replies)
+
+
+async def test_closed_sockets_end_their_application_instances_while_the_layer_is_busy():
+    """60 clients close one after another while broadcasts keep channels-redis's one
+    blocking read per process busy: every application instance ends by itself, none is
+    killed by daphne (its ``application_close_timeout``), and the room's presence is empty.
+
+    The read a closing connection's receive happened to be making for the process used to
+    swallow its cancellation (redis-py writes through ``asyncio.wait_for``, which on Python
+    before 3.12 can return instead of raising, CPython gh-86296): the instance then lived on
+    until daphne killed it 10 s later ("took too long to shut down").
+    """
+    CLOSING = 60
+    with redis_server() as redis_port:
+        env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "TEST_REDIS_LAYER": LAYERS[0]}
+        with daphne("tests.asgi:application", env=env) as (port, process):
+            origin = f"http://127.0.0.1:{port}"
+            leaving = [
+                await connect(f"ws://127.0.0.1:{port}/ws/tests/leaving/r/", origin=origin) for _ in range(CLOSING)
+            ]
+            busy = True
+
+            async def broadcast(sender):
+                n = 0
+                while busy:
+                    n += 1
+                    await sender.send(frame(f"b{n}"))
+                    await asyncio.sleep(0.002)  # About 400 a second: the process's read never rests.
+
+            async def read_all(sender):
+                async for _ in sender:
+                    pass
+
+            async with echo(port) as sender:
+                reading = asyncio.ensure_future(read_all(sender))
+                broadcasting = asyncio.ensure_future(broadcast(sender))
+                try:
+                    for socket in leaving:
+                        await socket.close()
+                        await asyncio.sleep(0.02)
+                finally:
+                    busy = False
+                    await broadcasting
+                    reading.cancel()
+
+            endings: list[str] = []
+            deadline = time.monotonic() + 20  # Past daphne's 10 s, so a killed instance shows up.
+            while len(endings) < CLOSING and time.monotonic() < deadline:
+                endings = re.findall(r"instance (?:ended|cancelled).*", Path(process.log_path).read_text())
+                await asyncio.sleep(0.1)
+            log = Path(process.log_path).read_text()
+            assert "took too long to shut down" not in log
+            assert len(endings) == CLOSING, endings
+            assert all(ending.startswith("instance ended") for ending in endings), endings
+            times = [float(ending.split()[2]) for ending in endings]
+            assert max(times) < 2, f"an instance outlived its socket by {max(times):.1f} s"
+            print(f"\n{CLOSING} instances ended {min(times):.3f}-{max(times):.3f} s after websocket.disconnect")
+
+            async with connect(f"ws://127.0.0.1:{port}/ws/tests/leaving/r/", origin=origin) as newcomer:
+                await newcomer.send(json.dumps({"args": ["who"], "meta": {}}))
+                assert await receive(newcomer) == [["who", 1]], "a closed socket stayed in the room's presence"
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=["core", "pubsub"])

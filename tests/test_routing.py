@@ -66,6 +66,7 @@ def test_autoconsumers_takes_a_dotted_module_path():
         "ws/dotted/crowd/<slug:room>/",
         "ws/dotted/slow-meta/<slug:token>/",
         "ws/dotted/status/<slug:room>/",
+        "ws/dotted/leaving/<slug:room>/",
         "^ws/dotted/",
     ]
 

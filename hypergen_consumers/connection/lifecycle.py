@@ -32,7 +32,7 @@ from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.delivery import frame_ids, local_groups
 from hypergen_consumers.errors import CloseCode
 from hypergen_consumers.layers.backend import backend_for
-from hypergen_consumers.layers.calls import CATCHUP_EVENT, FRAME_EVENT, require_layer, retried
+from hypergen_consumers.layers.calls import CATCHUP_EVENT, FRAME_EVENT, receive, require_layer, retried
 from hypergen_consumers.observability import observe
 from hypergen_consumers.presence import tracking as presence
 
@@ -118,9 +118,12 @@ class LifecycleMixin(ConnectionState):
             turn.handled(message)
 
     async def _receive_from_layer(self) -> dict[str, Any]:
+        """The next message on the connection's own channel. Through ``calls.receive``, so the
+        read ends when the connection does (a read that swallowed its cancellation kept a closed
+        socket's instance alive until daphne killed it)."""
         while True:
             try:
-                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                message: dict[str, Any] = await receive(self.channel_layer, self.channel_name)
                 return message
             except asyncio.CancelledError:
                 raise

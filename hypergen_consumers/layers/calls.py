@@ -37,12 +37,16 @@ __all__ = [
     "require_layer",
     "bounded",
     "retried",
+    "receive",
+    "cancel_until_done",
 ]
 
 T = TypeVar("T")
 #: Attempts of a call that must happen (joining or leaving a group), with a short backoff.
 LAYER_ATTEMPTS = 4
 _FIRST_RETRY_DELAY = 0.05
+#: How long a cancelled layer receive gets to end before it is cancelled again (see ``receive``).
+RECANCEL_AFTER = 0.05
 
 #: An encoded command list to send as is (broadcast output, consumer_command).
 FRAME_EVENT = "hypergen_consumers.frame"
@@ -174,3 +178,36 @@ def _close(operation: Any) -> None:
     close = getattr(operation, "close", None)
     if close is not None:
         close()  # Never awaited: no "coroutine was never awaited" warning.
+
+
+async def receive(layer: Any, channel: str) -> dict[str, Any]:
+    """``layer.receive(channel)`` that ends when its caller is cancelled, wherever the
+    cancellation lands inside the layer.
+
+    Why: redis-py writes every command through ``asyncio.wait_for``, which before Python 3.12
+    returns the write's result instead of raising when a cancellation arrives in the same loop
+    turn as the write completes (CPython gh-86296). channels-redis's receive then goes on
+    reading (``BZPOPMIN`` after ``BZPOPMIN``, for the whole process's channels) and never ends,
+    since nothing is ever sent to a closed connection's channel again; Channels'
+    ``await_many_dispatch`` awaits it after cancelling it once, so a closed socket's application
+    instance lived on until daphne killed it (``application_close_timeout``, 10 s). Here the
+    read runs in a task of its own, which a cancelled caller cancels again until it has ended.
+    A message that arrives in that moment is dropped, as Channels' own cancel drops it: the
+    connection is ending.
+    """
+    task: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(layer.receive(channel))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await cancel_until_done(task)
+        raise
+
+
+async def cancel_until_done(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` until it has ended (a swallowed cancellation, see ``receive``, is
+    repeated after ``RECANCEL_AFTER`` seconds); its outcome is retrieved and dropped."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=RECANCEL_AFTER)
+    if not task.cancelled():
+        task.exception()  # Retrieved: no "exception was never retrieved" at garbage collection.
