@@ -8,12 +8,13 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.test import override_settings
 from hypergen.imports import command
 from hypergen.liveview import loads
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, aconsumer_command, agroup_send, handler
 from hypergen_consumers.delivery import local_groups
-from hypergen_consumers.delivery.catchup import POSITION_COMMAND
+from hypergen_consumers.delivery.catchup import POSITION_COMMAND, RESYNC_COMMAND
 from hypergen_consumers.delivery.replay import position_key
 from hypergen_consumers.testing import DEFAULT_HEADERS, _application
 from tests.support import memory_or_redis, wait_for
@@ -313,3 +314,43 @@ async def test_a_frame_waits_for_a_send_of_another_task_that_the_server_makes_wa
         seen += [args[0] for _, *args in loads(await page.receive_from(5))]
     assert [label for label in seen if label != "mine"] == ["f0", "f1", "f2"], "each once, in order"
     await page.disconnect()
+
+
+async def test_two_senders_flooding_the_room_lose_nothing_and_nobody_resyncs():
+    """Two pages each send 300 broadcasts as fast as they can (the layer's capacity is 100):
+    each sender's own frames and the other's come back to it while it is still handling its
+    own, so they wait in its inbox. Every page, the senders too, gets all 600 frames, each
+    sender's in its order, and none is told to resync (reload)."""
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        assert get_channel_layer().capacity == 100, "Channels' default"
+        await two_senders_flood_the_room()
+
+
+async def two_senders_flood_the_room():
+    per_sender = 300
+    Talk = define_talking_room()
+    senders = [await open_page(Talk, "flood") for _ in range(2)]
+    receivers = [await open_page(Talk, "flood") for _ in range(2)]
+    for page in senders + receivers:
+        await page.receive_from(2)  # Its positions.
+
+    async def flood(page, name):
+        for n in range(per_sender):
+            await page.send_to(text_data=f'{{"args": ["say", "{name}{n}"], "meta": {{"id": {n + 1}}}}}')
+
+    async def everything(page):
+        labels, commands = [], set()
+        while len(labels) < 2 * per_sender and RESYNC_COMMAND not in commands:
+            frame = loads(await page.receive_from(10))
+            commands.update(name for name, *_ in frame)
+            labels += [args[0] for name, *args in frame if name == "n"]
+        return labels, commands
+
+    reading = [asyncio.ensure_future(everything(page)) for page in senders + receivers]
+    await asyncio.gather(flood(senders[0], "a"), flood(senders[1], "b"))
+    for labels, commands in await asyncio.gather(*reading):
+        assert RESYNC_COMMAND not in commands, f"a page was told to reload after {len(labels)} frames"
+        for name in "ab":
+            assert [label for label in labels if label.startswith(name)] == [f"{name}{n}" for n in range(per_sender)]
+    for page in senders + receivers:
+        await page.disconnect()

@@ -79,11 +79,15 @@ class LifecycleMixin(ConnectionState):
             return
         self.channel_receive = self._receive_from_layer
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        turn = local_groups.Turn()
+        turn = local_groups.Turn(limit=_client_read_limit(self.channel_layer))
         socket = self._hc.socket
         socket.inbox, socket.turn = inbox, turn
         try:
-            receivers: list[Any] = [receive, self.channel_receive, partial(self._from_inbox, inbox, turn)]
+            receivers: list[Any] = [
+                partial(self._from_server, receive, turn),
+                self.channel_receive,
+                partial(self._from_inbox, inbox, turn),
+            ]
             await channels_consumer.await_many_dispatch(receivers, partial(self._dispatch_in_turn, turn))
         except StopConsumer:
             pass
@@ -102,6 +106,15 @@ class LifecycleMixin(ConnectionState):
             await super().__call__(scope, receive, send)  # type: ignore[misc]  # Channels' __call__.
         finally:
             await asyncio.shield(self._leave_groups())
+
+    @staticmethod
+    async def _from_server(receive: Any, turn: local_groups.Turn) -> dict[str, Any]:
+        """The server's next message, read once the inbox has room (``Turn.room_for_client``):
+        a client's frames wait with the server while its own broadcasts fill its inbox."""
+        if turn.limit is not None and turn.queued >= turn.limit:  # Checked here: no wait, no coroutine.
+            await turn.room_for_client()
+        message: dict[str, Any] = await receive()
+        return message
 
     @staticmethod
     async def _from_inbox(inbox: asyncio.Queue[dict[str, Any]], turn: local_groups.Turn) -> dict[str, Any]:
@@ -238,6 +251,14 @@ class LifecycleMixin(ConnectionState):
                     type(exc).__name__,
                 )
         record.socket.joined = []
+
+
+def _client_read_limit(layer: Any) -> int | None:
+    """How many messages may wait in a connection's inbox while it still reads its client's
+    next frame: half of what the inbox holds at most (the layer's capacity, see
+    ``local_groups``), so the other half is left for the room's other senders."""
+    bound = local_groups.relay_for(layer).inbox_bound
+    return None if bound is None else max(1, bound // 2)
 
 
 async def run_event_method(method: Any, message: dict[str, Any], request: Any = None) -> None:

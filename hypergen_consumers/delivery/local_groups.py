@@ -30,7 +30,10 @@ inbox is first in, first out, and the tap writes directly only to a member with 
 queued or running, so a direct frame never overtakes one in the inbox or a send of the
 member's own. A member whose inbox holds the layer's ``capacity`` already (a client not
 reading, under a server that makes ``send`` wait) misses what comes meanwhile, as a full
-layer channel would, and catches up from the replay window once it has read what waits.
+layer channel would, and catches up from the replay window once it has read what waits. Its
+own client cannot put it there: while half that waits, the member reads its client's next
+frame only after handling some (``Turn.room_for_client``), so a sender's own broadcasts,
+which come back to its inbox while it handles the next, do not crowd out its room's frames.
 
 Membership ends with the connection however it ends (``lifecycle._leave_groups`` runs in a
 ``finally``); the last local member's leaving takes the process out of the group. After a
@@ -68,9 +71,9 @@ class Turn:
     counts what waits in its inbox (``queued``: put, and not handled to its end yet).
     """
 
-    __slots__ = ("handling", "queued", "taken", "lock", "writing", "off")
+    __slots__ = ("handling", "queued", "taken", "lock", "writing", "off", "limit", "_room")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.handling = False
         self.queued = 0
         #: Held by each send of the socket, from any task (``sending``): while one waits for
@@ -82,6 +85,10 @@ class Turn:
         self.writing: asyncio.Task[None] | None = None
         #: A direct write failed (the socket is going): the member's own task takes the rest.
         self.off = False
+        #: The member reads its client's next frame only while fewer than this wait in its
+        #: inbox (see ``room_for_client``); None: no bound.
+        self.limit = limit
+        self._room: asyncio.Future[None] | None = None
 
     def free(self) -> bool:
         return not (self.handling or self.queued or self.lock.locked() or self.writing or self.off)
@@ -92,6 +99,27 @@ class Turn:
         if message is self.taken:
             self.taken = None
             self.queued -= 1
+            room = self._room
+            if room is not None and self.limit is not None and self.queued < self.limit:
+                self._room = None
+                if not room.done():
+                    room.set_result(None)
+
+    async def room_for_client(self) -> None:
+        """Return once the member's inbox holds fewer than ``limit`` messages.
+
+        Why: a client sending broadcasts as fast as it can gets each of them back (and its
+        room's others) in its inbox while its task handles the next one; reading its frames
+        regardless, its own output filled the inbox to the layer's capacity, the member missed
+        group frames, and past the replay window its page was told to reload. Waiting here
+        leaves the client's frames with the server (and TCP) instead, so a sender's own frames
+        never cost it its inbox; the wait is bounded, since a tap puts at most the layer's
+        capacity there.
+        """
+        while self.limit is not None and self.queued >= self.limit:
+            if self._room is None or self._room.done():
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
 
 
 def put_in_inbox(member: Any, message: dict[str, Any]) -> None:
