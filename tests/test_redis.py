@@ -85,7 +85,7 @@ async def test_a_burst_of_500_handshakes_all_join_the_group(redis_env):
 
 
 async def test_closed_sockets_end_their_application_instances_while_the_layer_is_busy():
-    """60 clients close one after another while broadcasts keep channels-redis's one
+    """120 clients close one after another while broadcasts keep channels-redis's one
     blocking read per process busy: every application instance ends by itself, none is
     killed by daphne (its ``application_close_timeout``), and the room's presence is empty.
 
@@ -94,7 +94,7 @@ async def test_closed_sockets_end_their_application_instances_while_the_layer_is
     before 3.12 can return instead of raising, CPython gh-86296): the instance then lived on
     until daphne killed it 10 s later ("took too long to shut down").
     """
-    CLOSING = 60
+    CLOSING = 120
     with redis_server() as redis_port:
         env = {"TEST_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "TEST_REDIS_LAYER": LAYERS[0]}
         with daphne("tests.asgi:application", env=env) as (port, process):
