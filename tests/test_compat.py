@@ -274,7 +274,7 @@ def test_django_db_check_with_a_wrapper_without_thread_ident():
 def test_without_thread_ident_every_open_connection_makes_the_hop(monkeypatch):
     """Only this thread's connection is watched (other tests may leave theirs open in other threads)."""
     connections["default"].cursor().execute("SELECT 1")  # Open in this (the "event loop") thread.
-    monkeypatch.setattr(db_cleanup, "_tracked", weakref.WeakSet([connections["default"]]))
+    monkeypatch.setattr(db_cleanup, "_tracked", (weakref.ref(connections["default"]),))
     try:
         assert cleanup_needed() is False  # Patched: this thread's own connection is never closed by a hop.
         monkeypatch.setattr(django_db, "_active", False)
@@ -282,7 +282,7 @@ def test_without_thread_ident_every_open_connection_makes_the_hop(monkeypatch):
     finally:
         monkeypatch.undo()
     never_connected = connections.create_connection("default")
-    monkeypatch.setattr(db_cleanup, "_tracked", weakref.WeakSet([never_connected]))
+    monkeypatch.setattr(db_cleanup, "_tracked", (weakref.ref(never_connected),))
     monkeypatch.setattr(django_db, "_active", False)
     assert cleanup_needed() is False  # Nothing open: no hop, even on the fallback.
 

@@ -162,3 +162,74 @@ def test_timeout_options_are_checked_at_class_creation():
     def patient(consumer, request): ...
 
     assert patient.timeout == 2.0 and patient._handlers["patient"].timeout == 2.0
+
+
+class Paced(HypergenConsumer):
+    """Async handlers that finish at once, await several times, fail after an await, or hang."""
+
+    perm = NO_PERM_REQUIRED
+    broadcast = False
+    timeout = 0.3
+    seen: list[str] = []
+
+    @handler
+    async def at_once(self, request, word: str):
+        command("at_once", word)
+
+    @handler
+    async def after_awaits(self, request, word: str):
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        command("after_awaits", word, asyncio.current_task() is not None)
+
+    @handler
+    async def fails_after_an_await(self, request):
+        await asyncio.sleep(0)
+        raise ValueError("late")
+
+    @handler
+    async def hangs_after_an_await(self, request):
+        await asyncio.sleep(0)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            type(self).seen.append("hang cleaned up")
+
+
+async def test_an_async_handler_runs_the_same_whether_it_awaits_or_not():
+    """Its first step runs without a timer (most handlers never await); the rest is timed."""
+    async with ConsumerClient(Paced) as client:
+        assert await client.call("at_once", "a") == [["at_once", "a"]]
+        assert await client.call("after_awaits", "b") == [["after_awaits", "b", True]]
+        await client.send("fails_after_an_await")
+        assert "ValueError" in (await client.expect_error("handler_error", timeout=5))["message"]
+        await client.send("hangs_after_an_await")
+        assert (await client.expect_error(HANDLER_TIMEOUT, timeout=5))["message"].startswith(
+            "Paced.hangs_after_an_await"
+        )
+        assert Paced.seen == ["hang cleaned up"]  # Cancelled at its await: its finally ran.
+        assert await client.call("at_once", "c") == [["at_once", "c"]]
+
+
+async def test_a_handler_that_computes_past_its_timeout_before_awaiting_is_stopped_at_its_first_await():
+    """Python cannot interrupt a computation: the timeout takes effect at the next await, as before."""
+
+    class Busy(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        broadcast = False
+        timeout = 0.1
+        reached: list[str] = []
+
+        @handler
+        async def busy(self, request):
+            deadline = asyncio.get_running_loop().time() + 0.3
+            while asyncio.get_running_loop().time() < deadline:
+                pass
+            await asyncio.sleep(0)
+            type(self).reached.append("after the await")
+
+    async with ConsumerClient(Busy) as client:
+        await client.send("busy")
+        await client.expect_error(HANDLER_TIMEOUT, timeout=5)
+        assert Busy.reached == []

@@ -4,12 +4,15 @@ import asyncio
 import datetime
 import sys
 import threading
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from hypergen.context import context
+from hypergen.context import context as hypergen_context
 from hypergen.imports import button, callback, command, div, span
 from pydantic import BaseModel
 
@@ -322,6 +325,66 @@ async def test_user_plugins_take_part_in_rendering():
     async with ConsumerClient(Plugged) as client:
         assert await client.call("post") == [["x"]]
     assert seen == ["result"]
+
+
+@pytest.mark.parametrize("kind", ["def", "async def"])
+async def test_plugins_with_a_context_or_template_before_are_entered_as_hypergen_enters_them(kind):
+    """Plugins that offer context_items() (or nothing to enter) take the one-step set-up; a
+    plugin with its own context() or a template_before is run as hypergen() runs it."""
+    seen = []
+
+    class Entered:
+        @contextmanager
+        def context(self):
+            with hypergen_context(at="hypergen", entered="yes"):
+                seen.append("entered")
+                yield
+            seen.append("left")
+
+        def template_before(self):
+            seen.append("before")
+
+    class Items:
+        def context_items(self):
+            return {"item": "from items"}
+
+    class Plugged(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        target_id = "t"
+        user_plugins = [Entered(), Items()]
+
+        if kind == "def":
+
+            @handler
+            def post(self, request):
+                span("html")
+                command("seen", context.hypergen.entered, context.hypergen.item)
+
+        else:
+
+            @handler
+            async def post(self, request):
+                await asyncio.sleep(0)
+                span("html")
+                command("seen", context.hypergen.entered, context.hypergen.item)
+
+    class Light(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        target_id = "t"
+        user_plugins = [Items()]
+
+        @handler
+        async def post(self, request):
+            span("light")
+            command("seen", context.hypergen.item)
+
+    async with ConsumerClient(Plugged) as client, ConsumerClient(Light) as light:
+        assert await client.call("post") == [
+            ["hypergen.morph", "t", "<span>html</span>"],
+            ["seen", "yes", "from items"],
+        ]
+        assert await light.call("post") == [["hypergen.morph", "t", "<span>light</span>"], ["seen", "from items"]]
+    assert seen == ["entered", "before", "left"]
 
 
 async def test_matched_perms_are_in_the_rendering_context():

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyrsistent import PMap, pmap
 
-__all__ = ["FALLBACK", "apply", "check", "fast_pmap", "is_active"]
+__all__ = ["FALLBACK", "apply", "check", "fast_pmap", "is_active", "items_of"]
 
 FALLBACK = "plain pyrsistent pmaps for the rendering state"
 
@@ -71,6 +71,14 @@ def fast_pmap(items: dict[str, Any]) -> PMap:  # type: ignore[type-arg]
     if _active:
         return _build(items)
     return pmap(items)
+
+
+def items_of(mapping: PMap) -> dict[str, Any]:  # type: ignore[type-arg]
+    """A pmap's items as a ``dict`` to read or copy, never to change (for a dict-backed map it
+    is the map's own dict: no buckets are built, unlike ``{**mapping}``)."""
+    if type(mapping) is _DictBackedPMap:
+        return mapping._dict
+    return dict(mapping)
 
 
 def _slot(name: str, base: type = PMap) -> Any:

@@ -8,14 +8,21 @@ nested context managers and pmap updates cost more than a small handler's own re
 ``TemplatePlugin`` set are written out here, plugins that offer ``context_items()`` (ours)
 add theirs, and any other plugin's ``context()`` is entered as hypergen would.
 
+:func:`enter` and :func:`leave` do the same without any context manager, for a consumer
+whose plugins need nothing entered (``connection.rendering`` decides once per class), and
+:func:`new_contextlist` makes hypergen's HTML collector without ``UserList.__init__``, whose
+``data`` setter reads the context on every message.
+
 Relies on: ``hypergen()`` and ``TemplatePlugin.context()`` setting exactly the keys (and
-value types) written out below. :func:`check` compares against a real ``hypergen()`` run.
-Without that shape every message goes through the nested context managers, as in hypergen.
+value types) written out below, and on ``contextlist`` keeping its state in ``context_key``
+and ``contexts``. :func:`check` compares against a real ``hypergen()`` run and a real
+``contextlist``. Without that shape every message goes through the nested context managers,
+as in hypergen.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -24,9 +31,9 @@ from hypergen.context import context, contextlist
 from hypergen.hypergen import plugins_method_call
 from hypergen.template import COMMANDS, TemplatePlugin, hypergen
 
-from hypergen_consumers._compat.pmap import fast_pmap
+from hypergen_consumers._compat.pmap import fast_pmap, items_of
 
-__all__ = ["FALLBACK", "apply", "check", "is_active", "rendering"]
+__all__ = ["FALLBACK", "apply", "check", "enter", "is_active", "leave", "new_contextlist", "rendering"]
 
 FALLBACK = "hypergen's nested context managers for every message's rendering state"
 
@@ -47,12 +54,44 @@ def _fast_state(plugins: Sequence[Any], matched_perms: frozenset[str]) -> tuple[
     entered = []
     for plugin in plugins:
         if type(plugin) is TemplatePlugin:
-            state.update(into=contextlist("target_id"), ids=set())
+            state.update(into=new_contextlist(), ids=set())
         elif hasattr(plugin, "context_items"):
             state.update(plugin.context_items())
         elif hasattr(plugin, "context"):
             entered.append(plugin)
     return state, entered
+
+
+_DEFAULT_TARGET = "__default_context__"  # contextlist's key when no target_id is set
+
+
+def new_contextlist() -> Any:
+    """``contextlist("target_id")`` as made outside a render: one empty list, under the default key."""
+    if not _active:
+        return contextlist("target_id")
+    made = contextlist.__new__(contextlist)
+    made.context_key = "target_id"
+    made.contexts = defaultdict(list)
+    made.contexts[_DEFAULT_TARGET] = []
+    return made
+
+
+def enter(request: Any, state: dict[str, Any]) -> Any:
+    """Make ``state`` hypergen's rendering state (``context.hypergen``) and ``request`` its
+    request; return what :func:`leave` restores. No plugin's ``context()`` is entered and no
+    ``template_before`` called: only for plugins that need neither."""
+    previous = context.ctx
+    hypergen_state = fast_pmap(state)
+    if previous:
+        context.ctx = fast_pmap({**items_of(previous), "request": request, "hypergen": hypergen_state})
+    else:
+        context.ctx = fast_pmap({"request": request, "hypergen": hypergen_state})
+    return previous
+
+
+def leave(previous: Any) -> None:
+    """Restore the context :func:`enter` replaced."""
+    context.ctx = previous
 
 
 @contextmanager
@@ -111,6 +150,9 @@ def check() -> str | None:
         seen.update(_shape(context.hypergen))
 
     try:
+        made = contextlist("target_id")
+        if sorted(vars(made)) != ["context_key", "contexts"] or dict(made.contexts) != {_DEFAULT_TARGET: []}:
+            return f"hypergen's contextlist now keeps {sorted(vars(made))}, not context_key and contexts"
         with context(request=HttpRequest()):
             hypergen(template, settings={"action": True, "returns": COMMANDS, "target_id": "probe"})
     except Exception as exc:  # Any failure here means hypergen() changed.

@@ -27,21 +27,24 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.backends.signals import connection_created
 
-from hypergen_consumers._compat.channels_db import aclose_old_connections
 from hypergen_consumers._compat.django_db import owned_by_thread
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-__all__ = ["aclose_old_connections_if_any_open", "cleanup_needed"]
+__all__ = ["cleanup_needed"]
 
-_tracked: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Every database connection wrapper Django made, as weak references; replaced (never
+#: changed in place) under the lock, so that a read, asked for every message, needs no lock.
+_tracked: tuple[weakref.ref[Any], ...] = ()
 _lock = threading.Lock()
 
 
 def _track(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    global _tracked
     with _lock:
-        _tracked.add(connection)
+        alive = tuple(ref for ref in _tracked if ref() is not None and ref() is not connection)
+        _tracked = (*alive, weakref.ref(connection))
 
 
 connection_created.connect(_track, dispatch_uid="hypergen_consumers.connection.db_cleanup")
@@ -50,12 +53,8 @@ connection_created.connect(_track, dispatch_uid="hypergen_consumers.connection.d
 def cleanup_needed() -> bool:
     """Whether ``close_old_connections`` in a worker thread could find anything to do."""
     here = threading.get_ident()
-    with _lock:
-        tracked = list(_tracked)
-    return any(wrapper.connection is not None and not owned_by_thread(wrapper, here) for wrapper in tracked)
-
-
-async def aclose_old_connections_if_any_open() -> None:
-    """Channels' ``aclose_old_connections``, minus the thread hop when it would do nothing."""
-    if cleanup_needed():
-        await aclose_old_connections()
+    for ref in _tracked:
+        wrapper = ref()
+        if wrapper is not None and wrapper.connection is not None and not owned_by_thread(wrapper, here):
+            return True
+    return False

@@ -28,10 +28,12 @@ starts), while ``async def`` handlers, broadcasts and handshakes go on unaffecte
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -137,23 +139,33 @@ class SerialLane:
             raise HandlerTimedOut(what, timeout or 0) from None
 
     async def run_async(self, what: str, timeout: float | None, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` (cancelled past ``timeout``), after any straggling ``def`` run."""
+        """Await ``awaitable`` (cancelled past ``timeout``), after any straggling ``def`` run.
+
+        Its first step runs at once, without a timer: most handlers finish without awaiting
+        anything, and arming and cancelling a timer cost as much as a small handler's run.
+        Only a handler that awaits something gets one, for the rest of the run.
+        """
         deadline = _deadline(timeout)
-        try:
-            await self._wait_for_straggler(what, timeout, deadline)
-        except BaseException:
-            _close(awaitable)
-            raise
-        remaining = _remaining(deadline)
-        if remaining is None:
-            return await awaitable
-        try:
-            if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per message.
-                async with asyncio.timeout(remaining):
-                    return await awaitable
-            return await asyncio.wait_for(awaitable, remaining)
-        except asyncio.TimeoutError:
-            raise HandlerTimedOut(what, timeout or 0) from None
+        if self._straggler is not None:
+            try:
+                await self._wait_for_straggler(what, timeout, deadline)
+            except BaseException:
+                _close(awaitable)
+                raise
+        rest: Awaitable[T]
+        # On 3.10, wait_for runs the rest in a task of its own, with a copy of the context the
+        # first step changed: so there the whole run goes to wait_for, as before.
+        if type(awaitable) is types.CoroutineType and sys.version_info >= (3, 11):
+            try:
+                first = awaitable.send(None)
+            except StopIteration as finished:
+                return finished.value  # type: ignore[no-any-return]
+            rest = _Resumed(awaitable, first)
+        else:  # Another awaitable (a hook returning a future): awaited whole, under the timeout.
+            rest = awaitable
+        if deadline is None:
+            return await rest
+        return await _within(deadline, rest, what, timeout or 0)
 
     async def _wait_for_straggler(self, what: str, timeout: float | None, deadline: float | None) -> None:
         straggler = self._straggler
@@ -179,10 +191,82 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
 
 
+async def _within(deadline: float, awaitable: Awaitable[T], what: str, seconds: float) -> T:
+    """Await ``awaitable`` in this task, cancelled at ``deadline``: ``asyncio.timeout``'s logic,
+    with its timer in an empty context.
+
+    The run's first step has set hypergen's rendering state in this task's context by now, and
+    a timer keeps the context it was made in: a cancelled one stays in the event loop's heap
+    until the heap is next cleaned, and with ``asyncio.timeout`` it would keep a finished run's
+    state and request alive there (seen as growth in tests/test_reliability.py).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None or sys.version_info < (3, 11):  # pragma: no cover - 3.11 runs a handler in a task.
+        try:
+            return await asyncio.wait_for(awaitable, max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise HandlerTimedOut(what, seconds) from None
+    cancelling = task.cancelling()
+    expired = []
+
+    def expire() -> None:
+        expired.append(True)
+        task.cancel()
+
+    quiet = contextvars.Context()
+    if deadline <= loop.time():  # Past already: cancelled at its next await, as asyncio.timeout does.
+        timer: asyncio.Handle = loop.call_soon(expire, context=quiet)
+    else:
+        timer = loop.call_at(deadline, expire, context=quiet)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired:
+            expired.clear()
+            if task.uncancel() <= cancelling:  # No other cancellation asked for: ours, a timeout.
+                raise HandlerTimedOut(what, seconds) from None
+        raise
+    finally:
+        timer.cancel()
+        if expired:  # It expired, but the run ended before the cancellation reached it.
+            task.uncancel()
+
+
 def _close(awaitable: Awaitable[Any]) -> None:
     close = getattr(awaitable, "close", None)
     if close is not None:
         close()  # A coroutine that will never be awaited: no "never awaited" warning.
+
+
+class _Resumed:
+    """The rest of a coroutine whose first step already ran and yielded ``first``: awaiting
+    this carries on exactly as awaiting the coroutine would have (what ``yield from`` does)."""
+
+    __slots__ = ("coroutine", "first")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coroutine = coroutine
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, value = self.coroutine, self.first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # Thrown in (a cancellation): the coroutine handles it.
+                try:
+                    value = coroutine.throw(exc)
+                except StopIteration as finished:
+                    return finished.value
+            else:
+                try:
+                    value = coroutine.send(sent)
+                except StopIteration as finished:
+                    return finished.value
 
 
 def _report_late(what: str, started: float) -> Callable[[asyncio.Future[Any]], None]:

@@ -25,9 +25,10 @@ from hypergen.context import context
 
 from hypergen_consumers._compat import channels_consumer
 from hypergen_consumers._compat.channels_db import aclose_old_connections
-from hypergen_consumers.connection.db_cleanup import aclose_old_connections_if_any_open
+from hypergen_consumers.connection.db_cleanup import cleanup_needed
 from hypergen_consumers.connection.executor import handler_timeout, worker_pool
 from hypergen_consumers.connection.handshake import build_request
+from hypergen_consumers.connection.receivers import dispatch_from
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.delivery import frame_ids, local_groups
 from hypergen_consumers.errors import CloseCode
@@ -88,7 +89,7 @@ class LifecycleMixin(ConnectionState):
                 self.channel_receive,
                 partial(self._from_inbox, inbox, turn),
             ]
-            await channels_consumer.await_many_dispatch(receivers, partial(self._dispatch_in_turn, turn))
+            await dispatch_from(receivers, partial(self._dispatch_in_turn, turn))
         except StopConsumer:
             pass
         finally:
@@ -194,7 +195,8 @@ class LifecycleMixin(ConnectionState):
         handler = getattr(self, channels_consumer.get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await aclose_old_connections_if_any_open()
+        if cleanup_needed():
+            await aclose_old_connections()
         await run_event_method(handler, message, getattr(self, "request", None))
 
     async def _channels_dispatch(self, message: dict[str, Any]) -> None:
@@ -261,6 +263,20 @@ def _client_read_limit(layer: Any) -> int | None:
     return None if bound is None else max(1, bound // 2)
 
 
+_async_functions: dict[Any, bool] = {}
+
+
+def _is_async(method: Any) -> bool:
+    """``inspect.iscoroutinefunction``, remembered per function (asked for every message)."""
+    function = getattr(method, "__func__", None)
+    if function is None:
+        return inspect.iscoroutinefunction(method)
+    known = _async_functions.get(function)
+    if known is None:
+        known = _async_functions[function] = inspect.iscoroutinefunction(method)
+    return known
+
+
 async def run_event_method(method: Any, message: dict[str, Any], request: Any = None) -> None:
     """Run a channel-layer event method: ``async def`` awaited, ``def`` in a worker thread.
 
@@ -269,7 +285,7 @@ async def run_event_method(method: Any, message: dict[str, Any], request: Any = 
     connection's request is in hypergen's context, as upstream's dispatch put it) and
     send with ``self.send_commands(...)``.
     """
-    if inspect.iscoroutinefunction(method):
+    if _is_async(method):
         await method(message)
         return
 

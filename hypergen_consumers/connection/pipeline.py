@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -27,7 +24,7 @@ from hypergen_consumers import conf
 from hypergen_consumers.auth.perms import perms_ok
 from hypergen_consumers.connection.executor import HandlerTimedOut, handler_timeout
 from hypergen_consumers.connection.heartbeat import keepalive
-from hypergen_consumers.connection.rendering import render_async, render_sync
+from hypergen_consumers.connection.rendering import renderer_for
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.connection.targeting import OTHERS
 from hypergen_consumers.declaring.handlers import HandlerArgumentsInvalid, HandlerSpec
@@ -80,6 +77,27 @@ def _unknown_handler_message(cls: type, name: Any) -> str:
     )
 
 
+class _Rejections:
+    """``async with connection.rejections():`` (a class: entered for every frame, and cheaper
+    than an ``asynccontextmanager``)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: PipelineMixin) -> None:
+        self.connection = connection
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if not isinstance(exc, Rejected):
+            return False
+        connection = self.connection
+        observe.frame(connection, exc.handler, exc.code.value, exc.seconds)
+        await connection.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
+        return True
+
+
 class PipelineMixin(ConnectionState):
     """Client frames and ``group_send`` runs, through checks, to a handler and its output."""
 
@@ -95,14 +113,9 @@ class PipelineMixin(ConnectionState):
         """
         return _SERVER_RUN.get() is self
 
-    @asynccontextmanager
-    async def rejections(self) -> AsyncIterator[None]:
+    def rejections(self) -> _Rejections:
         """Turn a :class:`Rejected` raised inside into one error frame to this connection."""
-        try:
-            yield
-        except Rejected as exc:
-            observe.frame(self, exc.handler, exc.code.value, exc.seconds)
-            await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
+        return _Rejections(self)
 
     # --- to the handler ---------------------------------------------------------------
 
@@ -196,24 +209,19 @@ class PipelineMixin(ConnectionState):
             raise Rejected(
                 VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.{hint}", errors=exc.errors
             ) from None
-        options = dict(
-            request=self.request,
-            target_id=spec.target_id,
-            user_plugins=cls.user_plugins,
-            matched_perms=self.matched_perms if matched_perms is None else matched_perms,
-            owner=cls.__name__,
-        )
+        renderer = renderer_for(cls, spec.target_id, cls.user_plugins)
+        matched = self.matched_perms if matched_perms is None else matched_perms
         positional = [self, self.request, *call_args]
         what, timeout = f"{cls.__name__}.{spec.name}", handler_timeout(spec.timeout)
         server_run = _SERVER_RUN.set(self if from_server else None)
         beating = keepalive(self._hc.socket, self._send)  # A long run must not look like a dead path to the page.
         try:
             if spec.is_async:
-                run = render_async(spec.func, positional, call_kwargs, **options)
+                run = renderer.run_async(spec.func, positional, call_kwargs, self.request, matched)
                 commands = await self._hc.limits.lane.run_async(what, timeout, run)
             else:
                 commands = await self._hc.limits.lane.run_sync(
-                    what, timeout, partial(render_sync, **options), spec.func, positional, call_kwargs
+                    what, timeout, renderer.run_sync, spec.func, positional, call_kwargs, self.request, matched
                 )
             text = encode(commands) if commands else None
         except HandlerTimedOut as exc:

@@ -164,9 +164,10 @@ class HandlerSpec:
             for index in range(len(self.client_params), len(client_args))
         ]
         data = dict(zip(self.client_params, client_args))
-        for name in self.url_params:
-            if name in url_kwargs:
-                data[name] = url_kwargs[name]
+        if self.url_params:
+            for name in self.url_params:
+                if name in url_kwargs:
+                    data[name] = url_kwargs[name]
         try:
             validated = self.model.model_validate(data)
         except ValidationError as exc:
