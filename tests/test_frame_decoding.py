@@ -76,3 +76,16 @@ def test_nesting_is_measured_outside_strings_and_up_to_the_limit_is_accepted():
     deepest = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert nesting_depth(deepest) == MAX_DEPTH
     assert decode_frame(deepest) == json.loads(deepest)
+
+
+def test_the_range_budget_is_one_per_frame_not_one_per_process():
+    """Each thread decodes with one decoder; the ranges' budget is the frame's own: a frame
+    spending most of it leaves the next frame the whole of it, a refused frame too."""
+    most = MAX_RANGE_LENGTH * 3 // 5
+    frame = json.dumps({"args": [{"_": ["range", [0, most]]}], "meta": {}})
+    twice = json.dumps({"args": [{"_": ["range", [0, most]]}, {"_": ["range", [0, most]]}], "meta": {}})
+    assert decode_frame(frame)["args"] == [range(most)]
+    assert decode_frame(frame)["args"] == [range(most)]
+    with pytest.raises(Rejected, match=f"at most {MAX_RANGE_LENGTH}"):
+        decode_frame(twice)
+    assert decode_frame(frame)["args"] == [range(most)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import deque
 from collections.abc import Callable
 from itertools import accumulate
@@ -134,8 +135,9 @@ TAGS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _reviver(budget: _RangeBudget) -> Callable[[dict[str, Any]], Any]:
-    """The object hook of one frame's decoding: its ranges draw on one ``budget``."""
+def _reviver(budget: list[_RangeBudget | None]) -> Callable[[dict[str, Any]], Any]:
+    """The object hook of a thread's decoder: a frame's ranges draw on the one budget in
+    ``budget`` (made at its first range, dropped when the frame is decoded)."""
 
     def revive(obj: dict[str, Any]) -> Any:
         tag = obj.get("_")
@@ -143,13 +145,27 @@ def _reviver(budget: _RangeBudget) -> Callable[[dict[str, Any]], Any]:
             return obj
         kind, value = tag
         if kind == "range":
-            return budget.take(value)
+            frames_budget = budget[0]
+            if frames_budget is None:
+                frames_budget = budget[0] = _RangeBudget()
+            return frames_budget.take(value)
         revive_tag = TAGS.get(kind) if isinstance(kind, str) else None
         if revive_tag is None:
             raise _reject(f"Unknown tagged value {str(kind)[:40]!r} in the frame; the tags are {sorted(TAGS)}.")
         return revive_tag(value)
 
     return revive
+
+
+class _Decoders(threading.local):
+    """Each thread's decoder, made once: ``json.loads`` with hooks builds a new decoder (and
+    its scanner) for every call, a tenth of a small frame's whole handling."""
+
+    def __init__(self) -> None:
+        self.budget: list[_RangeBudget | None] = [None]
+        self.decoder = json.JSONDecoder(
+            object_hook=_reviver(self.budget), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -163,6 +179,9 @@ def _finite_float(text: str) -> float:
     return number
 
 
+_decoders = _Decoders()
+
+
 def nesting_depth(text: str) -> int:
     """How deep arrays and objects nest in JSON ``text``, without recursing (strings skipped)."""
     brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
@@ -174,10 +193,13 @@ def decode_frame(text: str) -> Any:
     could_nest_deeper = text.count("[") + text.count("{") > MAX_DEPTH  # cheap test for the common frame
     if could_nest_deeper and nesting_depth(text) > MAX_DEPTH:
         raise _reject(f"The frame nests arrays/objects more than {MAX_DEPTH} deep.")
+    decoders = _decoders
+    decoders.budget[0] = None  # A new frame: a new budget for its ranges.
     try:
-        hook = _reviver(_RangeBudget())
-        return json.loads(text, object_hook=hook, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return decoders.decoder.decode(text)
     except Rejected:
         raise
     except (ValueError, RecursionError) as exc:
         raise _reject(f"Frame is not valid JSON: {type(exc).__name__}: {exc}") from None
+    finally:
+        decoders.budget[0] = None
