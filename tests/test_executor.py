@@ -2,9 +2,12 @@
 delays neither other connections nor handshakes."""
 
 import asyncio
+import gc
 import json
+import sys
 import threading
 import uuid
+import weakref
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -13,6 +16,8 @@ from hypergen.imports import command
 from websockets.asyncio.client import connect
 
 from hypergen_consumers import HANDLER_TIMEOUT, NO_PERM_REQUIRED, HypergenConsumer, consumer, handler
+from hypergen_consumers.connection.executor import SerialLane
+from hypergen_consumers.connection.lifecycle import run_event_method
 from hypergen_consumers.testing import ConsumerClient
 from tests.consumers import blocker_file
 from tests.servers import daphne
@@ -233,3 +238,35 @@ async def test_a_handler_that_computes_past_its_timeout_before_awaiting_is_stopp
         await client.send("busy")
         await client.expect_error(HANDLER_TIMEOUT, timeout=5)
         assert Busy.reached == []
+
+
+async def test_a_handler_that_handles_its_cancellation_does_not_see_it_afterwards():
+    """The timeout's cancellation is thrown into the handler as an await would throw it: once
+    handled, it is neither the exception being handled nor the context of the next one."""
+    seen = {}
+
+    async def handles_it():
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            pass
+        seen["handling"] = sys.exc_info()[0]
+        raise ValueError("after")
+
+    with pytest.raises(ValueError) as raised:
+        await SerialLane().run_async("handles_it", 0.02, handles_it())
+    assert seen["handling"] is None
+    assert raised.value.__context__ is None
+    assert asyncio.current_task().cancelling() == 0
+
+
+async def test_an_event_method_leaves_its_class_free_to_go():
+    class Passing:
+        async def passing_event(self, message):
+            super().__init__()  # A method using super() refers to its class.
+
+    await run_event_method(Passing().passing_event, {"type": "passing.event"})
+    gone = weakref.ref(Passing)
+    del Passing
+    gc.collect()
+    assert gone() is None

@@ -40,6 +40,7 @@ def test_the_tags_a_hypergen_page_sends_are_revived(text, expected):
     "text, fragment",
     [
         (tagged("range", [0, 30_000_000]), f"at most {MAX_RANGE_LENGTH}"),
+        (tagged("range", [0, 10**30]), f"at most {MAX_RANGE_LENGTH}"),
         (tagged("range", [0, 10, 0]), "Bad range"),
         (tagged("range", "0-9"), "[start, stop, step]"),
         (tagged("float", "nan"), "takes a number"),

@@ -252,21 +252,23 @@ class _Resumed:
     def __await__(self) -> Generator[Any, Any, Any]:
         coroutine, value = self.coroutine, self.first
         while True:
+            thrown: BaseException | None = None
+            sent: Any = None
             try:
                 sent = yield value
             except GeneratorExit:
                 coroutine.close()
                 raise
             except BaseException as exc:  # Thrown in (a cancellation): the coroutine handles it.
-                try:
-                    value = coroutine.throw(exc)
-                except StopIteration as finished:
-                    return finished.value
-            else:
-                try:
-                    value = coroutine.send(sent)
-                except StopIteration as finished:
-                    return finished.value
+                thrown = exc
+            # Thrown outside the except block, so the handler does not see it as the exception
+            # being handled (sys.exc_info(), the __context__ of what it raises next).
+            try:
+                value = coroutine.send(sent) if thrown is None else coroutine.throw(thrown)
+            except StopIteration as finished:
+                return finished.value
+            finally:
+                thrown = None
 
 
 def _report_late(what: str, started: float) -> Callable[[asyncio.Future[Any]], None]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import weakref
 from functools import partial
 from typing import Any
 
@@ -263,7 +264,8 @@ def _client_read_limit(layer: Any) -> int | None:
     return None if bound is None else max(1, bound // 2)
 
 
-_async_functions: dict[Any, bool] = {}
+#: Weak: a method using ``super()`` refers to its class, which must stay free to go.
+_async_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _is_async(method: Any) -> bool:

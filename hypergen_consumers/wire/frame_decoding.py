@@ -108,7 +108,13 @@ class _RangeBudget:
             revived = range(*value)
         except ValueError as exc:  # step 0
             raise _reject(f"Bad range in the frame: {exc}.") from None
-        self.left -= len(revived)
+        try:
+            self.left -= len(revived)
+        except OverflowError:  # More items than an index holds: far past the budget.
+            raise _reject(
+                f"The ranges in the frame describe more than {MAX_RANGE_LENGTH} items together; "
+                f"at most {MAX_RANGE_LENGTH} are accepted per frame."
+            ) from None
         if self.left < 0:
             raise _reject(
                 f"The ranges in the frame describe more than {MAX_RANGE_LENGTH} items together; "
