@@ -7,7 +7,8 @@ the document cannot drift from what the server accepts.
 from __future__ import annotations
 
 import re
-from typing import Any
+from types import UnionType
+from typing import Any, get_origin
 
 from hypergen.liveview import NO_PERM_REQUIRED
 from pydantic import BaseModel
@@ -39,6 +40,9 @@ def _perm_text(perm: Any, any_perm: bool) -> str:
 def _type_name(spec: HandlerSpec, param: str) -> str:
     field = next(p.field for p in spec.params if p.name == param)
     annotation = spec.model.model_fields[field].annotation
+    origin = get_origin(annotation)
+    if isinstance(origin, type) and origin is not UnionType:  # list[str] and List[str] alike: "list".
+        return origin.__name__
     return getattr(annotation, "__name__", None) or repr(annotation).replace("typing.", "")
 
 
@@ -75,10 +79,17 @@ def _argument_properties(spec: HandlerSpec) -> dict[str, Any]:
     return properties
 
 
+def _number(value: Any) -> Any:
+    """A limit as declared: pydantic before 2.5 writes ``gt=0`` on a float as ``0.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _limits_text(schema: dict[str, Any]) -> str:
     """`` (ge=1, le=10)`` from an argument's schema; an Optional argument's limits are in its anyOf."""
     branches = [schema, *schema.get("anyOf", [])]
-    shown = [f"{name}={branch[key]!r}" for branch in branches for key, name in _LIMITS.items() if key in branch]
+    shown = [
+        f"{name}={_number(branch[key])!r}" for branch in branches for key, name in _LIMITS.items() if key in branch
+    ]
     return f" ({', '.join(shown)})" if shown else ""
 
 
