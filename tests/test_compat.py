@@ -452,6 +452,64 @@ async def test_on_channels_own_dispatch_every_message_makes_the_clean_up_hop(mon
     assert len(hops) >= 10  # Channels' dispatch: connects, frames, broadcasts, runs each made it.
 
 
+class ChangedWebsocketSend:
+    """What a Channels release that made AsyncWebsocketConsumer.send do more might look like."""
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        self.sent_count = getattr(self, "sent_count", 0) + 1  # Something new a direct base_send would skip.
+        await super().send({"type": "websocket.send", "text": text_data})
+
+
+def test_channels_send_check_names_what_changed():
+    assert channels_consumer.check_send() is None
+    assert channels_consumer.check_send(ChangedWebsocketSend) == (
+        "AsyncWebsocketConsumer.send changed: it now also uses ['getattr', 'sent_count']"
+    )
+    assert channels_consumer.check_send(consumer_class=ChangedWebsocketSend) == (
+        "AsyncConsumer.send changed: it now also uses ['getattr', 'send', 'sent_count', 'super']"
+    )
+
+
+async def test_on_channels_own_send_every_frame_goes_through_it(monkeypatch):
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    sent = []
+    real = AsyncWebsocketConsumer.send
+
+    async def counting(self, text_data=None, bytes_data=None, close=False):
+        sent.append(text_data)
+        await real(self, text_data=text_data, bytes_data=bytes_data, close=close)
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "send", counting)
+    assert await round_trip_on_the_fallbacks() == {}
+    assert sent == []  # Handed to the server directly.
+    monkeypatch.setattr(channels_consumer, "_send_active", False)
+    assert await round_trip_on_the_fallbacks() == {}
+    assert len(sent) >= 8  # Through Channels' send: replies, broadcasts, runs, the error.
+
+
+class OwnWayIn(Fallbacks):
+    """A class that overrides one step of Channels' way in for a client frame, and sees every frame there."""
+
+    path = "compat-own-way-in/"
+    seen: ClassVar[list] = []
+
+    async def receive_json(self, content, **kwargs):
+        OwnWayIn.seen.append(content["args"])
+        await super().receive_json(content, **kwargs)
+
+
+async def test_a_class_overriding_receive_json_gets_every_frame_through_it():
+    from hypergen_consumers.connection.client_frames import own_receive_path
+
+    assert own_receive_path(Fallbacks) is True
+    assert own_receive_path(OwnWayIn) is False
+    OwnWayIn.seen.clear()
+    async with ConsumerClient(OwnWayIn) as page:
+        assert await page.call("whisper", "psst") == [["whispered", "psst"]]
+    assert OwnWayIn.seen == [["whisper", "psst"]]
+
+
 # --- channels-redis's blocking read (see tests/test_scale_defaults.py for the 1,000-socket proof) ---
 
 

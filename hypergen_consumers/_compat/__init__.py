@@ -4,7 +4,7 @@ hypergen_consumers is faster than plain hypergen + Channels in a few spots becau
 leans on internals those libraries do not promise to keep: hypergen's global ``context``
 object, pyrsistent's ``PMap`` slots, the keys ``hypergen()`` puts in its rendering context,
 Django's ``_thread_ident``, Channels' ``aclose_old_connections`` and the ``AsyncConsumer``
-methods a connection re-implements (``__call__``, ``dispatch``). Each such patch lives in a
+methods a connection re-implements (``__call__``, ``dispatch``, and ``send`` for text). Each such patch lives in a
 module of this package with
 
 - ``check()``: inspects the shape the patch relies on and returns ``None`` when it is there,
@@ -67,6 +67,12 @@ PATCHES = (
         channels_consumer.check_dispatch,
         channels_consumer.apply_dispatch,
         channels_consumer.DISPATCH_FALLBACK,
+    ),
+    Patch(
+        "Channels AsyncWebsocketConsumer.send",
+        channels_consumer.check_send,
+        channels_consumer.apply_send,
+        channels_consumer.SEND_FALLBACK,
     ),
     Patch(
         "channels-redis blocking read",

@@ -8,12 +8,17 @@ frame without the per-message database clean-up hop, and makes that hop only whi
 database connection is open (see ``db_cleanup``). Both are copies with changes, so they are
 right only while Channels' own methods do no more than what was copied.
 
+``sending.SendingMixin`` also hands a text frame to the server itself (``base_send``) instead
+of through Channels' ``AsyncWebsocketConsumer.send`` and ``AsyncConsumer.send``, which only
+build that message and pass it on (two awaits on every frame out).
+
 Relies on: the names Channels' ``AsyncConsumer.__call__`` and ``dispatch`` use (their code
 objects' ``co_names``, the same on Channels 4.2.0 to 4.3.x) being the ones the copies were
 made from, so a Channels release that makes them do something new is noticed; and on
 ``channels.utils.await_many_dispatch`` and ``channels.consumer.get_handler_name``. Without
 that shape the connection runs Channels' own method instead: every message makes the
-clean-up hop, and a channel-layer outage ends the connections, as with plain Channels.
+clean-up hop, and a channel-layer outage ends the connections, as with plain Channels; and
+frames go out through Channels' ``send``, only slower.
 """
 
 from __future__ import annotations
@@ -22,23 +27,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import channels.consumer
+import channels.generic.websocket
 import channels.utils
 
 __all__ = [
     "CALL_FALLBACK",
     "DISPATCH_FALLBACK",
+    "SEND_FALLBACK",
     "apply_call",
     "apply_dispatch",
+    "apply_send",
     "await_many_dispatch",
     "call_is_ours",
     "check_call",
     "check_dispatch",
+    "check_send",
     "dispatch_is_ours",
     "get_handler_name",
+    "send_is_direct",
 ]
 
 CALL_FALLBACK = "Channels' own AsyncConsumer.__call__ (a channel-layer outage ends the connections)"
 DISPATCH_FALLBACK = "Channels' own AsyncConsumer.dispatch (a database clean-up hop before every message)"
+SEND_FALLBACK = "Channels' own AsyncWebsocketConsumer.send for every frame out"
 
 #: What Channels' ``__call__`` uses (Channels 4.2.0 to 4.3.x): the copy in ``lifecycle`` handles each.
 CALL_NAMES = frozenset(
@@ -64,8 +75,15 @@ CALL_NAMES = frozenset(
 #: What Channels' ``dispatch`` uses: the copy in ``sending`` does each.
 DISPATCH_NAMES = frozenset({"ValueError", "aclose_old_connections", "get_handler_name", "getattr"})
 
+#: What Channels' ``AsyncWebsocketConsumer.send`` uses, and the message it builds for text.
+SEND_NAMES = frozenset({"super", "send", "ValueError", "close"})
+SEND_CONSTANTS = frozenset({"websocket.send", ("type", "text")})
+#: What Channels' ``AsyncConsumer.send`` uses: it hands the message to the server.
+BASE_SEND_NAMES = frozenset({"base_send"})
+
 _call_active = False
 _dispatch_active = False
+_send_active = False
 
 
 def _names_problem(method: Any, expected: frozenset[str], what: str) -> str | None:
@@ -94,6 +112,17 @@ def check_dispatch(consumer_class: Any = None, module: Any = channels.consumer) 
     return _names_problem(getattr(consumer_class, "dispatch", None), DISPATCH_NAMES, "AsyncConsumer.dispatch")
 
 
+def check_send(websocket_class: Any = None, consumer_class: Any = None) -> str | None:
+    """``None`` if Channels' ``AsyncWebsocketConsumer.send`` only passes ``{"type":
+    "websocket.send", "text": ...}`` to ``AsyncConsumer.send``, which only hands it to ``base_send``."""
+    websocket_class = channels.generic.websocket.AsyncWebsocketConsumer if websocket_class is None else websocket_class
+    consumer_class = channels.consumer.AsyncConsumer if consumer_class is None else consumer_class
+    problem = _names_problem(getattr(websocket_class, "send", None), SEND_NAMES, "AsyncWebsocketConsumer.send")
+    if problem is None and not SEND_CONSTANTS <= set(websocket_class.send.__code__.co_consts):
+        problem = "AsyncWebsocketConsumer.send no longer sends {'type': 'websocket.send', 'text': ...}"
+    return problem or _names_problem(getattr(consumer_class, "send", None), BASE_SEND_NAMES, "AsyncConsumer.send")
+
+
 def apply_call() -> None:
     global _call_active
     _call_active = True
@@ -102,6 +131,15 @@ def apply_call() -> None:
 def apply_dispatch() -> None:
     global _dispatch_active
     _dispatch_active = True
+
+
+def apply_send() -> None:
+    global _send_active
+    _send_active = True
+
+
+def send_is_direct() -> bool:
+    return _send_active
 
 
 def call_is_ours() -> bool:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from channels.generic.websocket import AsyncWebsocketConsumer
+
 from hypergen_consumers import conf
 from hypergen_consumers.connection.executor import handler_timeout
 from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY, is_heartbeat, keepalive
 from hypergen_consumers.connection.pipeline import PipelineMixin
 from hypergen_consumers.delivery import frame_ids
 from hypergen_consumers.errors import FRAME_TOO_LARGE, INVALID_FRAME, RATE_LIMITED, Rejected
+from hypergen_consumers.wire.frame_decoding import decode_frame
 
-__all__ = ["ClientFramesMixin"]
+__all__ = ["ClientFramesMixin", "own_receive_path"]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -40,7 +43,7 @@ class ClientFramesMixin(PipelineMixin):
         if text_data == HEARTBEAT_FRAME:
             await self.send(text_data=HEARTBEAT_REPLY)  # Before the rate limit: a page's pulse is never refused.
             return
-        async with self.rejections():
+        try:  # As ``async with self.rejections()``, without its two awaits on every frame.
             limiter = self._hc.limits.rate_limiter
             if limiter is not None and not limiter.allow():
                 raise Rejected(
@@ -54,37 +57,46 @@ class ClientFramesMixin(PipelineMixin):
                 raise Rejected(
                     FRAME_TOO_LARGE, f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES)."
                 )
+            own = own_receive_path(type(self))
             try:
-                content = await self.decode_json(text_data)
+                content = decode_frame(text_data) if own else await self.decode_json(text_data)
             except Rejected:
                 raise
             except Exception as exc:
                 raise Rejected(INVALID_FRAME, f"Frame is not valid JSON: {type(exc).__name__}: {exc}"[:300]) from None
-            await self.receive_json(content, **kwargs)
+            if own:
+                await self._handle_content(content)  # receive_json's body, its Rejected handled below.
+            else:
+                await self.receive_json(content, **kwargs)
+        except Rejected as exc:
+            await self._send_rejection(exc)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Dispatch a decoded ``{"args": [...], "meta": {...}}`` frame to its handler."""
         async with self.rejections():
-            if not (
-                isinstance(content, dict)
-                and isinstance(content.get("args"), list)
-                and isinstance(content.get("meta"), dict)
-            ):
-                raise Rejected(
-                    INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
-                )
-            if is_heartbeat(content):
-                await self.send(text_data=HEARTBEAT_REPLY)
-                return
-            frame_id = frame_ids.frame_id_of(self._hc.delivery, content["meta"])
-            beating = keepalive(self._hc.socket, self._send)  # Also while a re-sent frame waits for its first run.
-            try:
-                if frame_id is None:
-                    await self._dispatch_args(content["args"], to_group=None)
-                else:
-                    await self._run_once(frame_id, content["args"])
-            finally:
-                beating.stop()
+            await self._handle_content(content)
+
+    async def _handle_content(self, content: Any) -> None:
+        if not (
+            isinstance(content, dict)
+            and isinstance(content.get("args"), list)
+            and isinstance(content.get("meta"), dict)
+        ):
+            raise Rejected(
+                INVALID_FRAME, 'Expected {"args": [...], "meta": {...}}, the frame hypergen\'s callback() sends.'
+            )
+        if is_heartbeat(content):
+            await self.send(text_data=HEARTBEAT_REPLY)
+            return
+        frame_id = frame_ids.frame_id_of(self._hc.delivery, content["meta"])
+        beating = keepalive(self._hc.socket, self._send)  # Also while a re-sent frame waits for its first run.
+        try:
+            if frame_id is None:
+                await self._dispatch_args(content["args"], to_group=None)
+            else:
+                await self._run_once(frame_id, content["args"])
+        finally:
+            beating.stop()
 
     async def _run_once(self, frame_id: int, args: list[Any]) -> None:
         """Run a frame with an id at most once per socket, its reply recorded, then the ack.
@@ -124,3 +136,26 @@ class ClientFramesMixin(PipelineMixin):
             await self.send_held_reply(claim.ack)
         finally:
             await frame_ids.record(delivery, claim, sent, owner)
+
+
+#: The function of this package's ``decode_json`` (a classmethod: found through ``__func__``).
+_OWN_DECODE_JSON = vars(PipelineMixin)["decode_json"].__func__
+
+
+def own_receive_path(cls: type) -> bool:
+    """True while ``cls`` keeps this package's way in for a client frame: Channels'
+    ``websocket_receive`` and this package's ``receive``, ``decode_json`` and ``receive_json``,
+    none overridden. Such a class's frames go straight from ``dispatch`` to ``receive`` and on
+    to the handler, without the layers in between (each an await on every frame); a class
+    that overrides one of them goes through them all, as Channels calls them. Found once per
+    class, and kept on it."""
+    known: bool | None = cls.__dict__.get("_hc_own_receive_path")
+    if known is None:
+        known = (
+            getattr(cls, "websocket_receive", None) is AsyncWebsocketConsumer.websocket_receive
+            and getattr(cls, "receive", None) is ClientFramesMixin.receive
+            and getattr(cls, "receive_json", None) is ClientFramesMixin.receive_json
+            and getattr(getattr(cls, "decode_json", None), "__func__", None) is _OWN_DECODE_JSON
+        )
+        cls._hc_own_receive_path = known  # type: ignore[attr-defined]
+    return known

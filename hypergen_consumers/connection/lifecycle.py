@@ -26,6 +26,7 @@ from hypergen.context import context
 
 from hypergen_consumers._compat import channels_consumer
 from hypergen_consumers._compat.channels_db import aclose_old_connections
+from hypergen_consumers.connection.client_frames import own_receive_path
 from hypergen_consumers.connection.db_cleanup import cleanup_needed
 from hypergen_consumers.connection.executor import handler_timeout, worker_pool
 from hypergen_consumers.connection.handshake import build_request
@@ -190,8 +191,17 @@ class LifecycleMixin(ConnectionState):
         if not channels_consumer.dispatch_is_ours():
             await self._channels_dispatch(message)
             return
-        if message["type"] == FRAME_EVENT:
+        kind = message["type"]
+        if kind == FRAME_EVENT:
             await self.hypergen_consumers_frame(message)
+            return
+        if kind == "websocket.receive" and own_receive_path(type(self)):
+            # A client frame, straight to ``receive`` (Channels' ``websocket_receive`` would
+            # only pass it on): the most common message of all, see ``own_receive_path``.
+            if cleanup_needed():
+                await aclose_old_connections()
+            text = message.get("text")
+            await self.receive(text_data=text, bytes_data=message.get("bytes") if text is None else None)
             return
         handler = getattr(self, channels_consumer.get_handler_name(message), None)
         if handler is None:

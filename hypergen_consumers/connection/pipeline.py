@@ -92,9 +92,7 @@ class _Rejections:
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         if not isinstance(exc, Rejected):
             return False
-        connection = self.connection
-        observe.frame(connection, exc.handler, exc.code.value, exc.seconds)
-        await connection.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
+        await self.connection._send_rejection(exc)
         return True
 
 
@@ -117,13 +115,22 @@ class PipelineMixin(ConnectionState):
         """Turn a :class:`Rejected` raised inside into one error frame to this connection."""
         return _Rejections(self)
 
+    async def _send_rejection(self, exc: Rejected) -> None:
+        """What ``rejections()`` does with a :class:`Rejected`: counted, and one error frame to this connection."""
+        observe.frame(self, exc.handler, exc.code.value, exc.seconds)
+        await self.send_error(exc.code, exc.message, log=exc.log, **exc.extra)
+
     # --- to the handler ---------------------------------------------------------------
 
     async def _dispatch_args(self, args: list[Any], *, to_group: bool | None, from_server: bool = False) -> None:
         """Find the handler as docs/protocol.rst says: a ``@consumer`` function takes every arg;
         a class consumer's first arg names the handler, even when it has one handler."""
         cls = type(self)
-        if not await self._authority_holds():
+        record = self._hc
+        if record.socket.closing:
+            return
+        authority = record.authority
+        if authority is not None and authority.due() and not await self._authority_holds():
             return
         spec: HandlerSpec | None
         if cls._function_handler is not None:
@@ -136,7 +143,7 @@ class PipelineMixin(ConnectionState):
             args = args[1:]
         started = perf_counter()
         try:
-            limits = self._hc.limits.handler_limits
+            limits = record.limits.handler_limits
             if spec.rate is not None and not from_server and not limits.allow(spec.name, spec.rate):
                 raise Rejected(
                     RATE_LIMITED,
@@ -151,9 +158,11 @@ class PipelineMixin(ConnectionState):
                     log=False,
                     retry=True,
                 )
-            await self._run_checked(
-                spec, args, to_group=spec.broadcast if to_group is None else to_group, from_server=from_server
-            )
+            to = spec.broadcast if to_group is None else to_group
+            if spec.perm is None:  # No perm of its own (the class's was checked at the handshake).
+                await self._run(spec, args, to_group=to, from_server=from_server)
+            else:
+                await self._run_checked(spec, args, to_group=to, from_server=from_server)
         except Rejected as exc:
             exc.handler, exc.seconds = spec.name, perf_counter() - started  # Counted by rejections().
             raise
@@ -171,7 +180,7 @@ class PipelineMixin(ConnectionState):
         self, spec: HandlerSpec, args: list[Any], *, to_group: bool | str, from_server: bool = False
     ) -> None:
         matched = self.matched_perms
-        if spec.perm is not None:
+        if spec.perm is not None:  # Always, from _dispatch_args; kept for any other caller.
             ok, handler_matched = await perms_ok(self.request.user, spec.perm, spec.any_perm)
             if not ok and from_server:
                 # group_send is not this client's doing: nothing to tell it, nothing runs.
