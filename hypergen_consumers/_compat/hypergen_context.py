@@ -59,6 +59,21 @@ class ContextVarContext(Context):  # type: ignore[misc]  # hypergen ships no typ
         the state a worker thread was just given. A fresh context gets the ContextVar's default.
         """
 
+    def __getattribute__(self, key: str) -> Any:
+        """``context.hypergen`` and the other keys, read straight from the ContextVar.
+
+        hypergen reads ``context.hypergen`` many times per element it renders. Through
+        ``threading.local``'s own lookup, which found nothing on the object and fell back to
+        ``__getattr__``, each read cost six times as much. The class's own names (methods,
+        ``ctx``, dunders) are looked up as before, first, as they were.
+        """
+        if key in _CLASS_NAMES or key.startswith("__"):
+            return super().__getattribute__(key)
+        try:
+            return HYPERGEN_CONTEXT.get()[key]
+        except KeyError:
+            raise AttributeError("No such attribute: " + key) from None
+
     def __getattr__(self, key: str) -> Any:
         try:
             return HYPERGEN_CONTEXT.get()[key]
@@ -70,6 +85,10 @@ class ContextVarContext(Context):  # type: ignore[misc]  # hypergen ships no typ
 
     def __contains__(self, key: object) -> bool:
         return key in HYPERGEN_CONTEXT.get()
+
+
+#: What ``ContextVarContext`` itself answers (its methods and properties, hypergen's, and threading.local's).
+_CLASS_NAMES = frozenset(dir(ContextVarContext))
 
 
 def check(module: Any = hypergen_context_module) -> str | None:

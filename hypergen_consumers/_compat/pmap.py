@@ -52,11 +52,26 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return key in self._dict
 
+    def __getattribute__(self, key: str) -> Any:
+        """``state.commands`` and the other keys, read from the dict at once: PMap's own
+        names (its methods, slots, dunders) first, as they were; then the map's keys (pyrsistent
+        answers those in ``__getattr__``, after a full failed lookup: several times dearer)."""
+        if key in _PMAP_NAMES or key.startswith("__"):
+            return object.__getattribute__(self, key)
+        try:
+            return object.__getattribute__(self, "_dict")[key]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {key!r}") from None
+
     def __getattr__(self, key: str) -> Any:
         try:
             return self._dict[key]
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no attribute {key!r}") from None
+
+
+#: What a ``_DictBackedPMap`` itself answers: PMap's methods and slots, and its own.
+_PMAP_NAMES = frozenset(dir(_DictBackedPMap))
 
 
 def _build(items: dict[str, Any]) -> PMap:  # type: ignore[type-arg]

@@ -31,6 +31,8 @@ from hypergen.context import context, contextlist
 from hypergen.hypergen import plugins_method_call
 from hypergen.template import COMMANDS, TemplatePlugin, hypergen
 
+from hypergen_consumers._compat import hypergen_context
+from hypergen_consumers._compat.hypergen_context import HYPERGEN_CONTEXT
 from hypergen_consumers._compat.pmap import fast_pmap, items_of
 
 __all__ = ["FALLBACK", "apply", "check", "enter", "is_active", "leave", "new_contextlist", "rendering"]
@@ -80,18 +82,34 @@ def enter(request: Any, state: dict[str, Any]) -> Any:
     """Make ``state`` hypergen's rendering state (``context.hypergen``) and ``request`` its
     request; return what :func:`leave` restores. No plugin's ``context()`` is entered and no
     ``template_before`` called: only for plugins that need neither."""
-    previous = context.ctx
+    storage = _storage()
+    previous = context.ctx if storage is None else storage.get()
     hypergen_state = fast_pmap(state)
     if previous:
-        context.ctx = fast_pmap({**items_of(previous), "request": request, "hypergen": hypergen_state})
+        current = fast_pmap({**items_of(previous), "request": request, "hypergen": hypergen_state})
     else:
-        context.ctx = fast_pmap({"request": request, "hypergen": hypergen_state})
+        current = fast_pmap({"request": request, "hypergen": hypergen_state})
+    if storage is None:
+        context.ctx = current
+    else:
+        storage.set(current)
     return previous
 
 
 def leave(previous: Any) -> None:
     """Restore the context :func:`enter` replaced."""
-    context.ctx = previous
+    storage = _storage()
+    if storage is None:
+        context.ctx = previous
+    else:
+        storage.set(previous)
+
+
+def _storage() -> Any:
+    """The ContextVar behind ``context.ctx`` once ``hypergen_context`` swapped it in (set and
+    read directly: ``context.ctx`` is a property of a ``threading.local``, dearer on every
+    run), else None."""
+    return HYPERGEN_CONTEXT if hypergen_context.is_active() else None
 
 
 @contextmanager

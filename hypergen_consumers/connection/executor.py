@@ -145,10 +145,10 @@ class SerialLane:
         anything, and arming and cancelling a timer cost as much as a small handler's run.
         Only a handler that awaits something gets one, for the rest of the run.
         """
-        deadline = _deadline(timeout)
+        started = time.monotonic()  # The loop's clock is asked only for a run that awaits (below).
         if self._straggler is not None:
             try:
-                await self._wait_for_straggler(what, timeout, deadline)
+                await self._wait_for_straggler(what, timeout, _deadline(timeout))
             except BaseException:
                 _close(awaitable)
                 raise
@@ -163,9 +163,10 @@ class SerialLane:
             rest = _Resumed(awaitable, first)
         else:  # Another awaitable (a hook returning a future): awaited whole, under the timeout.
             rest = awaitable
-        if deadline is None:
+        if timeout is None:
             return await rest
-        return await _within(deadline, rest, what, timeout or 0)
+        deadline = asyncio.get_running_loop().time() + timeout - (time.monotonic() - started)
+        return await _within(deadline, rest, what, timeout)
 
     async def _wait_for_straggler(self, what: str, timeout: float | None, deadline: float | None) -> None:
         straggler = self._straggler

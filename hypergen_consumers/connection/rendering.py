@@ -16,7 +16,6 @@ the handler of a small command (``bench/``: round trip).
 from __future__ import annotations
 
 import logging
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -169,14 +168,16 @@ class Renderer:
             rendering_state.leave(previous)
 
 
-_renderers: weakref.WeakKeyDictionary[type, dict[str | None, Renderer]] = weakref.WeakKeyDictionary()
-
-
 def renderer_for(cls: type, target_id: str | None, user_plugins: Sequence[Any]) -> Renderer:
-    """The :class:`Renderer` of consumer class ``cls`` (its ``user_plugins``) for ``target_id``."""
-    by_target = _renderers.get(cls)
+    """The :class:`Renderer` of consumer class ``cls`` (its ``user_plugins``) for ``target_id``.
+
+    Kept on the class itself (its own ``__dict__``, not a subclass's): asked for on every run,
+    and a class's attribute is found faster than a weak mapping's entry, and goes with it.
+    """
+    by_target: dict[str | None, Renderer] | None = cls.__dict__.get("_hc_renderers")
     if by_target is None:
-        by_target = _renderers[cls] = {}
+        by_target = {}
+        cls._hc_renderers = by_target  # type: ignore[attr-defined]
     renderer = by_target.get(target_id)
     if renderer is None or renderer.declared is not user_plugins:
         renderer = by_target[target_id] = Renderer(target_id, cls.__name__, user_plugins)

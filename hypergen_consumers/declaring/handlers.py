@@ -13,6 +13,7 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar, overload
 
 from django.core.exceptions import ImproperlyConfigured
@@ -121,6 +122,10 @@ class HandlerArgumentsInvalid(Exception):
         self.errors = errors
 
 
+#: Annotations whose validated values are never a float, so never NaN or infinity.
+_NEVER_NON_FINITE = (int, str, bool, bytes)
+
+
 @dataclass(frozen=True)
 class _Param:
     name: str
@@ -155,33 +160,50 @@ class HandlerSpec:
         Raises HandlerArgumentsInvalid with pydantic's error list (plus one entry per
         surplus positional argument, in pydantic's own format for that case).
         """
-        surplus = [
-            {
-                "type": "unexpected_positional_argument",
-                "loc": [index],
-                "msg": "Unexpected positional argument",
-            }
-            for index in range(len(self.client_params), len(client_args))
-        ]
+        surplus = (
+            [
+                {
+                    "type": "unexpected_positional_argument",
+                    "loc": [index],
+                    "msg": "Unexpected positional argument",
+                }
+                for index in range(len(self.client_params), len(client_args))
+            ]
+            if len(client_args) > len(self.client_params)
+            else None
+        )
         data = dict(zip(self.client_params, client_args))
         if self.url_params:
             for name in self.url_params:
                 if name in url_kwargs:
                     data[name] = url_kwargs[name]
         try:
-            validated = self.model.model_validate(data)
+            # The model's validator itself (model_validate only passes its arguments on to it).
+            validated = self.model.__pydantic_validator__.validate_python(data)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            raise HandlerArgumentsInvalid(_json_safe(errors) + surplus) from None
+            raise HandlerArgumentsInvalid(_json_safe(errors) + (surplus or [])) from None
         if surplus:
             raise HandlerArgumentsInvalid(surplus)
         values = validated.__dict__
-        non_finite = non_finite_errors((p.name, values[p.field]) for p in self.params)
-        if non_finite:  # NaN or infinity in a model of the user's own that allows it (see finite).
-            raise HandlerArgumentsInvalid(non_finite)
-        args = [values[p.field] for p in self.params if not p.keyword_only]
-        kwargs = {p.name: values[p.field] for p in self.params if p.keyword_only}
-        return args, kwargs
+        positional, keyword, may_be_non_finite = self._fields
+        if may_be_non_finite:
+            non_finite = non_finite_errors((p.name, values[p.field]) for p in may_be_non_finite)
+            if non_finite:  # NaN or infinity in a model of the user's own that allows it (see finite).
+                raise HandlerArgumentsInvalid(non_finite)
+        return [values[field] for field in positional], {name: values[field] for name, field in keyword}
+
+    @cached_property
+    def _fields(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[_Param, ...]]:
+        """The model's fields passed by position; ``(parameter, field)`` of those passed by
+        keyword; the parameters whose validated value could hold NaN or infinity (all but
+        those annotated exactly ``int``, ``str``, ``bool`` or ``bytes``)."""
+        fields = self.model.model_fields
+        return (
+            tuple(p.field for p in self.params if not p.keyword_only),
+            tuple((p.name, p.field) for p in self.params if p.keyword_only),
+            tuple(p for p in self.params if fields[p.field].annotation not in _NEVER_NON_FINITE),
+        )
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
