@@ -122,3 +122,21 @@ def test_the_rendering_state_map_behaves_like_the_pmap_hypergen_expects():
     assert dict(state.update(pmap({"target_id": "u"}))) == {"into": [1], "target_id": "u"}  # What context(at=...) does.
     assert dict(state.set("ids", set())) == {"into": [1], "target_id": "t", "ids": set()}
     assert dict(state) == {"into": [1], "target_id": "t"}  # Unchanged: immutable.
+
+
+def test_keys_named_like_a_method_never_hide_it_on_the_context_or_the_state_map():
+    """Keys are read before a failed attribute lookup now (it was dearer); names the
+    context or the map answer themselves still win, as they did."""
+    import pytest
+    from hypergen.context import context
+
+    from hypergen_consumers._compat.pmap import fast_pmap
+
+    with context(replace="a key", clone="another", own_key=1):
+        assert callable(context.replace) and callable(context.clone)
+        assert (context.own_key, context["replace"], "clone" in context) == (1, "a key", True)
+        with pytest.raises(AttributeError, match="No such attribute: missing"):
+            context.missing  # noqa: B018
+    state = fast_pmap({"items": "a key", "commands": [1]})
+    assert callable(state.items) and state["items"] == "a key" and state.commands == [1]
+    assert getattr(state, "missing", None) is None

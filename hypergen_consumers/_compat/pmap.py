@@ -47,10 +47,10 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
             return buckets
 
     def __getitem__(self, key: Any) -> Any:
-        return self._dict[key]
+        return _dict_of(self)[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._dict
+        return key in _dict_of(self)
 
     def __getattribute__(self, key: str) -> Any:
         """``state.commands`` and the other keys, read from the dict at once: PMap's own
@@ -59,7 +59,7 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
         if key in _PMAP_NAMES or key.startswith("__"):
             return object.__getattribute__(self, key)
         try:
-            return object.__getattribute__(self, "_dict")[key]
+            return _dict_of(self)[key]
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no attribute {key!r}") from None
 
@@ -72,6 +72,8 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
 
 #: What a ``_DictBackedPMap`` itself answers: PMap's methods and slots, and its own.
 _PMAP_NAMES = frozenset(dir(_DictBackedPMap))
+#: Reads the ``_dict`` slot without going through ``__getattribute__`` (hot: every key read).
+_dict_of = vars(_DictBackedPMap)["_dict"].__get__
 
 
 def _build(items: dict[str, Any]) -> PMap:  # type: ignore[type-arg]
