@@ -12,10 +12,11 @@ right only while Channels' own methods do no more than what was copied.
 of through Channels' ``AsyncWebsocketConsumer.send`` and ``AsyncConsumer.send``, which only
 build that message and pass it on (two awaits on every frame out).
 
-Relies on: the names Channels' ``AsyncConsumer.__call__`` and ``dispatch`` use (their code
-objects' ``co_names``, the same on Channels 4.2.0 to 4.3.x) being the ones the copies were
-made from, so a Channels release that makes them do something new is noticed; and on
-``channels.utils.await_many_dispatch`` and ``channels.consumer.get_handler_name``. Without
+Relies on: the names Channels' ``AsyncConsumer.__call__``, ``dispatch`` and the two ``send``
+methods use (their code objects' ``co_names``, the same on Channels 4.2.0 to 4.3.x) being the
+ones the copies were made from, so a Channels release that makes them do something new is
+noticed; and on ``channels.utils.await_many_dispatch`` (which ``__call__`` uses; the copy waits
+with ``connection/receivers`` instead) and ``channels.consumer.get_handler_name``. Without
 that shape the connection runs Channels' own method instead: every message makes the
 clean-up hop, and a channel-layer outage ends the connections, as with plain Channels; and
 frames go out through Channels' ``send``, only slower.
@@ -23,7 +24,6 @@ frames go out through Channels' ``send``, only slower.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import channels.consumer
@@ -37,7 +37,6 @@ __all__ = [
     "apply_call",
     "apply_dispatch",
     "apply_send",
-    "await_many_dispatch",
     "call_is_ours",
     "check_call",
     "check_dispatch",
@@ -148,12 +147,6 @@ def call_is_ours() -> bool:
 
 def dispatch_is_ours() -> bool:
     return _dispatch_active
-
-
-def await_many_dispatch(receivers: list[Any], dispatch: Callable[[Any], Awaitable[None]]) -> Awaitable[None]:
-    """Channels' ``await_many_dispatch`` (only called once ``check_call()`` found it)."""
-    result: Awaitable[None] = channels.utils.await_many_dispatch(receivers, dispatch)  # type: ignore[attr-defined,unused-ignore]
-    return result
 
 
 def get_handler_name(message: dict[str, Any]) -> str:

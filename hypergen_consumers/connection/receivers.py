@@ -5,8 +5,9 @@ made per message, a set of tasks built, a callback added to and removed from eac
 done ones found by scanning. Here each source has one task for the connection's life (its
 pump), which reads a message and dispatches it itself once it holds the connection's turn (a
 lock, so one message at a time, in the order they arrived); a message costs no task, no
-future and no second wake-up. Measured on a client frame's round trip (``bench/``): the wait
-was a fifth of a small handler's whole cost in the package.
+future and no second wake-up. Measured on a client frame's round trip in process (callgrind,
+instructions per message of ``ours_command``): 366,000 with a task per message, 323,000 with
+these pumps.
 """
 
 from __future__ import annotations

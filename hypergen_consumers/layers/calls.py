@@ -188,8 +188,9 @@ async def receive(layer: Any, channel: str) -> dict[str, Any]:
     returns the write's result instead of raising when a cancellation arrives in the same loop
     turn as the write completes (CPython gh-86296). channels-redis's receive then goes on
     reading (``BZPOPMIN`` after ``BZPOPMIN``, for the whole process's channels) and never ends,
-    since nothing is ever sent to a closed connection's channel again; Channels'
-    ``await_many_dispatch`` awaits it after cancelling it once, so a closed socket's application
+    since nothing is ever sent to a closed connection's channel again; the connection's loop
+    (``connection/receivers``, like Channels' ``await_many_dispatch``) awaits it after
+    cancelling it once, so a closed socket's application
     instance lived on until daphne killed it (``application_close_timeout``, 10 s). Here the
     read runs in a task of its own, which a cancelled caller cancels again until it has ended.
     A message that arrives in that moment is dropped, as Channels' own cancel drops it: the
