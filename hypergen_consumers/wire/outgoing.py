@@ -55,6 +55,11 @@ def too_large(text: str, limit: int | None = None) -> bool:
     return len(text) * 4 > limit and encoded_size(text) > limit
 
 
+#: ``json.dumps`` with these options builds an encoder on every call; one does for all (it keeps
+#: no state between calls, so threads share it).
+_ENCODER = json.JSONEncoder(default=encoder, separators=(",", ":"), allow_nan=False)
+
+
 def encode(data: Any) -> str:
     """Encode what the server sends, as hypergen's ``dumps`` does, but never ``NaN`` or ``Infinity``.
 
@@ -62,7 +67,7 @@ def encode(data: Any) -> str:
     that holds one raises ValueError here, before anything is stored or sent.
     """
     try:
-        return json.dumps(data, default=encoder, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(data)
     except ValueError as exc:
         if "JSON compliant" not in str(exc):
             raise
