@@ -510,6 +510,23 @@ async def test_a_class_overriding_receive_json_gets_every_frame_through_it():
     assert OwnWayIn.seen == [["whisper", "psst"]]
 
 
+async def test_a_way_in_patched_on_the_class_counts_from_the_next_connection(monkeypatch):
+    from hypergen_consumers.connection.client_frames import ClientFramesMixin
+
+    async with ConsumerClient(Fallbacks) as page:
+        assert await page.call("whisper", "before") == [["whispered", "before"]]
+    seen = []
+
+    async def spying(self, content, **kwargs):
+        seen.append(content["args"])
+        await ClientFramesMixin.receive_json(self, content, **kwargs)
+
+    monkeypatch.setattr(Fallbacks, "receive_json", spying, raising=False)
+    async with ConsumerClient(Fallbacks) as page:
+        assert await page.call("whisper", "after") == [["whispered", "after"]]
+    assert seen == [["whisper", "after"]]
+
+
 # --- channels-redis's blocking read (see tests/test_scale_defaults.py for the 1,000-socket proof) ---
 
 

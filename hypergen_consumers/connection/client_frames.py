@@ -57,7 +57,7 @@ class ClientFramesMixin(PipelineMixin):
                 raise Rejected(
                     FRAME_TOO_LARGE, f"Frame is larger than {limit} bytes (HYPERGEN_CONSUMERS_MAX_FRAME_BYTES)."
                 )
-            own = own_receive_path(type(self))
+            own = socket.own_receive_path
             try:
                 content = decode_frame(text_data) if own else await self.decode_json(text_data)
             except Rejected:
@@ -147,15 +147,11 @@ def own_receive_path(cls: type) -> bool:
     ``websocket_receive`` and this package's ``receive``, ``decode_json`` and ``receive_json``,
     none overridden. Such a class's frames go straight from ``dispatch`` to ``receive`` and on
     to the handler, without the layers in between (each an await on every frame); a class
-    that overrides one of them goes through them all, as Channels calls them. Found once per
-    class, and kept on it."""
-    known: bool | None = cls.__dict__.get("_hc_own_receive_path")
-    if known is None:
-        known = (
-            getattr(cls, "websocket_receive", None) is AsyncWebsocketConsumer.websocket_receive
-            and getattr(cls, "receive", None) is ClientFramesMixin.receive
-            and getattr(cls, "receive_json", None) is ClientFramesMixin.receive_json
-            and getattr(getattr(cls, "decode_json", None), "__func__", None) is _OWN_DECODE_JSON
-        )
-        cls._hc_own_receive_path = known  # type: ignore[attr-defined]
-    return known
+    that overrides one of them goes through them all, as Channels calls them. Asked when a
+    connection starts (``lifecycle``), so a method patched later counts from the next one."""
+    return (
+        getattr(cls, "websocket_receive", None) is AsyncWebsocketConsumer.websocket_receive
+        and getattr(cls, "receive", None) is ClientFramesMixin.receive
+        and getattr(cls, "receive_json", None) is ClientFramesMixin.receive_json
+        and getattr(getattr(cls, "decode_json", None), "__func__", None) is _OWN_DECODE_JSON
+    )

@@ -31,6 +31,7 @@ from hypergen_consumers.connection.db_cleanup import cleanup_needed
 from hypergen_consumers.connection.executor import handler_timeout, worker_pool
 from hypergen_consumers.connection.handshake import build_request
 from hypergen_consumers.connection.receivers import dispatch_from
+from hypergen_consumers.connection.sending import direct_send
 from hypergen_consumers.connection.state import ConnectionState
 from hypergen_consumers.delivery import frame_ids, local_groups
 from hypergen_consumers.errors import CloseCode
@@ -85,6 +86,7 @@ class LifecycleMixin(ConnectionState):
         turn = local_groups.Turn(limit=_client_read_limit(self.channel_layer))
         socket = self._hc.socket
         socket.inbox, socket.turn = inbox, turn
+        socket.own_receive_path, socket.direct_send = own_receive_path(type(self)), direct_send(type(self))
         try:
             receivers: list[Any] = [
                 partial(self._from_server, receive, turn),
@@ -195,7 +197,7 @@ class LifecycleMixin(ConnectionState):
         if kind == FRAME_EVENT:
             await self.hypergen_consumers_frame(message)
             return
-        if kind == "websocket.receive" and own_receive_path(type(self)):
+        if kind == "websocket.receive" and self._hc.socket.own_receive_path:
             # A client frame, straight to ``receive`` (Channels' ``websocket_receive`` would
             # only pass it on): the most common message of all, see ``own_receive_path``.
             if cleanup_needed():

@@ -27,7 +27,7 @@ from hypergen_consumers.observability import observe
 from hypergen_consumers.wire.mistake_log import mistakes
 from hypergen_consumers.wire.outgoing import encode, error_frame, too_large, with_command
 
-__all__ = ["SendingMixin"]
+__all__ = ["SendingMixin", "direct_send"]
 
 logger = logging.getLogger("hypergen_consumers")
 
@@ -42,20 +42,19 @@ def _check_commands(who: str, commands: Any) -> list[Any]:
     return [list(command) for command in commands]
 
 
-def _direct_send(cls: type) -> bool:
+def direct_send(cls: type) -> bool:
     """True while the ``send`` methods after this package's in ``cls``'s MRO are Channels'
-    ``AsyncWebsocketConsumer.send`` and then ``AsyncConsumer.send``, nobody's own in between:
-    they only build ``{"type": "websocket.send", "text": ...}`` and hand it to the server (see
-    ``_compat.channels_consumer``), so a text frame is handed to ``base_send`` at once, two
-    awaits fewer on every frame out. Found once per class, and kept on it."""
-    known: bool | None = cls.__dict__.get("_hc_direct_send")
-    if known is None:
-        mro = cls.__mro__
-        after = mro[mro.index(SendingMixin) + 1 :] if SendingMixin in mro else ()
-        owners = [klass for klass in after if "send" in klass.__dict__]
-        known = owners[:2] == [AsyncWebsocketConsumer, AsyncConsumer]
-        cls._hc_direct_send = known  # type: ignore[attr-defined]
-    return known
+    ``AsyncWebsocketConsumer.send`` and then ``AsyncConsumer.send``, nobody's own in between,
+    and they are as ``_compat.channels_consumer`` found them: they only build ``{"type":
+    "websocket.send", "text": ...}`` and hand it to the server, so a text frame is handed to
+    ``base_send`` at once, two awaits fewer on every frame out. Asked when a connection
+    starts (``lifecycle``), so a method patched later counts from the next one."""
+    if not channels_consumer.send_is_direct():
+        return False
+    mro = cls.__mro__
+    after = mro[mro.index(SendingMixin) + 1 :] if SendingMixin in mro else ()
+    owners = [klass for klass in after if "send" in klass.__dict__]
+    return owners[:2] == [AsyncWebsocketConsumer, AsyncConsumer]
 
 
 class SendingMixin(ConnectionState):
@@ -166,8 +165,8 @@ class SendingMixin(ConnectionState):
             logger.debug("%s: not sent, the connection is closing", type(self).__name__)
             return
         turn = socket.turn
-        if text_data is not None and not close and channels_consumer.send_is_direct() and _direct_send(type(self)):
-            # What Channels' send would hand the server, handed to it here (see _direct_send).
+        if text_data is not None and not close and socket.direct_send:
+            # What Channels' send would hand the server, handed to it here (see direct_send).
             message = {"type": "websocket.send", "text": text_data}
             if turn is None:
                 await self.base_send(message)

@@ -114,6 +114,11 @@ class SocketState:
     keepalive_period: float | None = None
     #: A keepalive runs (one at a time: a run inside a re-sent frame's wait starts none).
     keepalive_running: bool = False
+    #: Found when the connection starts (``lifecycle``): its class keeps Channels' way in for a
+    #: client frame (``client_frames.own_receive_path``), and its way out for a text frame
+    #: (``sending.direct_send``); False under Channels' own ``__call__``.
+    own_receive_path: bool = False
+    direct_send: bool = False
 
 
 @dataclass(slots=True)
