@@ -171,16 +171,26 @@ class SendingMixin(ConnectionState):
             if turn is None:
                 await self.base_send(message)
             else:
-                async with turn.lock:  # As below.
+                lock = turn.lock  # As below.
+                if not lock.take_now():
+                    await lock.take()
+                try:
                     await self.base_send(message)
+                finally:
+                    lock.give()
         elif turn is None:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         else:
             # One send of this socket at a time, from any task (a presence render runs in its
             # own; a group's tap writes too, see local_groups): uvicorn's websockets lets one
             # send wait for a full buffer, and the next one waits behind it, in order.
-            async with turn.lock:
+            lock = turn.lock
+            if not lock.take_now():
+                await lock.take()
+            try:
                 await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            finally:
+                lock.give()
         buffer = socket.buffer
         if buffer is not None and buffer.over_limit():
             socket.buffer = None
