@@ -1,0 +1,255 @@
+"""Attacks on the per-message hot path: what a hostile or unlucky client, or a project's own
+code, could break now that a connection's messages are dispatched by one pump task per source
+(``connection/receivers``) instead of by the connection's own task."""
+
+import asyncio
+import contextvars
+
+import pytest
+from channels.layers import get_channel_layer
+from hypergen.imports import command
+
+from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, handler
+from hypergen_consumers.testing import ConsumerClient
+
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("attack_tenant", default="none")
+
+
+async def test_a_contextvar_set_while_handling_one_message_is_seen_while_handling_the_next_from_any_source():
+    """Channels runs every message of a connection in its one task, so what ``connect()`` or an
+    event method sets in a ContextVar (a tenant, Django's ``translation.activate``) holds for
+    the next message. A client frame, a ``group_send`` run and a layer event come from three
+    different sources here: each must still see it, and set it for the others."""
+    connections = []
+
+    class Tenant(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/tenant/"
+
+        async def connect(self):
+            TENANT.set("acme")
+            connections.append(self)
+            await self.accept()
+
+        @handler(broadcast=False)
+        async def who(self, request):
+            command("tenant", TENANT.get())
+
+        async def attack_switch(self, event):  # A channel-layer event of the project's own.
+            await self.asend_commands([["tenant", TENANT.get()]])
+            TENANT.set(event["to"])
+
+    async with ConsumerClient(Tenant) as client:
+        assert await client.call("who") == [["tenant", "acme"]]  # From the server.
+        await agroup_send(Tenant.group_name(), "who")  # From the group (the connection's inbox).
+        assert await client.receive() == [["tenant", "acme"]]
+        await get_channel_layer().send(connections[0].channel_name, {"type": "attack.switch", "to": "globex"})
+        assert await client.receive() == [["tenant", "acme"]]  # From the layer.
+        assert await client.call("who") == [["tenant", "globex"]]
+        await agroup_send(Tenant.group_name(), "who")
+        assert await client.receive() == [["tenant", "globex"]]
+    assert TENANT.get() == "none", "nothing leaks out of the connection into its caller"
+
+
+SPAN: contextvars.ContextVar[str | None] = contextvars.ContextVar("attack_span", default=None)
+
+
+def traced(application):
+    """ASGI middleware that sets a ContextVar while it waits for the server's next message, as
+    OpenTelemetry's ASGI middleware does (``start_as_current_span`` around ``receive()``)."""
+
+    async def middleware(scope, receive, send):
+        async def traced_receive():
+            token = SPAN.set("receive")
+            try:
+                return await receive()
+            finally:
+                SPAN.reset(token)
+
+        return await application(scope, traced_receive, send)
+
+    return middleware
+
+
+async def test_what_a_wrapped_receive_sets_while_it_waits_is_never_seen_by_a_run_from_another_source():
+    """A connection mostly waits in the server's ``receive``. What a middleware sets around that
+    wait belongs to the wait alone: a ``group_send`` run handled meanwhile (from the inbox) must
+    not see it, nor have its own value undone when the wait ends (Channels read each source in
+    a task of its own)."""
+    from channels.testing import WebsocketCommunicator
+    from hypergen.liveview import loads
+
+    from hypergen_consumers.testing import DEFAULT_HEADERS, _application, frame
+
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class Traced(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/traced/"
+
+        @handler(broadcast=False)
+        async def who(self, request):
+            command("span", SPAN.get())
+
+        @handler(broadcast=False)
+        async def spanned(self, request):
+            token = SPAN.set("run")
+            entered.set()
+            await release.wait()
+            command("span", SPAN.get())
+            SPAN.reset(token)
+
+    application, route = _application(Traced, None)
+    page = WebsocketCommunicator(traced(application), "/" + route, headers=DEFAULT_HEADERS)
+    assert (await page.connect())[0]
+    await agroup_send(Traced.group_name(), "who")
+    assert loads(await page.receive_from(2)) == [["span", None]]
+    await agroup_send(Traced.group_name(), "spanned")
+    await asyncio.wait_for(entered.wait(), 2)
+    await page.send_to(text_data=frame("who"))  # Ends the server's wait while the run waits.
+    await asyncio.sleep(0)
+    release.set()
+    assert loads(await page.receive_from(2)) == [["span", "run"]]
+    assert loads(await page.receive_from(2)) == [["span", None]]
+    await page.disconnect()
+
+
+def define_echo():
+    class Echo(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/echo/"
+
+        @handler(broadcast=False)
+        async def echo(self, request, n: int):
+            command("n", n)
+
+    return Echo
+
+
+async def test_one_clients_burst_of_frames_does_not_hold_up_every_other_connection():
+    """daphne hands the app its client's frames through an asyncio.Queue, and sends without
+    waiting; a handler that awaits nothing never waits either. One TCP read can queue
+    thousands of small frames: handled without a turn for anyone else, the whole process
+    stalled until the last was answered. The other connection's frame, sent after the burst,
+    must be answered long before the burst is."""
+    Echo = define_echo()
+    async with ConsumerClient(Echo) as flooder, ConsumerClient(Echo) as other:
+        for n in range(500):
+            await flooder.send("echo", n)  # With the server at once, as one TCP read hands them over.
+        await other.send("echo", -1)
+        assert await other.receive() == [["n", -1]]
+        answered = flooder.communicator.output_queue.qsize()
+        assert answered < 50, f"the other connection waited for {answered} of the burst's 500 frames"
+        for n in range(500):
+            assert await flooder.receive() == [["n", n]], "the burst itself, answered in order"
+
+
+@pytest.mark.parametrize("moment", ["while it waits", "as it wakes"])
+async def test_what_a_dispatch_raises_instead_of_the_cancellation_reaches_the_server(moment):
+    """daphne cancels an application that outlives its socket. An event method whose clean-up
+    fails (cancelled while it waits, or woken in the very loop turn the cancellation comes) ended
+    Channels' loop with that error, for the server to log; it must not vanish in a pump."""
+    entered, gate, connections = asyncio.Event(), asyncio.Event(), []
+
+    class Cleanup(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/cleanup/"
+
+        async def connect(self):
+            connections.append(self)
+            await self.accept()
+
+        @handler
+        async def noop(self, request):
+            pass
+
+        async def attack_hang(self, event):
+            entered.set()
+            try:
+                await gate.wait()
+            finally:
+                raise RuntimeError("the clean-up failed")
+
+    client = ConsumerClient(Cleanup)
+    await client.connect()
+    await get_channel_layer().send(connections[0].channel_name, {"type": "attack.hang"})
+    await asyncio.wait_for(entered.wait(), 5)
+    if moment == "as it wakes":
+        gate.set()
+    application = client.communicator.future
+    application.cancel()
+    with pytest.raises(RuntimeError, match="the clean-up failed"):
+        await application
+
+
+async def test_a_send_of_a_mixin_after_the_packages_sees_every_frame_out():
+    """Frames go to the server directly only while nobody's ``send`` stands between the package's
+    and Channels'. A mixin listed after ``HypergenConsumer`` (its ``send`` follows the package's
+    in the MRO) must see the heartbeat's answer, a reply, a group frame and an error frame."""
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    from hypergen_consumers.connection.heartbeat import HEARTBEAT_FRAME, HEARTBEAT_REPLY
+
+    sent = []
+
+    class Audited(AsyncWebsocketConsumer):
+        async def send(self, text_data=None, bytes_data=None, close=False):
+            sent.append(text_data)
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    class Room(HypergenConsumer, Audited):
+        perm = NO_PERM_REQUIRED
+        path = "attack/audited/"
+
+        @handler(broadcast=False)
+        async def echo(self, request, n: int):
+            command("n", n)
+
+    async with ConsumerClient(Room) as client:
+        await client.send_text(HEARTBEAT_FRAME)
+        assert await client.receive() == [["hypergen.websocket.heartbeat"]]
+        assert await client.call("echo", 1) == [["n", 1]]
+        await agroup_send(Room.group_name(), "echo", 2)
+        assert await client.receive() == [["n", 2]]
+        await client.send("echo", "x")
+        await client.expect_error("validation_error")
+    assert len(sent) == 4 and sent[0] == HEARTBEAT_REPLY and '"validation_error"' in sent[3], sent
+
+
+async def test_a_handler_that_raises_cancelled_error_ends_its_connection_alone_and_nothing_is_left_unretrieved():
+    """A handler raising CancelledError itself (not a cancellation of its task) ends its
+    connection, as it ended Channels' loop; the other connections go on, its pumps end with it,
+    and the loop is told of no exception nobody retrieved."""
+    reported = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: reported.append(context))
+    try:
+
+        class Quitter(HypergenConsumer):
+            perm = NO_PERM_REQUIRED
+            path = "attack/quitter/"
+
+            @handler(broadcast=False)
+            async def quit(self, request):
+                raise asyncio.CancelledError()
+
+            @handler(broadcast=False)
+            async def echo(self, request, n: int):
+                command("n", n)
+
+        async with ConsumerClient(Quitter) as other:
+            quitter = ConsumerClient(Quitter)
+            await quitter.connect()
+            await quitter.send("quit")
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(quitter.communicator.future), 5)
+            assert await other.call("echo", 1) == [["n", 1]]
+            await agroup_send(Quitter.group_name(), "echo", 2)
+            assert await other.receive() == [["n", 2]]
+        import gc
+
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
