@@ -4,10 +4,13 @@ code, could break now that a connection's messages are dispatched by one pump ta
 
 import asyncio
 import contextvars
+from decimal import Decimal
+from typing import Annotated
 
 import pytest
 from channels.layers import get_channel_layer
 from hypergen.imports import command
+from pydantic import AfterValidator, PlainValidator
 
 from hypergen_consumers import NO_PERM_REQUIRED, HypergenConsumer, agroup_send, handler
 from hypergen_consumers.testing import ConsumerClient
@@ -253,3 +256,56 @@ async def test_a_handler_that_raises_cancelled_error_ends_its_connection_alone_a
         assert reported == []
     finally:
         loop.set_exception_handler(None)
+
+
+def define_typed():
+    class Typed(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/typed/"
+
+        @handler(broadcast=False)
+        async def price(self, request, amount: Annotated[str, AfterValidator(Decimal)]):
+            command("amount", str(amount))
+
+        @handler(broadcast=False)
+        async def ratio(self, request, value: Annotated[int, PlainValidator(float)]):
+            command("ratio", str(value))
+
+    return Typed
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("price", "NaN"), ("price", "-Infinity"), ("ratio", "nan"), ("ratio", "1e999")]
+)
+async def test_a_str_or_int_parameter_whose_own_validator_makes_it_non_finite_is_refused(name, value):
+    """A parameter annotated ``str`` or ``int`` skips the non-finite walk, as its value cannot
+    be NaN; but ``Annotated[str, AfterValidator(Decimal)]`` (money read from a string) turns
+    the client's "NaN" into ``Decimal('NaN')``, and a ``PlainValidator`` returns what it likes."""
+    async with ConsumerClient(define_typed()) as client:
+        await client.send(name, value)
+        error = await client.expect_error("validation_error")
+        assert [entry["type"] for entry in error["errors"]] == ["finite_number"]
+        assert await client.call("price", "1.50") == [["amount", "1.50"]]
+
+
+def test_only_parameters_a_validator_could_make_non_finite_are_walked():
+    from pydantic import Field, constr
+
+    class Walked(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/walked/"
+
+        @handler
+        async def mixed(
+            self,
+            request,
+            a: int,
+            b: Annotated[int, Field(gt=0)],
+            c: constr(max_length=3),
+            d: Annotated[str, AfterValidator(Decimal)],
+            e: float,
+            f: bool,
+        ):
+            pass
+
+    assert [param.name for param in Walked._handlers["mixed"]._fields[2]] == ["d", "e"]

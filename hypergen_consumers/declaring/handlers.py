@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar, overload
 
+from annotated_types import BaseMetadata, GroupedMetadata
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from hypergen_consumers.connection.handler_rates import Rate
 from hypergen_consumers.wire.finite import non_finite_errors
@@ -126,6 +128,19 @@ class HandlerArgumentsInvalid(Exception):
 _NEVER_NON_FINITE = (int, str, bool, bytes)
 
 
+def _never_non_finite(field: FieldInfo) -> bool:
+    """Whether a field's validated value can never hold NaN or infinity: annotated exactly
+    ``int``, ``str``, ``bool`` or ``bytes`` with nothing in ``Annotated[...]`` but constraints
+    (``Field(gt=0)``, ``max_length``). A validator of the project's own may return anything:
+    ``Annotated[str, AfterValidator(Decimal)]`` (money read from a string) turns a client's
+    ``"NaN"`` into ``Decimal('NaN')``, and so may any type with its own pydantic schema."""
+    return field.annotation in _NEVER_NON_FINITE and all(
+        item is None
+        or (isinstance(item, (BaseMetadata, GroupedMetadata)) and not hasattr(item, "__get_pydantic_core_schema__"))
+        for item in field.metadata
+    )
+
+
 @dataclass(frozen=True)
 class _Param:
     name: str
@@ -197,12 +212,12 @@ class HandlerSpec:
     def _fields(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[_Param, ...]]:
         """The model's fields passed by position; ``(parameter, field)`` of those passed by
         keyword; the parameters whose validated value could hold NaN or infinity (all but
-        those annotated exactly ``int``, ``str``, ``bool`` or ``bytes``)."""
+        those annotated exactly ``int``, ``str``, ``bool`` or ``bytes``, see ``_never_non_finite``)."""
         fields = self.model.model_fields
         return (
             tuple(p.field for p in self.params if not p.keyword_only),
             tuple((p.name, p.field) for p in self.params if p.keyword_only),
-            tuple(p for p in self.params if fields[p.field].annotation not in _NEVER_NON_FINITE),
+            tuple(p for p in self.params if not _never_non_finite(fields[p.field])),
         )
 
 
