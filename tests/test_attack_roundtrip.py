@@ -309,3 +309,21 @@ def test_only_parameters_a_validator_could_make_non_finite_are_walked():
             pass
 
     assert [param.name for param in Walked._handlers["mixed"]._fields[2]] == ["d", "e"]
+
+
+def test_a_method_patched_onto_hypergens_context_or_pyrsistents_map_later_is_still_found(monkeypatch):
+    """The context and the rendering state answer their keys before a failed lookup now; a name
+    that is no key must still be looked up as before, also one the class got after import."""
+    from hypergen.context import Context, context
+    from pyrsistent import PMap
+
+    from hypergen_consumers._compat.pmap import fast_pmap
+
+    monkeypatch.setattr(Context, "helper", lambda self: "context's", raising=False)
+    monkeypatch.setattr(PMap, "helper", lambda self: "map's", raising=False)
+    with context(key=1):
+        assert (context.helper(), context.key) == ("context's", 1)
+        with pytest.raises(AttributeError, match="No such attribute: missing"):
+            context.missing  # noqa: B018
+    state = fast_pmap({"commands": [1]})
+    assert (state.helper(), state.commands, getattr(state, "missing", None)) == ("map's", [1], None)

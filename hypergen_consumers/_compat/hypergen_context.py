@@ -65,14 +65,16 @@ class ContextVarContext(Context):  # type: ignore[misc]  # hypergen ships no typ
         hypergen reads ``context.hypergen`` many times per element it renders. Through
         ``threading.local``'s own lookup, which found nothing on the object and fell back to
         ``__getattr__``, each read cost six times as much. The class's own names (methods,
-        ``ctx``, dunders) are looked up as before, first, as they were.
+        ``ctx``, dunders) are looked up as before, first, as they were; a name that is no key
+        is looked up as before too (a method patched onto hypergen's ``Context`` after this
+        module read the class's names).
         """
         if key in _CLASS_NAMES or key.startswith("__"):
             return super().__getattribute__(key)
         try:
             return HYPERGEN_CONTEXT.get()[key]
         except KeyError:
-            raise AttributeError("No such attribute: " + key) from None
+            return super().__getattribute__(key)  # AttributeError, then __getattr__'s, if it is none.
 
     def __getattr__(self, key: str) -> Any:
         try:

@@ -55,13 +55,14 @@ class _DictBackedPMap(PMap):  # type: ignore[type-arg]
     def __getattribute__(self, key: str) -> Any:
         """``state.commands`` and the other keys, read from the dict at once: PMap's own
         names (its methods, slots, dunders) first, as they were; then the map's keys (pyrsistent
-        answers those in ``__getattr__``, after a full failed lookup: several times dearer)."""
+        answers those in ``__getattr__``, after a full failed lookup: several times dearer); a
+        name that is no key as before (a method patched onto ``PMap`` later)."""
         if key in _PMAP_NAMES or key.startswith("__"):
             return object.__getattribute__(self, key)
         try:
             return _dict_of(self)[key]
         except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no attribute {key!r}") from None
+            return object.__getattribute__(self, key)  # AttributeError, then __getattr__'s, if it is none.
 
     def __getattr__(self, key: str) -> Any:
         try:
