@@ -288,7 +288,9 @@ async def test_a_str_or_int_parameter_whose_own_validator_makes_it_non_finite_is
         assert await client.call("price", "1.50") == [["amount", "1.50"]]
 
 
-def test_only_parameters_a_validator_could_make_non_finite_are_walked():
+def test_only_plain_int_str_bool_bytes_parameters_skip_the_non_finite_walk():
+    """Anything in ``Annotated[...]`` or ``Field(...)`` is walked: a validator may make NaN, and
+    a plain constraint's walk is short."""
     from pydantic import Field, constr
 
     class Walked(HypergenConsumer):
@@ -308,7 +310,7 @@ def test_only_parameters_a_validator_could_make_non_finite_are_walked():
         ):
             pass
 
-    assert [param.name for param in Walked._handlers["mixed"]._fields[2]] == ["d", "e"]
+    assert [param.name for param in Walked._handlers["mixed"]._fields[2]] == ["b", "c", "d", "e"]
 
 
 def test_a_method_patched_onto_hypergens_context_or_pyrsistents_map_later_is_still_found(monkeypatch):
