@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from channels.db import DatabaseSyncToAsync
 from django.core.exceptions import ImproperlyConfigured
 
 from hypergen_consumers import conf
+from hypergen_consumers.connection.resumed import Resumed
 
 __all__ = [
     "SerialLane",
@@ -160,7 +161,7 @@ class SerialLane:
                 first = awaitable.send(None)
             except StopIteration as finished:
                 return finished.value  # type: ignore[no-any-return]
-            rest = _Resumed(awaitable, first)
+            rest = Resumed(awaitable, first)
         else:  # Another awaitable (a hook returning a future): awaited whole, under the timeout.
             rest = awaitable
         if timeout is None:
@@ -238,38 +239,6 @@ def _close(awaitable: Awaitable[Any]) -> None:
     close = getattr(awaitable, "close", None)
     if close is not None:
         close()  # A coroutine that will never be awaited: no "never awaited" warning.
-
-
-class _Resumed:
-    """The rest of a coroutine whose first step already ran and yielded ``first``: awaiting
-    this carries on exactly as awaiting the coroutine would have (what ``yield from`` does)."""
-
-    __slots__ = ("coroutine", "first")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], first: Any) -> None:
-        self.coroutine = coroutine
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine, value = self.coroutine, self.first
-        while True:
-            thrown: BaseException | None = None
-            sent: Any = None
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as exc:  # Thrown in (a cancellation): the coroutine handles it.
-                thrown = exc
-            # Thrown outside the except block, so the handler does not see it as the exception
-            # being handled (sys.exc_info(), the __context__ of what it raises next).
-            try:
-                value = coroutine.send(sent) if thrown is None else coroutine.throw(thrown)
-            except StopIteration as finished:
-                return finished.value
-            finally:
-                thrown = None
 
 
 def _report_late(what: str, started: float) -> Callable[[asyncio.Future[Any]], None]:

@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
+
+from hypergen_consumers.connection.resumed import Resumed
 
 __all__ = ["dispatch_from"]
 
 
 async def dispatch_from(
-    sources: Sequence[Callable[[], Awaitable[Any]]], dispatch: Callable[[Any], Awaitable[None]]
+    sources: Sequence[Callable[[], Awaitable[Any]]], dispatch: Callable[[Any], Coroutine[Any, Any, None]]
 ) -> None:
     """Await every source at once; ``dispatch`` each message in the order they arrive, one at a
     time, and await that source again. Ends when a source or ``dispatch`` raises (or the
@@ -79,7 +81,7 @@ async def dispatch_from(
                     end(failure)
                     return
                 try:
-                    await _InContext(dispatch(message), shared)
+                    await Resumed(dispatch(message), context=shared)
                 except BaseException as exc:
                     if closing or ended.done():  # The caller was cancelled meanwhile: raised to it below.
                         raise
@@ -106,34 +108,3 @@ async def dispatch_from(
                     raised = exc
         if raised is not None:
             raise raised
-
-
-class _InContext:
-    """Awaiting this runs each step of ``awaitable`` inside ``context`` (entered for the step,
-    left after it), in the awaiting task: as if that task's own context were ``context``."""
-
-    __slots__ = ("awaitable", "context")
-
-    def __init__(self, awaitable: Awaitable[None], context: contextvars.Context) -> None:
-        self.awaitable = awaitable
-        self.context = context
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        run = self.context.run
-        steps = self.awaitable.__await__()
-        sent: Any = None
-        thrown: BaseException | None = None
-        while True:
-            try:
-                waited = run(steps.send, sent) if thrown is None else run(steps.throw, thrown)
-            except StopIteration:
-                return
-            finally:
-                thrown = None
-            try:
-                sent = yield waited
-            except GeneratorExit:
-                steps.close()
-                raise
-            except BaseException as exc:  # Thrown in (a cancellation): the awaitable handles it.
-                sent, thrown = None, exc

@@ -48,6 +48,7 @@ import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from hypergen_consumers.connection.resumed import Resumed
 from hypergen_consumers.connection.send_lock import SendLock
 from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.backend import backend_for
@@ -171,37 +172,12 @@ def _write_now(member: Any, turn: Turn, message: dict[str, Any], texts: dict[int
         turn.off = True
         logger.debug("%s: a direct send failed (%s); its own task takes its frames", type(member).__name__, exc)
         return False
-    turn.writing = task = asyncio.get_running_loop().create_task(_finish(_Resumed(sending, waited)))
+    turn.writing = task = asyncio.get_running_loop().create_task(_finish(Resumed(sending, waited)))
     task.add_done_callback(partial(_written, turn))
     return True
 
 
-class _Resumed:
-    """A coroutine that was run up to its first wait, run on from there (by awaiting this)."""
-
-    __slots__ = ("coroutine", "waited")
-
-    def __init__(self, coroutine: Any, waited: Any) -> None:
-        self.coroutine, self.waited = coroutine, waited
-
-    def __await__(self) -> Any:
-        coroutine, waited = self.coroutine, self.waited
-        while True:
-            try:
-                sent = yield waited
-            except BaseException as exc:
-                try:
-                    waited = coroutine.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waited = coroutine.send(sent)
-                except StopIteration:
-                    return
-
-
-async def _finish(resumed: _Resumed) -> None:
+async def _finish(resumed: Resumed) -> None:
     try:
         await resumed
     except Exception as exc:
