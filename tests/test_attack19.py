@@ -391,6 +391,7 @@ async def test_a_page_waiting_for_a_catch_up_slot_gets_missed_then_live_frames_i
 # --- 7. a Redis restart at 1,000 presence connections ---------------------------------------
 
 
+@pytest.mark.soak  # Not in the version matrix: noxfile.py says why.
 async def test_a_redis_restart_at_a_thousand_presence_connections_restores_every_entry_without_spinning():
     """1,000 pages, each alone in its own on_presence room, on one daphne over the defaults.
     Redis restarts empty (2 s down). Within 20 s every page is present in Redis again, and the

@@ -160,6 +160,7 @@ async def test_after_a_redis_restart_a_process_hears_other_processes_joins_again
                     await until_present(on_a, [a, b], timeout=10)
 
 
+@pytest.mark.soak  # Not in the version matrix: noxfile.py says why.
 async def test_quiet_rooms_cost_redis_a_few_commands_per_heartbeat_however_many_there_are():
     """200 one-member rooms, nobody coming or going: each heartbeat reads the set of processes
     and the rooms' versions in one read each, not every room (before: about 5 commands per

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from tests.servers import daphne, read_log, redis_server, restartable_redis
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.soak]  # Not in the version matrix: noxfile.py says why.
 
 CONNECTIONS = 1000
 OUTAGE_LOG = "channel layer receive failed"
