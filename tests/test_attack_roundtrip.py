@@ -4,6 +4,7 @@ code, could break now that a connection's messages are dispatched by one pump ta
 
 import asyncio
 import contextvars
+import logging
 from decimal import Decimal
 from typing import Annotated
 
@@ -295,6 +296,63 @@ async def test_a_str_or_int_parameter_whose_own_validator_makes_it_non_finite_is
         error = await client.expect_error("validation_error")
         assert [entry["type"] for entry in error["errors"]] == ["finite_number"]
         assert await client.call("price", "1.50") == [["amount", "1.50"]]
+
+
+def to_quantity(value: object) -> int:
+    """A validator with a bug: ``int(None)`` raises TypeError, which pydantic passes on."""
+    return int(value)  # type: ignore[call-overload]
+
+
+def define_buggy_validators():
+    class Buggy(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/buggy-validators/"
+
+        @handler(broadcast=False)
+        async def price(self, request, amount: Annotated[str, AfterValidator(to_decimal)]):
+            command("amount", str(amount))
+
+        @handler(broadcast=False)
+        async def order(self, request, quantity: Annotated[object, PlainValidator(to_quantity)]):
+            command("quantity", quantity)
+
+    return Buggy
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "raised"), [("price", "abc", "InvalidOperation"), ("order", None, "TypeError")]
+)
+async def test_a_validator_that_raises_what_pydantic_does_not_catch_answers_handler_error_and_the_socket_lives(
+    name, value, raised, caplog
+):
+    """pydantic turns only ValueError and AssertionError into validation errors; ``Decimal("abc")``
+    raises InvalidOperation and ``int(None)`` TypeError, straight through. A client sending
+    such input gets ``handler_error`` (the project's validator failed, as if its handler had),
+    the log says what to raise instead, and the sender's connection and every other stay up."""
+    Buggy = define_buggy_validators()
+    async with ConsumerClient(Buggy) as sender, ConsumerClient(Buggy) as bystander:
+        with caplog.at_level(logging.ERROR, logger="hypergen_consumers"):
+            for _ in range(3):
+                await sender.send(name, value)
+                error = await sender.expect_error("handler_error")
+                assert raised in error["message"]
+        assert any("a validator must raise ValueError" in record.getMessage() for record in caplog.records)
+        assert await sender.call("price", "1.50") == [["amount", "1.50"]]
+        assert await sender.call("order", "2") == [["quantity", 2]]
+        assert await bystander.call("price", "2.25") == [["amount", "2.25"]]
+
+
+async def test_a_group_send_whose_arguments_break_a_validator_ends_no_members_connection():
+    """The neighbour: the same bug reached through ``group_send`` runs in every member's
+    connection at once. Each member is told ``handler_error`` and keeps its connection."""
+    Buggy = define_buggy_validators()
+    async with ConsumerClient(Buggy) as first, ConsumerClient(Buggy) as second:
+        await agroup_send(Buggy.group_name(), "order", None)
+        for member in (first, second):
+            assert "TypeError" in (await member.expect_error("handler_error"))["message"]
+        await agroup_send(Buggy.group_name(), "order", "3")
+        assert await first.receive() == [["quantity", 3]]
+        assert await second.receive() == [["quantity", 3]]
 
 
 def test_only_plain_int_str_bool_bytes_parameters_skip_the_non_finite_walk():

@@ -218,6 +218,23 @@ class PipelineMixin(ConnectionState):
             raise Rejected(
                 VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.{hint}", errors=exc.errors
             ) from None
+        except Exception as exc:
+            # A validator of the project's own raised what pydantic does not turn into a
+            # validation error (only ValueError and AssertionError): a bug in that validator,
+            # answered like one in the handler, not an end of the sender's connection.
+            mistakes.exception(
+                cls.__name__,
+                str(HANDLER_ERROR),
+                f"{spec.name}'s argument validation raised {type(exc).__name__}: a validator must raise ValueError "
+                f"(or AssertionError) for pydantic to answer validation_error",
+            )
+            extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
+            raise Rejected(
+                HANDLER_ERROR,
+                f"{cls.__name__}.{spec.name} failed validating its arguments: {type(exc).__name__}.",
+                log=False,
+                **extra,
+            ) from None
         renderer = renderer_for(cls, spec.target_id, cls.user_plugins)
         matched = self.matched_perms if matched_perms is None else matched_perms
         positional = [self, self.request, *call_args]
