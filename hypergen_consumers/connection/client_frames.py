@@ -77,6 +77,9 @@ class ClientFramesMixin(PipelineMixin):
             await self._handle_content(content)
 
     async def _handle_content(self, content: Any) -> None:
+        """``receive_json``'s body, without its rejections handler: the direct way in (a class
+        that overrides none of Channels' receive methods) calls it from ``websocket_receive``,
+        whose own handler already answers a :class:`Rejected`, so a frame pays for one, not two."""
         if not (
             isinstance(content, dict)
             and isinstance(content.get("args"), list)

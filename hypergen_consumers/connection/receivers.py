@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from hypergen_consumers.connection.resumed import Resumed
+from hypergen_consumers.connection.fair_lock import FairLock
 
 __all__ = ["dispatch_from"]
 
@@ -50,7 +51,7 @@ async def dispatch_from(
     dispatched.
     """
     loop = asyncio.get_running_loop()
-    turn = asyncio.Lock()
+    turn = FairLock()  # asyncio.Lock's order, without its three coroutines when the turn is free.
     ended: asyncio.Future[None] = loop.create_future()
     closing = False
 
@@ -74,7 +75,9 @@ async def dispatch_from(
                 failure = asyncio.CancelledError()  # The source's own, not the loop ending: it ends it.
             except BaseException as exc:
                 failure = exc
-            async with turn:
+            if not turn.take_now():
+                await turn.take()
+            try:
                 if ended.done():
                     return
                 if failure is not None:
@@ -87,6 +90,8 @@ async def dispatch_from(
                         raise
                     end(exc)
                     return
+            finally:
+                turn.give()
             await asyncio.sleep(0)  # The loop's other tasks first (see the module docstring).
 
     shared = contextvars.copy_context()

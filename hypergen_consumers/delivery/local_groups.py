@@ -49,7 +49,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hypergen_consumers.connection.resumed import Resumed
-from hypergen_consumers.connection.send_lock import SendLock
+from hypergen_consumers.connection.fair_lock import FairLock
 from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
@@ -80,7 +80,7 @@ class Turn:
         self.queued = 0
         #: Held by each send of the socket, from any task (``sending``): while one waits for
         #: the socket, the next waits for it, and no tap writes.
-        self.lock = SendLock()
+        self.lock = FairLock()
         #: The inbox message the member's task took and has not finished handling.
         self.taken: dict[str, Any] | None = None
         #: A direct write the server made wait, finishing in this task (it holds ``lock``).

@@ -1,11 +1,16 @@
-"""One send of a socket at a time, from any task, in the order they asked.
+"""One holder at a time, from any task, in the order they asked; taken at once when free.
 
-A connection's frames go out from its own task, from a presence render's task and from a
-group's tap (``delivery.local_groups``); uvicorn's websockets lets a send wait for a full
-buffer, and the next must wait behind it so the frames keep their order. That is
-``asyncio.Lock``'s behaviour, and :class:`SendLock` has it, with one difference: a free lock
-is taken without an await (``take_now``). Every frame out takes it, and ``async with
-asyncio.Lock()`` costs three coroutines a frame even when nobody else wants it.
+Two things of a connection need that and take it on every message, so its cost counts:
+
+- its sends: frames go out from the connection's own task, from a presence render's task and
+  from a group's tap (``delivery.local_groups``); uvicorn's websockets lets a send wait for a
+  full buffer, and the next must wait behind it so the frames keep their order;
+- its dispatches: each source's pump (``connection.receivers``) handles one message at a time,
+  in the order they arrived.
+
+That is ``asyncio.Lock``'s behaviour, and :class:`FairLock` has it, with one difference: a free
+lock is taken without an await (``take_now``). ``async with asyncio.Lock()`` costs three
+coroutines even when nobody else wants it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-__all__ = ["SendLock"]
+__all__ = ["FairLock"]
 
 
-class SendLock:
+class FairLock:
     """``asyncio.Lock``'s fairness (first come, first served), taken at once when free."""
 
     __slots__ = ("_held", "_waiters")

@@ -1,4 +1,5 @@
-"""A socket's send lock: one send at a time, first come first served, free taken without an await."""
+"""A connection's lock for its sends and its dispatches: one at a time, first come first served,
+free taken without an await."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import asyncio
 
 import pytest
 
-from hypergen_consumers.connection.send_lock import SendLock
+from hypergen_consumers.connection.fair_lock import FairLock
 
 
 async def test_sends_take_turns_in_the_order_they_asked():
-    lock, order = SendLock(), []
+    lock, order = FairLock(), []
     assert lock.take_now() and lock.locked()
 
     async def send(name: str) -> None:
@@ -31,7 +32,7 @@ async def test_sends_take_turns_in_the_order_they_asked():
 
 
 async def test_a_waiter_cancelled_as_the_lock_is_handed_to_it_passes_it_on():
-    lock = SendLock()
+    lock = FairLock()
     assert lock.take_now()
     first = asyncio.ensure_future(lock.take())
     second = asyncio.ensure_future(lock.take())
@@ -47,7 +48,7 @@ async def test_a_waiter_cancelled_as_the_lock_is_handed_to_it_passes_it_on():
 
 
 async def test_a_waiter_cancelled_while_waiting_leaves_the_queue():
-    lock = SendLock()
+    lock = FairLock()
     assert lock.take_now()
     waiting = asyncio.ensure_future(lock.take())
     await asyncio.sleep(0)
