@@ -396,3 +396,127 @@ def test_a_method_patched_onto_hypergens_context_or_pyrsistents_map_later_is_sti
             context.missing  # noqa: B018
     state = fast_pmap({"commands": [1]})
     assert (state.helper(), state.commands, getattr(state, "missing", None)) == ("map's", [1], None)
+
+
+def cancels(value: object) -> object:
+    """A validator that raises asyncio's CancelledError itself (a BaseException since Python 3.8)."""
+    raise asyncio.CancelledError()
+
+
+async def test_a_cancelled_error_raised_by_a_validator_answers_handler_error_and_the_socket_lives():
+    """Binding the arguments awaits nothing, so no cancellation of the connection's task can
+    arrive inside it: a CancelledError from there is the validator's own. Let through, the pump
+    took it for the loop's end and the connection closed with nothing said."""
+
+    class Cancels(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/cancels/"
+
+        @handler(broadcast=False)
+        async def order(self, request, quantity: Annotated[object, PlainValidator(cancels)]):
+            command("quantity", quantity)
+
+        @handler(broadcast=False)
+        async def ping(self, request):
+            command("pong")
+
+    async with ConsumerClient(Cancels) as client:
+        await client.send("order", 1)
+        assert "CancelledError" in (await client.expect_error("handler_error"))["message"]
+        assert await client.call("ping") == [["pong"]]
+
+
+def refuses(value: object) -> object:
+    raise TypeError(f"no {value!r}")
+
+
+async def test_a_url_kwarg_that_breaks_a_validator_answers_handler_error_for_on_connect_and_each_handler():
+    """URL kwargs are bound on every run, hooks too: a validator that raises TypeError for one
+    fails ``on_connect`` (no client arguments) and each handler taking it, counted as
+    ``handler_error``; the connection and its other handlers stay."""
+    from prometheus_client import REGISTRY
+
+    class ByRoom(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/by-room/<slug:room>/"
+
+        def on_connect(self, request, room: Annotated[str, PlainValidator(refuses)]):
+            command("room", room)
+
+        @handler(broadcast=False)
+        async def where(self, request, room: Annotated[str, PlainValidator(refuses)]):
+            command("room", room)
+
+        @handler(broadcast=False)
+        async def ping(self, request):
+            command("pong")
+
+    async with ConsumerClient(ByRoom, room="lobby") as client:
+        assert "on_connect" in (await client.expect_error("handler_error"))["message"]
+        await client.send("where")
+        assert "TypeError" in (await client.expect_error("handler_error"))["message"]
+        assert await client.call("ping") == [["pong"]]
+    labels = {"consumer": "ByRoom", "handler": "where", "outcome": "handler_error"}
+    assert REGISTRY.get_sample_value("hypergen_consumers_frames_total", labels) == 1
+
+
+async def test_a_flood_of_frames_that_break_a_validator_stays_within_the_log_budget(caplog):
+    """Each such frame logs a traceback; a hostile client sending hundreds of them gets as many
+    ``handler_error`` frames and writes no more lines than the process's mistake budget."""
+    from hypergen_consumers.wire.mistake_log import mistakes
+
+    Buggy = define_buggy_validators()
+    mistakes.reset()
+    async with ConsumerClient(Buggy) as flooder, ConsumerClient(Buggy) as bystander:
+        with caplog.at_level(logging.WARNING, logger="hypergen_consumers"):
+            for _ in range(300):
+                await flooder.send("order", None)
+            for _ in range(300):
+                await flooder.expect_error("handler_error")
+        assert len(caplog.records) <= mistakes.lines + 1  # The budget, and the count of the rest.
+        assert await bystander.call("order", "2") == [["quantity", 2]]
+    mistakes.reset()
+
+
+async def test_a_connection_closed_while_three_sources_hold_messages_ends_cleanly_and_ran_one_at_a_time():
+    """Client frames, ``group_send`` runs and layer events queue up while a handler waits; the
+    page then goes. The pumps waiting for their turn are cancelled there, and none of the
+    connection's dispatches ever overlapped."""
+    running, overlapped, connections = [0], [], []
+
+    class Busy(HypergenConsumer):
+        perm = NO_PERM_REQUIRED
+        path = "attack/busy/"
+
+        async def connect(self):
+            connections.append(self)
+            await self.accept()
+
+        async def enter(self, what):
+            running[0] += 1
+            if running[0] > 1:
+                overlapped.append(what)
+            try:
+                await asyncio.sleep(0.001)
+            finally:
+                running[0] -= 1
+
+        @handler(broadcast=False)
+        async def work(self, request, n: int):
+            await self.enter(("frame", n))
+            command("n", n)
+
+        async def attack_work(self, event):
+            await self.enter(("event", event["n"]))
+
+    client = ConsumerClient(Busy)
+    await client.connect()
+    layer = get_channel_layer()
+    for n in range(20):
+        await client.send("work", n)
+        await agroup_send(Busy.group_name(), "work", 100 + n)
+        await layer.send(connections[0].channel_name, {"type": "attack.work", "n": n})
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(client.close(), 5)
+    await asyncio.wait_for(client.communicator.wait(), 5)
+    assert not overlapped

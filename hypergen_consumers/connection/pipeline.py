@@ -12,6 +12,7 @@ connection, so a connection's handlers run in order and its replies keep that or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from contextvars import ContextVar
@@ -218,10 +219,12 @@ class PipelineMixin(ConnectionState):
             raise Rejected(
                 VALIDATION_ERROR, f"Invalid arguments for {cls.__name__}.{spec.name}.{hint}", errors=exc.errors
             ) from None
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             # A validator of the project's own raised what pydantic does not turn into a
             # validation error (only ValueError and AssertionError): a bug in that validator,
-            # answered like one in the handler, not an end of the sender's connection.
+            # answered like one in the handler, not an end of the sender's connection. Binding
+            # awaits nothing, so no cancellation of this task arrives inside it: a CancelledError
+            # from there is a validator's own, and let through the pump takes it for the loop's end.
             mistakes.exception(
                 cls.__name__,
                 str(HANDLER_ERROR),
