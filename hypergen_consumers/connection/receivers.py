@@ -33,8 +33,8 @@ import contextvars
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from hypergen_consumers.connection.resumed import Resumed
 from hypergen_consumers.connection.fair_lock import FairLock
+from hypergen_consumers.connection.resumed import Resumed
 
 __all__ = ["dispatch_from"]
 

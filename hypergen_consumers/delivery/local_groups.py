@@ -48,8 +48,8 @@ import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from hypergen_consumers.connection.resumed import Resumed
 from hypergen_consumers.connection.fair_lock import FairLock
+from hypergen_consumers.connection.resumed import Resumed
 from hypergen_consumers.delivery.streams import positions_frame, with_position
 from hypergen_consumers.layers.backend import backend_for
 from hypergen_consumers.layers.calls import FRAME_EVENT, RUN_EVENT, retried
