@@ -200,7 +200,9 @@ def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_pa
     page.evaluate(
         """url => {
         window.denied = [];
+        window.closes = [];  // Every end of a socket, with its code: what a failure below reports.
         window.addEventListener("hypergen:websocket:denied", e => window.denied.push({url: e.detail.url, code: e.detail.code}));
+        window.addEventListener("hypergen:websocket:close", e => window.closes.push(e.detail));
         hypergen.websocket.open(url);
         window.refused = hypergen.websocket.WEBSOCKETS[url];
         window.refused.send(JSON.stringify({args: ["announce", "intruder"], meta: {}}));  // Sent by an anonymous page.
@@ -218,9 +220,9 @@ def test_a_refused_socket_is_final_fires_denied_and_runs_nothing(server, open_pa
     expect(page.locator("html")).not_to_have_class(re.compile("hypergen-websocket-offline"))
     send_chat(page, "the page still works", author="ann")  # A round trip: time enough for a retry to show.
     expect(page.locator("#messages li")).to_have_text(["ann: the page still works"])
-    assert [url.split("?")[0] for url in opened] == [
-        staff_url
-    ]  # One attempt, never retried (query: client.js's socket id).
+    # One attempt, never retried (query: client.js's socket id). CI saw two once (not reproduced
+    # since): the ends of the sockets say with which close code the first one ended.
+    assert [url.split("?")[0] for url in opened] == [staff_url], page.evaluate("window.closes")
     assert warnings == [f"hypergen_consumers: {staff_url} was refused (close code 4403); dropped 1 queued message(s)."]
 
     staff = open_page(f"{server}/staff/", wait_open=False)  # The intruder's announcement never ran.
