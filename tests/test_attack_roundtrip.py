@@ -268,6 +268,11 @@ def to_float(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+def to_quantity(value: object) -> int:
+    """A validator with a bug: ``int(None)`` raises TypeError, which pydantic passes on."""
+    return int(value)  # type: ignore[call-overload]
+
+
 def define_typed():
     class Typed(HypergenConsumer):
         perm = NO_PERM_REQUIRED
@@ -280,6 +285,10 @@ def define_typed():
         @handler(broadcast=False)
         async def ratio(self, request, value: Annotated[int, PlainValidator(to_float)]):
             command("ratio", str(value))
+
+        @handler(broadcast=False)
+        async def order(self, request, quantity: Annotated[object, PlainValidator(to_quantity)]):
+            command("quantity", quantity)
 
     return Typed
 
@@ -298,27 +307,6 @@ async def test_a_str_or_int_parameter_whose_own_validator_makes_it_non_finite_is
         assert await client.call("price", "1.50") == [["amount", "1.50"]]
 
 
-def to_quantity(value: object) -> int:
-    """A validator with a bug: ``int(None)`` raises TypeError, which pydantic passes on."""
-    return int(value)  # type: ignore[call-overload]
-
-
-def define_buggy_validators():
-    class Buggy(HypergenConsumer):
-        perm = NO_PERM_REQUIRED
-        path = "attack/buggy-validators/"
-
-        @handler(broadcast=False)
-        async def price(self, request, amount: Annotated[str, AfterValidator(to_decimal)]):
-            command("amount", str(amount))
-
-        @handler(broadcast=False)
-        async def order(self, request, quantity: Annotated[object, PlainValidator(to_quantity)]):
-            command("quantity", quantity)
-
-    return Buggy
-
-
 @pytest.mark.parametrize(
     ("name", "value", "raised"), [("price", "abc", "InvalidOperation"), ("order", None, "TypeError")]
 )
@@ -329,8 +317,8 @@ async def test_a_validator_that_raises_what_pydantic_does_not_catch_answers_hand
     raises InvalidOperation and ``int(None)`` TypeError, straight through. A client sending
     such input gets ``handler_error`` (the project's validator failed, as if its handler had),
     the log says what to raise instead, and the sender's connection and every other stay up."""
-    Buggy = define_buggy_validators()
-    async with ConsumerClient(Buggy) as sender, ConsumerClient(Buggy) as bystander:
+    Typed = define_typed()
+    async with ConsumerClient(Typed) as sender, ConsumerClient(Typed) as bystander:
         with caplog.at_level(logging.ERROR, logger="hypergen_consumers"):
             for _ in range(3):
                 await sender.send(name, value)
@@ -345,12 +333,12 @@ async def test_a_validator_that_raises_what_pydantic_does_not_catch_answers_hand
 async def test_a_group_send_whose_arguments_break_a_validator_ends_no_members_connection():
     """The neighbour: the same bug reached through ``group_send`` runs in every member's
     connection at once. Each member is told ``handler_error`` and keeps its connection."""
-    Buggy = define_buggy_validators()
-    async with ConsumerClient(Buggy) as first, ConsumerClient(Buggy) as second:
-        await agroup_send(Buggy.group_name(), "order", None)
+    Typed = define_typed()
+    async with ConsumerClient(Typed) as first, ConsumerClient(Typed) as second:
+        await agroup_send(Typed.group_name(), "order", None)
         for member in (first, second):
             assert "TypeError" in (await member.expect_error("handler_error"))["message"]
-        await agroup_send(Buggy.group_name(), "order", "3")
+        await agroup_send(Typed.group_name(), "order", "3")
         assert await first.receive() == [["quantity", 3]]
         assert await second.receive() == [["quantity", 3]]
 
@@ -465,9 +453,9 @@ async def test_a_flood_of_frames_that_break_a_validator_stays_within_the_log_bud
     ``handler_error`` frames and writes no more lines than the process's mistake budget."""
     from hypergen_consumers.wire.mistake_log import mistakes
 
-    Buggy = define_buggy_validators()
+    Typed = define_typed()
     mistakes.reset()
-    async with ConsumerClient(Buggy) as flooder, ConsumerClient(Buggy) as bystander:
+    async with ConsumerClient(Typed) as flooder, ConsumerClient(Typed) as bystander:
         with caplog.at_level(logging.WARNING, logger="hypergen_consumers"):
             for _ in range(300):
                 await flooder.send("order", None)
