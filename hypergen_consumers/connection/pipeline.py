@@ -225,18 +225,11 @@ class PipelineMixin(ConnectionState):
             # answered like one in the handler, not an end of the sender's connection. Binding
             # awaits nothing, so no cancellation of this task arrives inside it: a CancelledError
             # from there is a validator's own, and let through the pump takes it for the loop's end.
-            mistakes.exception(
+            raise _handler_error(
                 cls.__name__,
-                str(HANDLER_ERROR),
                 f"{spec.name}'s argument validation raised {type(exc).__name__}: a validator must raise ValueError "
                 f"(or AssertionError) for pydantic to answer validation_error",
-            )
-            extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
-            raise Rejected(
-                HANDLER_ERROR,
                 f"{cls.__name__}.{spec.name} failed validating its arguments: {type(exc).__name__}.",
-                log=False,
-                **extra,
             ) from None
         renderer = renderer_for(cls, spec.target_id, cls.user_plugins)
         matched = self.matched_perms if matched_perms is None else matched_perms
@@ -256,10 +249,10 @@ class PipelineMixin(ConnectionState):
         except HandlerTimedOut as exc:
             raise Rejected(HANDLER_TIMEOUT, f"{exc} (its timeout; set timeout on the class or @handler).") from None
         except Exception as exc:
-            mistakes.exception(cls.__name__, str(HANDLER_ERROR), f"{spec.name} raised {type(exc).__name__}")
-            extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
-            raise Rejected(
-                HANDLER_ERROR, f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.", log=False, **extra
+            raise _handler_error(
+                cls.__name__,
+                f"{spec.name} raised {type(exc).__name__}",
+                f"{cls.__name__}.{spec.name} failed: {type(exc).__name__}.",
             ) from None
         finally:
             beating.stop()
@@ -320,3 +313,12 @@ class PipelineMixin(ConnectionState):
     @classmethod
     async def encode_json(cls, content: Any) -> str:
         return encode(content)
+
+
+def _handler_error(owner: str, logged: str, told: str) -> Rejected:
+    """``handler_error`` for the exception being handled: the log line (with its traceback,
+    within the mistake budget) says what failed, the sender is told ``told`` (the traceback
+    too under DEBUG)."""
+    mistakes.exception(owner, str(HANDLER_ERROR), logged)
+    extra = {"traceback": traceback.format_exc()} if settings.DEBUG else {}
+    return Rejected(HANDLER_ERROR, told, log=False, **extra)
